@@ -1,0 +1,1058 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "yamltree.h"
+
+#define DEFAULT_TRUST_ANCHOR "/usr/share/dns/root.key"
+
+/* Where loading stands: the file being read and where to collect problems. */
+struct loader {
+	struct diag *d;
+	const char *file;
+	char *dir; /* for relative paths */
+	struct config *conf;
+	struct vm *vm;
+};
+
+typedef void (*key_fn)(struct loader *L, const struct ynode *v, void *obj);
+
+/* One key of a mapping: its name, the node type it takes, its handler. */
+struct keyspec {
+	const char *key;
+	enum ynode_type type;
+	key_fn fn;
+	bool required;
+};
+
+static void
+lerr(struct loader *L, const struct ynode *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+lerr(struct loader *L, const struct ynode *n, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	diag_add(L->d, L->file, n ? n->line : 1, n ? n->col : 1, "%s", msg);
+}
+
+static bool
+expect_type(struct loader *L, const struct ynode *n, enum ynode_type t,
+	const char *what)
+{
+	if (n->type == t)
+		return true;
+	lerr(L, n, "%s must be %s, not %s", what, ynode_type_name(t),
+		ynode_type_name(n->type));
+	return false;
+}
+
+/* Walk a mapping with a table of keys: unknown, duplicate and mistyped keys
+ * are errors, and so is a missing required key. */
+static void
+walk_map(struct loader *L, const struct ynode *map, const struct keyspec *ks,
+	void *obj, const char *what)
+{
+	bool seen[32] = {false};
+	size_t i, k;
+
+	if (!expect_type(L, map, YN_MAP, what))
+		return;
+	for (i = 0; i + 1 < map->n; i += 2) {
+		const struct ynode *key = map->items[i], *val = map->items[i + 1];
+
+		if (key->type != YN_SCALAR) {
+			lerr(L, key, "keys must be scalars");
+			continue;
+		}
+		for (k = 0; ks[k].key != NULL; k++)
+			if (strcmp(ks[k].key, key->value) == 0)
+				break;
+		if (ks[k].key == NULL) {
+			lerr(L, key, "unknown key '%s' in %s", key->value, what);
+			continue;
+		}
+		if (seen[k]) {
+			lerr(L, key, "duplicate key '%s'", key->value);
+			continue;
+		}
+		seen[k] = true;
+		if (!expect_type(L, val, ks[k].type, key->value))
+			continue;
+		ks[k].fn(L, val, obj);
+	}
+	for (k = 0; ks[k].key != NULL; k++)
+		if (ks[k].required && !seen[k])
+			lerr(L, map, "missing key '%s' in %s", ks[k].key, what);
+}
+
+static bool
+scalar_u32(struct loader *L, const struct ynode *n, uint32_t lo, uint32_t hi,
+	uint32_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!expect_type(L, n, YN_SCALAR, "value"))
+		return false;
+	errno = 0;
+	v = strtoull(n->value, &end, 10);
+	if (n->value[0] < '0' || n->value[0] > '9' || *end != '\0' ||
+	    errno != 0 || v < lo || v > hi) {
+		lerr(L, n, "expected a whole number from %u to %u, not '%s'",
+			lo, hi, n->value);
+		return false;
+	}
+	*out = (uint32_t)v;
+	return true;
+}
+
+static bool
+scalar_bool(struct loader *L, const struct ynode *n, bool *out)
+{
+	if (strcmp(n->value, "true") == 0 || strcmp(n->value, "yes") == 0)
+		*out = true;
+	else if (strcmp(n->value, "false") == 0 || strcmp(n->value, "no") == 0)
+		*out = false;
+	else {
+		lerr(L, n, "expected true or false, not '%s'", n->value);
+		return false;
+	}
+	return true;
+}
+
+static char *
+path_resolve(struct loader *L, const char *p)
+{
+	if (p[0] == '/')
+		return xstrdup(p);
+	return xasprintf("%s/%s", L->dir, p);
+}
+
+static bool
+check_readable(struct loader *L, const struct ynode *n, const char *path)
+{
+	if (access(path, R_OK) == 0)
+		return true;
+	lerr(L, n, "cannot read '%s': %s", path, strerror(errno));
+	return false;
+}
+
+/* ---- dnsfence.yaml -------------------------------------------------- */
+
+static int
+parse_listen(const char *s, struct listen_addr *la)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	const char *port = NULL, *end;
+	size_t alen;
+
+	la->port = 53;
+	if (s[0] == '[') {
+		end = strchr(s, ']');
+		if (end == NULL || (end[1] != '\0' && end[1] != ':'))
+			return -1;
+		alen = (size_t)(end - s - 1);
+		s++;
+		if (end[1] == ':')
+			port = end + 2;
+	} else {
+		end = strchr(s, ':');
+		/* More than one ':' is a bare IPv6 address. */
+		if (end != NULL && strchr(end + 1, ':') == NULL) {
+			alen = (size_t)(end - s);
+			port = end + 1;
+		} else
+			alen = strlen(s);
+	}
+	if (alen >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
+	if (policy_parse_addr(buf, &la->addr) < 0)
+		return -1;
+	if (port != NULL) {
+		struct portspec ps;
+		const char *err;
+		char tmp[16];
+
+		if (strlen(port) > 5)
+			return -1;
+		snprintf(tmp, sizeof(tmp), "udp/%s", port);
+		if (policy_parse_port(tmp, &ps, &err) < 0 || ps.lo != ps.hi)
+			return -1;
+		la->port = ps.lo;
+	}
+	return 0;
+}
+
+static void
+k_listen(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct config *c = obj;
+
+	if (v->n == 0)
+		lerr(L, v, "listen must name at least one address");
+	for (size_t i = 0; i < v->n; i++) {
+		const struct ynode *it = v->items[i];
+		struct listen_addr la;
+
+		if (!expect_type(L, it, YN_SCALAR, "a listen address"))
+			continue;
+		if (parse_listen(it->value, &la) < 0) {
+			lerr(L, it, "bad listen address '%s' (ADDR, ADDR:PORT "
+				    "or [V6ADDR]:PORT)", it->value);
+			continue;
+		}
+		*ARRAY_PUSH(c->listen, c->nlisten) = la;
+	}
+}
+
+static void
+k_policies(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct config *c = obj;
+
+	free(c->policies);
+	c->policies = path_resolve(L, v->value);
+}
+
+static void
+k_control(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct config *c = obj;
+
+	if (v->value[0] == '\0' || strlen(v->value) >= 108) {
+		lerr(L, v, "control socket path must be 1-107 bytes long");
+		return;
+	}
+	free(c->control);
+	c->control = path_resolve(L, v->value);
+	if (strlen(c->control) >= 108)
+		lerr(L, v, "control socket path must be 1-107 bytes long");
+}
+
+static bool
+nft_ident_ok(const char *s)
+{
+	size_t i;
+
+	if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+		return false;
+	for (i = 1; s[i]; i++)
+		if (!(s[i] == '_' || s[i] == '-' ||
+			    (s[i] >= '0' && s[i] <= '9') ||
+			    (s[i] >= 'a' && s[i] <= 'z') ||
+			    (s[i] >= 'A' && s[i] <= 'Z')))
+			return false;
+	return i < TABLE_NAME_MAX;
+}
+
+static void
+k_table(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct config *c = obj;
+
+	if (!nft_ident_ok(v->value)) {
+		lerr(L, v, "bad table name '%s' (a letter, then letters, digits,"
+			   " '_' or '-'; %d at most)", v->value,
+			TABLE_NAME_MAX - 1);
+		return;
+	}
+	free(c->table);
+	c->table = xstrdup(v->value);
+}
+
+static void
+k_log_drops(struct loader *L, const struct ynode *v, void *obj)
+{
+	scalar_u32(L, v, 0, 10000, &((struct config *)obj)->log_drops);
+}
+
+static const struct keyspec nftables_keys[] = {
+	{"table", YN_SCALAR, k_table, false},
+	{"log-drops", YN_SCALAR, k_log_drops, false},
+	{NULL, 0, NULL, false},
+};
+
+static void
+k_nftables(struct loader *L, const struct ynode *v, void *obj)
+{
+	walk_map(L, v, nftables_keys, obj, "nftables");
+}
+
+static void
+k_trust_anchor(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct config *c = obj;
+
+	free(c->trust_anchor);
+	c->trust_anchor = path_resolve(L, v->value);
+	check_readable(L, v, c->trust_anchor);
+}
+
+static void
+k_root_hints(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct config *c = obj;
+
+	free(c->root_hints);
+	c->root_hints = path_resolve(L, v->value);
+	check_readable(L, v, c->root_hints);
+}
+
+/* An upstream server as libunbound takes it: ADDR or ADDR@PORT. */
+static bool
+server_ok(const char *s)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	const char *at = strchr(s, '@');
+	size_t alen = at ? (size_t)(at - s) : strlen(s);
+	struct ipaddr a;
+
+	if (alen >= sizeof(buf))
+		return false;
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
+	if (policy_parse_addr(buf, &a) < 0)
+		return false;
+	if (at != NULL) {
+		struct portspec ps;
+		const char *err;
+		char tmp[16];
+
+		if (strlen(at + 1) > 5)
+			return false;
+		snprintf(tmp, sizeof(tmp), "udp/%s", at + 1);
+		return policy_parse_port(tmp, &ps, &err) == 0 &&
+		       ps.lo == ps.hi;
+	}
+	return true;
+}
+
+static char **
+server_list(struct loader *L, const struct ynode *v, size_t *n)
+{
+	char **out = NULL;
+
+	*n = 0;
+	for (size_t i = 0; i < v->n; i++) {
+		const struct ynode *it = v->items[i];
+
+		if (!expect_type(L, it, YN_SCALAR, "a server address"))
+			continue;
+		if (!server_ok(it->value)) {
+			lerr(L, it, "bad server address '%s' (ADDR or "
+				    "ADDR@PORT)", it->value);
+			continue;
+		}
+		*ARRAY_PUSH(out, *n) = xstrdup(it->value);
+	}
+	return out;
+}
+
+static void
+k_forward(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct config *c = obj;
+
+	c->forward = server_list(L, v, &c->nforward);
+}
+
+static void
+k_stub_zones(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct config *c = obj;
+
+	for (size_t i = 0; i + 1 < v->n; i += 2) {
+		const struct ynode *k = v->items[i], *val = v->items[i + 1];
+		char zone[NAME_MAX_LEN + 1];
+		struct stub_zone *z;
+
+		if (!expect_type(L, k, YN_SCALAR, "a zone name"))
+			continue;
+		if (strcmp(k->value, ".") != 0 &&
+		    policy_normalise_name(k->value, zone, sizeof(zone)) < 0) {
+			lerr(L, k, "malformed zone name '%s'", k->value);
+			continue;
+		}
+		for (size_t j = 0; j < c->nstubs; j++)
+			if (strcmp(c->stubs[j].zone, strcmp(k->value, ".")
+						? zone : ".") == 0)
+				lerr(L, k, "duplicate key '%s'", k->value);
+		if (!expect_type(L, val, YN_SEQ, k->value))
+			continue;
+		if (val->n == 0) {
+			lerr(L, val, "stub zone '%s' needs at least one server",
+				k->value);
+			continue;
+		}
+		z = ARRAY_PUSH(c->stubs, c->nstubs);
+		z->zone = xstrdup(strcmp(k->value, ".") ? zone : ".");
+		z->addrs = server_list(L, val, &z->naddrs);
+	}
+}
+
+static void
+k_options(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct config *c = obj;
+
+	for (size_t i = 0; i + 1 < v->n; i += 2) {
+		const struct ynode *k = v->items[i], *val = v->items[i + 1];
+		struct kv *kv;
+
+		if (!expect_type(L, k, YN_SCALAR, "an option name") ||
+		    !expect_type(L, val, YN_SCALAR, k->value))
+			continue;
+		for (size_t j = 0; j < c->noptions; j++)
+			if (strcmp(c->options[j].key, k->value) == 0)
+				lerr(L, k, "duplicate key '%s'", k->value);
+		kv = ARRAY_PUSH(c->options, c->noptions);
+		kv->key = xstrdup(k->value);
+		kv->value = xstrdup(val->value);
+	}
+}
+
+static const struct keyspec resolver_keys[] = {
+	{"trust-anchor-file", YN_SCALAR, k_trust_anchor, false},
+	{"root-hints", YN_SCALAR, k_root_hints, false},
+	{"forward", YN_SEQ, k_forward, false},
+	{"stub-zones", YN_MAP, k_stub_zones, false},
+	{"options", YN_MAP, k_options, false},
+	{NULL, 0, NULL, false},
+};
+
+static void
+k_resolver(struct loader *L, const struct ynode *v, void *obj)
+{
+	walk_map(L, v, resolver_keys, obj, "resolver");
+}
+
+#define U32_KEY(fn, field, lo, hi)                                            \
+	static void fn(struct loader *L, const struct ynode *v, void *obj)    \
+	{                                                                     \
+		scalar_u32(L, v, lo, hi, &((struct config *)obj)->field);     \
+	}
+
+U32_KEY(k_ttl_min, ttl.min, 0, 604800)
+U32_KEY(k_ttl_max, ttl.max, 1, 604800)
+U32_KEY(k_ttl_grace, ttl.grace, 0, 3600)
+U32_KEY(k_set_size, limits.set_size, 16, 1000000)
+U32_KEY(k_addrs_per_answer, limits.addrs_per_answer, 1, 4096)
+U32_KEY(k_inflight, limits.inflight_per_vm, 1, 100000)
+U32_KEY(k_tcp_clients, limits.tcp_clients, 1, 100000)
+U32_KEY(k_tcp_idle, limits.tcp_idle, 1, 3600)
+
+static const struct keyspec ttl_keys[] = {
+	{"min", YN_SCALAR, k_ttl_min, false},
+	{"max", YN_SCALAR, k_ttl_max, false},
+	{"grace", YN_SCALAR, k_ttl_grace, false},
+	{NULL, 0, NULL, false},
+};
+
+static void
+k_ttl(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct config *c = obj;
+
+	walk_map(L, v, ttl_keys, obj, "ttl");
+	if (c->ttl.min > c->ttl.max)
+		lerr(L, v, "ttl: min (%u) is above max (%u)", c->ttl.min,
+			c->ttl.max);
+}
+
+static const struct keyspec limits_keys[] = {
+	{"set-size", YN_SCALAR, k_set_size, false},
+	{"addresses-per-answer", YN_SCALAR, k_addrs_per_answer, false},
+	{"queries-per-vm", YN_SCALAR, k_inflight, false},
+	{"tcp-clients", YN_SCALAR, k_tcp_clients, false},
+	{"tcp-idle", YN_SCALAR, k_tcp_idle, false},
+	{NULL, 0, NULL, false},
+};
+
+static void
+k_limits(struct loader *L, const struct ynode *v, void *obj)
+{
+	walk_map(L, v, limits_keys, obj, "limits");
+}
+
+static const struct keyspec config_keys[] = {
+	{"listen", YN_SEQ, k_listen, true},
+	{"policies", YN_SCALAR, k_policies, false},
+	{"control", YN_SCALAR, k_control, false},
+	{"nftables", YN_MAP, k_nftables, false},
+	{"resolver", YN_MAP, k_resolver, false},
+	{"ttl", YN_MAP, k_ttl, false},
+	{"limits", YN_MAP, k_limits, false},
+	{NULL, 0, NULL, false},
+};
+
+/* ---- policies -------------------------------------------------------- */
+
+static void
+k_addresses(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct vm *vm = obj;
+
+	if (v->n == 0)
+		lerr(L, v, "addresses must name at least one address");
+	for (size_t i = 0; i < v->n; i++) {
+		const struct ynode *it = v->items[i];
+		struct ipaddr a;
+
+		if (!expect_type(L, it, YN_SCALAR, "an address"))
+			continue;
+		if (policy_parse_addr(it->value, &a) < 0) {
+			lerr(L, it, "bad address '%s'", it->value);
+			continue;
+		}
+		for (size_t j = 0; j < vm->naddrs; j++)
+			if (memcmp(&vm->addrs[j], &a, sizeof(a)) == 0)
+				lerr(L, it, "duplicate address '%s'",
+					it->value);
+		*ARRAY_PUSH(vm->addrs, vm->naddrs) = a;
+	}
+}
+
+static void
+k_interface(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct vm *vm = obj;
+
+	if (!policy_ifname_valid(v->value)) {
+		lerr(L, v, "bad interface name '%s'", v->value);
+		return;
+	}
+	vm->iface = xstrdup(v->value);
+}
+
+static void
+k_default(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct vm *vm = obj;
+
+	if (strcmp(v->value, "allow") == 0)
+		vm->default_allow = true;
+	else if (strcmp(v->value, "deny") != 0)
+		lerr(L, v, "default must be 'deny' or 'allow', not '%s'",
+			v->value);
+}
+
+static void
+k_unlisted(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct vm *vm = obj;
+
+	if (strcmp(v->value, "nxdomain") == 0)
+		vm->unlisted = UNLISTED_NXDOMAIN;
+	else if (strcmp(v->value, "refused") != 0)
+		lerr(L, v, "unlisted must be 'refused' or 'nxdomain', not '%s'",
+			v->value);
+}
+
+/* A rule being read: the fields seen, checked once the mapping is done. */
+struct rule_ctx {
+	struct rule r;
+	const struct ynode *name, *net, *ports, *dnssec;
+};
+
+static void
+r_name(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct rule_ctx *rc = obj;
+	const char *err;
+
+	rc->name = v;
+	if (policy_parse_name(v->value, &rc->r.pat, &err) < 0)
+		lerr(L, v, "%s: '%s'", err, v->value);
+}
+
+static void
+r_net(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct rule_ctx *rc = obj;
+	const char *err;
+
+	rc->net = v;
+	rc->r.is_net = true;
+	if (policy_parse_prefix(v->value, &rc->r.net, &err) < 0)
+		lerr(L, v, "%s: '%s'", err, v->value);
+}
+
+static void
+r_ports(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct rule_ctx *rc = obj;
+	struct ports *ps = &rc->r.ports;
+
+	rc->ports = v;
+	if (v->n == 0)
+		lerr(L, v, "ports is empty: leave it out to allow every "
+			   "protocol and port");
+	for (size_t i = 0; i < v->n; i++) {
+		const struct ynode *it = v->items[i];
+		struct portspec p;
+		const char *err;
+
+		if (!expect_type(L, it, YN_SCALAR, "a port"))
+			continue;
+		if (policy_parse_port(it->value, &p, &err) < 0) {
+			lerr(L, it, "%s: '%s'", err, it->value);
+			continue;
+		}
+		if (p.proto == IPPROTO_ICMP)
+			ps->icmp = true;
+		else
+			*ARRAY_PUSH(ps->v, ps->n) = p;
+	}
+	policy_ports_normalise(ps);
+}
+
+static void
+r_dnssec(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct rule_ctx *rc = obj;
+
+	rc->dnssec = v;
+	scalar_bool(L, v, &rc->r.require_dnssec);
+}
+
+static const struct keyspec allow_keys[] = {
+	{"name", YN_SCALAR, r_name, false},
+	{"net", YN_SCALAR, r_net, false},
+	{"ports", YN_SEQ, r_ports, false},
+	{"require-dnssec", YN_SCALAR, r_dnssec, false},
+	{NULL, 0, NULL, false},
+};
+
+static const struct keyspec deny_keys[] = {
+	{"name", YN_SCALAR, r_name, true},
+	{NULL, 0, NULL, false},
+};
+
+static void
+rule_list(struct loader *L, const struct ynode *v, bool allow)
+{
+	struct vm *vm = L->vm;
+
+	for (size_t i = 0; i < v->n; i++) {
+		const struct ynode *it = v->items[i];
+		struct rule_ctx rc = {.r = {.line = it->line, .col = it->col}};
+		size_t before = L->d->n;
+
+		rc.r.ports.any = true;
+		walk_map(L, it, allow ? allow_keys : deny_keys, &rc,
+			allow ? "an allow rule" : "a deny rule");
+		if (rc.ports != NULL)
+			rc.r.ports.any = false;
+		if (it->type == YN_MAP && allow && !rc.name == !rc.net)
+			lerr(L, it, "an allow rule needs exactly one of 'name' "
+				    "or 'net'");
+		if (rc.net && rc.dnssec)
+			lerr(L, rc.dnssec, "require-dnssec applies to names, "
+					   "not to 'net' rules");
+		if (L->d->n != before) {
+			policy_ports_finish(&rc.r.ports);
+			continue;
+		}
+		if (allow)
+			*ARRAY_PUSH(vm->allow, vm->nallow) = rc.r;
+		else
+			*ARRAY_PUSH(vm->deny, vm->ndeny) = rc.r;
+	}
+}
+
+static void
+k_allow(struct loader *L, const struct ynode *v, void *obj)
+{
+	rule_list(L, v, true);
+}
+
+static void
+k_deny(struct loader *L, const struct ynode *v, void *obj)
+{
+	rule_list(L, v, false);
+}
+
+static const struct keyspec policy_keys[] = {
+	{"addresses", YN_SEQ, k_addresses, true},
+	{"interface", YN_SCALAR, k_interface, false},
+	{"default", YN_SCALAR, k_default, false},
+	{"unlisted", YN_SCALAR, k_unlisted, false},
+	{"allow", YN_SEQ, k_allow, false},
+	{"deny", YN_SEQ, k_deny, false},
+	{NULL, 0, NULL, false},
+};
+
+static void
+load_policy_doc(struct loader *L, struct ydoc *doc)
+{
+	static const struct ynode empty = {.type = YN_MAP, .line = 1, .col = 1};
+
+	walk_map(L, doc->root ? doc->root : &empty, policy_keys, L->vm,
+		"the policy");
+}
+
+int
+config_load_policy_buf(struct vm *vm, const char *name, const char *file,
+	const char *buf, size_t len, struct diag *d)
+{
+	struct loader L = {.d = d, .file = file, .dir = ".", .vm = vm};
+	struct ydoc doc;
+	size_t before = d->n;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->name = xstrdup(name);
+	vm->file = xstrdup(file);
+	if (ydoc_parse(&doc, file, buf, len, d) == 0)
+		load_policy_doc(&L, &doc);
+	ydoc_finish(&doc);
+	return d->n == before ? 0 : -1;
+}
+
+/* Editor and package-manager leftovers are not policies; anything else
+ * that is not <vm>.yaml is an error, since it is probably a typo. */
+static bool
+ignorable(const char *f)
+{
+	static const char *const tails[] = {"~", ".dpkg-old", ".dpkg-new",
+		".dpkg-dist", ".rpmnew", ".rpmsave", ".swp", ".bak"};
+	size_t fl = strlen(f);
+
+	if (f[0] == '.')
+		return true;
+	for (size_t i = 0; i < ARRAY_SIZE(tails); i++) {
+		size_t tl = strlen(tails[i]);
+
+		if (fl >= tl && strcmp(f + fl - tl, tails[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Where each address was first claimed, to name the other VM. */
+struct claim {
+	struct ipaddr a;
+	size_t vm;
+	int line, col;
+};
+
+static void
+check_claims(struct config *c, struct diag *d)
+{
+	struct claim *cl = NULL;
+	size_t ncl = 0;
+	char buf[INET6_ADDRSTRLEN];
+
+	for (size_t i = 0; i < c->nvms; i++) {
+		for (size_t j = 0; j < c->vms[i].naddrs; j++) {
+			const struct ipaddr *a = &c->vms[i].addrs[j];
+			size_t k;
+
+			for (k = 0; k < ncl; k++)
+				if (cl[k].vm != i &&
+				    memcmp(&cl[k].a, a, sizeof(*a)) == 0)
+					break;
+			if (k < ncl) {
+				diag_add(d, c->vms[i].file, 0, 0,
+					"address %s is already claimed by VM "
+					"'%s' (%s)",
+					policy_addr_str(a, buf, sizeof(buf)),
+					c->vms[cl[k].vm].name,
+					c->vms[cl[k].vm].file);
+				continue;
+			}
+			*ARRAY_PUSH(cl, ncl) = (struct claim){.a = *a, .vm = i};
+		}
+	}
+	free(cl);
+}
+
+static void
+load_policies(struct config *c, struct diag *d)
+{
+	char **names = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	DIR *dir;
+
+	if ((dir = opendir(c->policies)) == NULL) {
+		diag_add(d, c->policies, 0, 0, "cannot open the policies "
+			"directory: %s", strerror(errno));
+		return;
+	}
+	while ((de = readdir(dir)) != NULL)
+		if (!ignorable(de->d_name))
+			*ARRAY_PUSH(names, n) = xstrdup(de->d_name);
+	closedir(dir);
+	qsort(names, n, sizeof(*names), name_cmp);
+	for (size_t i = 0; i < n; i++) {
+		char *path = xasprintf("%s/%s", c->policies, names[i]);
+		size_t fl = strlen(names[i]);
+		struct loader L = {.d = d, .file = path, .conf = c};
+		struct ydoc doc;
+		struct vm *vm;
+
+		if (fl <= 5 || strcmp(names[i] + fl - 5, ".yaml") != 0) {
+			diag_add(d, path, 0, 0, "not a policy: policy files "
+				"are named <vm-name>.yaml");
+			free(path);
+			continue;
+		}
+		names[i][fl - 5] = '\0';
+		if (!policy_vm_name_valid(names[i])) {
+			diag_add(d, path, 0, 0, "'%s' cannot name a VM: a "
+				"letter, then letters, digits, '_' or '-', %d "
+				"at most", names[i], VM_NAME_MAX);
+			free(path);
+			continue;
+		}
+		vm = ARRAY_PUSH(c->vms, c->nvms);
+		vm->name = xstrdup(names[i]);
+		vm->file = path;
+		L.vm = vm;
+		L.dir = xstrdup(c->policies);
+		if (ydoc_load(&doc, path, d) == 0)
+			load_policy_doc(&L, &doc);
+		ydoc_finish(&doc);
+		free(L.dir);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	check_claims(c, d);
+}
+
+static void
+config_defaults(struct config *c, const char *dir)
+{
+	c->policies = xasprintf("%s/vms", dir);
+	c->control = xstrdup("/run/dnsfence/control.sock");
+	c->table = xstrdup("dnsfence");
+	c->ttl = (struct ttl_conf){.min = 30, .max = 86400, .grace = 10};
+	c->limits = (struct limits){
+		.set_size = 65536,
+		.addrs_per_answer = 256,
+		.inflight_per_vm = 256,
+		.tcp_clients = 64,
+		.tcp_idle = 10,
+	};
+}
+
+struct config *
+config_load(const char *path, struct diag *d)
+{
+	struct config *c = xcalloc(1, sizeof(*c));
+	struct loader L = {.d = d, .file = path, .conf = c};
+	char *tmp = xstrdup(path), *abs;
+	size_t before = d->n;
+	struct ydoc doc;
+
+	abs = realpath(path, NULL);
+	c->file = abs ? abs : xstrdup(path);
+	L.dir = xstrdup(dirname(tmp));
+	free(tmp);
+	config_defaults(c, L.dir);
+	if (ydoc_load(&doc, path, d) == 0) {
+		static const struct ynode empty = {.type = YN_MAP, .line = 1,
+			.col = 1};
+
+		walk_map(&L, doc.root ? doc.root : &empty, config_keys, c,
+			"the configuration");
+		if (c->trust_anchor == NULL) {
+			c->trust_anchor = xstrdup(DEFAULT_TRUST_ANCHOR);
+			if (access(c->trust_anchor, R_OK) < 0)
+				diag_add(d, path, 0, 0, "cannot read the "
+					"default trust anchor %s: %s (set "
+					"resolver: trust-anchor-file)",
+					c->trust_anchor, strerror(errno));
+		}
+	}
+	ydoc_finish(&doc);
+	free(L.dir);
+	if (d->n == before)
+		load_policies(c, d);
+	if (d->n != before) {
+		config_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* ---- dump ---------------------------------------------------------- */
+
+static void
+dump_ports(const struct ports *ps, FILE *out)
+{
+	char buf[32];
+	const char *sep = "";
+
+	fputs("[", out);
+	if (ps->icmp) {
+		fputs("icmp", out);
+		sep = ", ";
+	}
+	for (size_t i = 0; i < ps->n; i++) {
+		fprintf(out, "%s%s", sep,
+			policy_portspec_str(&ps->v[i], buf, sizeof(buf)));
+		sep = ", ";
+	}
+	fputs("]", out);
+}
+
+static void
+dump_rule(const struct rule *r, bool allow, FILE *out)
+{
+	char buf[64];
+
+	if (r->is_net)
+		fprintf(out, "      - net: %s\n",
+			policy_prefix_str(&r->net, buf, sizeof(buf)));
+	else if (r->pat.kind == MATCH_ALL)
+		fputs("      - name: \"*\"\n", out);
+	else
+		fprintf(out, "      - name: %s%s%s\n",
+			r->pat.kind == MATCH_SUFFIX ? "\"*." : "", r->pat.name,
+			r->pat.kind == MATCH_SUFFIX ? "\"" : "");
+	if (!allow)
+		return;
+	if (!r->ports.any) {
+		fputs("        ports: ", out);
+		dump_ports(&r->ports, out);
+		fputs("\n", out);
+	}
+	if (r->require_dnssec)
+		fputs("        require-dnssec: true\n", out);
+}
+
+static void
+dump_vm(const struct vm *vm, FILE *out)
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	fprintf(out, "  %s:\n    file: %s\n    addresses: [", vm->name,
+		vm->file);
+	for (size_t i = 0; i < vm->naddrs; i++)
+		fprintf(out, "%s\"%s\"", i ? ", " : "",
+			policy_addr_str(&vm->addrs[i], buf, sizeof(buf)));
+	fputs("]\n", out);
+	if (vm->iface)
+		fprintf(out, "    interface: \"%s\"\n", vm->iface);
+	fprintf(out, "    default: %s\n    unlisted: %s\n",
+		vm->default_allow ? "allow" : "deny",
+		vm->unlisted == UNLISTED_NXDOMAIN ? "nxdomain" : "refused");
+	fprintf(out, "    allow:%s\n", vm->nallow ? "" : " []");
+	for (size_t i = 0; i < vm->nallow; i++)
+		dump_rule(&vm->allow[i], true, out);
+	fprintf(out, "    deny:%s\n", vm->ndeny ? "" : " []");
+	for (size_t i = 0; i < vm->ndeny; i++)
+		dump_rule(&vm->deny[i], false, out);
+}
+
+static void
+dump_list(const char *key, char **v, size_t n, FILE *out)
+{
+	fprintf(out, "%s[", key);
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%s\"%s\"", i ? ", " : "", v[i]);
+	fputs("]\n", out);
+}
+
+void
+config_dump(const struct config *c, FILE *out)
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	fprintf(out, "# %s, normalised\nlisten:\n", c->file);
+	for (size_t i = 0; i < c->nlisten; i++) {
+		const struct listen_addr *l = &c->listen[i];
+		bool v6 = l->addr.family == AF_INET6;
+
+		fprintf(out, "  - \"%s%s%s:%u\"\n", v6 ? "[" : "",
+			policy_addr_str(&l->addr, buf, sizeof(buf)),
+			v6 ? "]" : "", l->port);
+	}
+	fprintf(out, "policies: %s\ncontrol: %s\n", c->policies, c->control);
+	fprintf(out, "nftables:\n  table: %s\n  log-drops: %u\n", c->table,
+		c->log_drops);
+	fprintf(out, "resolver:\n  trust-anchor-file: %s\n", c->trust_anchor);
+	if (c->root_hints)
+		fprintf(out, "  root-hints: %s\n", c->root_hints);
+	dump_list("  forward: ", c->forward, c->nforward, out);
+	fprintf(out, "  stub-zones:%s\n", c->nstubs ? "" : " {}");
+	for (size_t i = 0; i < c->nstubs; i++) {
+		fprintf(out, "    \"%s\": ", c->stubs[i].zone);
+		dump_list("", c->stubs[i].addrs, c->stubs[i].naddrs, out);
+	}
+	fprintf(out, "  options:%s\n", c->noptions ? "" : " {}");
+	for (size_t i = 0; i < c->noptions; i++)
+		fprintf(out, "    \"%s\": \"%s\"\n", c->options[i].key,
+			c->options[i].value);
+	fprintf(out, "ttl:\n  min: %u\n  max: %u\n  grace: %u\n", c->ttl.min,
+		c->ttl.max, c->ttl.grace);
+	fprintf(out, "limits:\n  set-size: %u\n  addresses-per-answer: %u\n"
+		     "  queries-per-vm: %u\n  tcp-clients: %u\n  tcp-idle: %u\n",
+		c->limits.set_size, c->limits.addrs_per_answer,
+		c->limits.inflight_per_vm, c->limits.tcp_clients,
+		c->limits.tcp_idle);
+	fprintf(out, "vms:%s\n", c->nvms ? "" : " {}");
+	for (size_t i = 0; i < c->nvms; i++)
+		dump_vm(&c->vms[i], out);
+}
+
+static void
+free_strv(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void
+config_free(struct config *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->nvms; i++)
+		policy_vm_finish(&c->vms[i]);
+	free(c->vms);
+	for (size_t i = 0; i < c->nstubs; i++) {
+		free(c->stubs[i].zone);
+		free_strv(c->stubs[i].addrs, c->stubs[i].naddrs);
+	}
+	free(c->stubs);
+	for (size_t i = 0; i < c->noptions; i++) {
+		free(c->options[i].key);
+		free(c->options[i].value);
+	}
+	free(c->options);
+	free_strv(c->forward, c->nforward);
+	free(c->listen);
+	free(c->file);
+	free(c->policies);
+	free(c->control);
+	free(c->table);
+	free(c->trust_anchor);
+	free(c->root_hints);
+	free(c);
+}

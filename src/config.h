@@ -1,0 +1,69 @@
+/* dnsfence.yaml and the per-VM policies: loading (all problems collected,
+ * each as FILE:LINE:COLUMN: message), a normalised dump, and release. */
+#ifndef DNSFENCE_CONFIG_H
+#define DNSFENCE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "policy.h"
+#include "util.h"
+
+#define TABLE_NAME_MAX 32
+
+struct listen_addr {
+	struct ipaddr addr;
+	uint16_t port;
+};
+
+struct kv {
+	char *key, *value;
+};
+
+struct stub_zone {
+	char *zone;
+	char **addrs;
+	size_t naddrs;
+};
+
+struct limits {
+	uint32_t set_size;	   /* elements per VM set (kernel-enforced) */
+	uint32_t addrs_per_answer; /* addresses admitted from one answer */
+	uint32_t inflight_per_vm;  /* queries being resolved per VM */
+	uint32_t tcp_clients;	   /* open DNS-over-TCP connections */
+	uint32_t tcp_idle;	   /* seconds */
+};
+
+struct config {
+	char *file;
+	struct listen_addr *listen;
+	size_t nlisten;
+	char *policies;
+	char *control;
+	char *table;
+	uint32_t log_drops; /* log lines per second for dropped packets */
+	char *trust_anchor;
+	char *root_hints;
+	char **forward;
+	size_t nforward;
+	struct stub_zone *stubs;
+	size_t nstubs;
+	struct kv *options;
+	size_t noptions;
+	struct ttl_conf ttl;
+	struct limits limits;
+	struct vm *vms;
+	size_t nvms;
+};
+
+/** Load the configuration and every policy. Returns NULL when d holds at
+ * least one problem. */
+struct config *config_load(const char *path, struct diag *d);
+/** Load one policy file for VM name (exposed for tests and fuzzing). */
+int config_load_policy_buf(struct vm *vm, const char *name, const char *file,
+	const char *buf, size_t len, struct diag *d);
+void config_dump(const struct config *c, FILE *out);
+void config_free(struct config *c);
+
+#endif

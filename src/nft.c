@@ -1,0 +1,539 @@
+#include "nft.h"
+
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/set.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define NFT_RCVBUF (4 * 1024 * 1024)
+
+struct nft_batch {
+	struct nft *n;
+	char *buf;
+	size_t len, cap;
+	size_t last; /* offset of the message being built, or SIZE_MAX */
+	uint32_t first_seq, last_seq;
+	char **what; /* per message, index = seq - first_seq */
+	size_t nwhat;
+	/* once sent */
+	int err;
+	char *errmsg;
+	nft_done_cb cb;
+	void *arg;
+	uint64_t sent_ms;
+	struct nft_batch *next;
+};
+
+struct nft {
+	struct mnl_socket *nl;
+	uint32_t seq;
+	uint32_t portid;
+	int sndbuf;
+	struct nft_batch *pending, **tail;
+	size_t npending;
+};
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct nft *
+nft_open(void)
+{
+	struct nft *n = xcalloc(1, sizeof(*n));
+	int one = 1, rcv = NFT_RCVBUF;
+
+	n->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (n->nl == NULL || mnl_socket_bind(n->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		log_warn("netlink socket");
+		nft_close(n);
+		return NULL;
+	}
+	/* Extended ACKs name the attribute the kernel disliked; CAP_ACK keeps
+	 * ACKs small, since every message of a batch is acknowledged. */
+	mnl_socket_setsockopt(n->nl, NETLINK_EXT_ACK, &one, sizeof(one));
+	mnl_socket_setsockopt(n->nl, NETLINK_CAP_ACK, &one, sizeof(one));
+	if (setsockopt(mnl_socket_get_fd(n->nl), SOL_SOCKET, SO_RCVBUFFORCE,
+		    &rcv, sizeof(rcv)) < 0)
+		setsockopt(mnl_socket_get_fd(n->nl), SOL_SOCKET, SO_RCVBUF,
+			&rcv, sizeof(rcv));
+	n->portid = mnl_socket_get_portid(n->nl);
+	n->seq = (uint32_t)time(NULL);
+	n->tail = &n->pending;
+	return n;
+}
+
+static void
+complete(struct nft *n, struct nft_batch *b)
+{
+	b->cb(b->err, b->errmsg ? b->errmsg : "", b->arg);
+	nft_batch_free(b);
+	(void)n;
+}
+
+void
+nft_close(struct nft *n)
+{
+	if (n == NULL)
+		return;
+	while (n->pending) {
+		struct nft_batch *b = n->pending;
+
+		n->pending = b->next;
+		if (b->err == 0)
+			b->err = ECANCELED;
+		complete(n, b);
+	}
+	if (n->nl)
+		mnl_socket_close(n->nl);
+	free(n);
+}
+
+int
+nft_fd(const struct nft *n)
+{
+	return mnl_socket_get_fd(n->nl);
+}
+
+size_t
+nft_pending(const struct nft *n)
+{
+	return n->npending;
+}
+
+static void
+reserve(struct nft_batch *b, size_t room)
+{
+	if (b->len + room <= b->cap)
+		return;
+	while (b->cap < b->len + room)
+		b->cap = b->cap ? b->cap * 2 : 65536;
+	b->buf = xreallocarray(b->buf, 1, b->cap);
+}
+
+/* Close the message being built: its length is only known afterwards. */
+static void
+seal(struct nft_batch *b)
+{
+	struct nlmsghdr *nlh;
+
+	if (b->last == SIZE_MAX)
+		return;
+	nlh = (struct nlmsghdr *)(b->buf + b->last);
+	b->len = b->last + NLMSG_ALIGN(nlh->nlmsg_len);
+	b->last = SIZE_MAX;
+}
+
+struct nft_batch *
+nft_batch_new(struct nft *n)
+{
+	struct nft_batch *b = xcalloc(1, sizeof(*b));
+
+	b->n = n;
+	b->last = SIZE_MAX;
+	reserve(b, 4096);
+	b->first_seq = n->seq;
+	nftnl_batch_begin(b->buf, n->seq++);
+	b->len = NLMSG_ALIGN(((struct nlmsghdr *)b->buf)->nlmsg_len);
+	return b;
+}
+
+void
+nft_batch_free(struct nft_batch *b)
+{
+	if (b == NULL)
+		return;
+	for (size_t i = 0; i < b->nwhat; i++)
+		free(b->what[i]);
+	free(b->what);
+	free(b->errmsg);
+	free(b->buf);
+	free(b);
+}
+
+struct nlmsghdr *
+nft_batch_msg(struct nft_batch *b, uint16_t type, uint16_t family,
+	uint16_t flags, size_t room, const char *what)
+{
+	struct nlmsghdr *nlh;
+
+	seal(b);
+	reserve(b, room + 256);
+	b->last = b->len;
+	/* Every message asks for an ACK: the ACK of the last one tells the
+	 * batch is done, and errors are matched to objects by seq. */
+	nlh = nftnl_nlmsg_build_hdr(b->buf + b->len, type, family,
+		flags | NLM_F_ACK, b->n->seq++);
+	b->what = xreallocarray(b->what, b->nwhat + 1, sizeof(*b->what));
+	b->what[b->nwhat++] = xstrdup(what);
+	return nlh;
+}
+
+size_t
+nft_batch_count(const struct nft_batch *b)
+{
+	return b->nwhat;
+}
+
+static void
+fail_now(struct nft_batch *b, int err, const char *msg)
+{
+	b->err = err;
+	b->errmsg = xstrdup(msg);
+	complete(b->n, b);
+}
+
+void
+nft_batch_send(struct nft_batch *b, nft_done_cb cb, void *arg)
+{
+	struct nft *n = b->n;
+	ssize_t r;
+
+	b->cb = cb;
+	b->arg = arg;
+	if (b->nwhat == 0) {
+		complete(n, b);
+		return;
+	}
+	seal(b);
+	reserve(b, 256);
+	nftnl_batch_end(b->buf + b->len, n->seq++);
+	b->len += NLMSG_ALIGN(((struct nlmsghdr *)(b->buf + b->len))->nlmsg_len);
+	b->last_seq = b->first_seq + (uint32_t)b->nwhat;
+	/* The whole batch goes in one datagram: the kernel handles one
+	 * datagram as one transaction. Make room for big ones. */
+	if (b->len > (size_t)n->sndbuf) {
+		int sz = (int)(b->len + 65536);
+
+		if (setsockopt(nft_fd(n), SOL_SOCKET, SO_SNDBUFFORCE, &sz,
+			    sizeof(sz)) == 0)
+			n->sndbuf = sz;
+	}
+	do
+		r = mnl_socket_sendto(n->nl, b->buf, b->len);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "netlink send: %s", strerror(errno));
+		fail_now(b, errno, msg);
+		return;
+	}
+	free(b->buf);
+	b->buf = NULL;
+	b->sent_ms = now_ms();
+	*n->tail = b;
+	n->tail = &b->next;
+	n->npending++;
+}
+
+static void
+unlink_batch(struct nft *n, struct nft_batch *b)
+{
+	struct nft_batch **pp;
+
+	for (pp = &n->pending; *pp != b; pp = &(*pp)->next)
+		;
+	*pp = b->next;
+	if (n->tail == &b->next)
+		n->tail = pp;
+	b->next = NULL;
+	n->npending--;
+}
+
+static int
+ext_ack_cb(const struct nlattr *attr, void *data)
+{
+	const char **msg = data;
+
+	if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG &&
+	    mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0)
+		*msg = mnl_attr_get_str(attr);
+	return MNL_CB_OK;
+}
+
+static void
+on_error_msg(struct nft *n, const struct nlmsghdr *nlh)
+{
+	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+	const char *ext = NULL;
+	struct nft_batch *b;
+
+	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
+		return;
+	for (b = n->pending; b; b = b->next)
+		if (nlh->nlmsg_seq - b->first_seq <=
+		    b->last_seq - b->first_seq)
+			break;
+	if (b == NULL)
+		return; /* a batch we gave up on already */
+	if (e->error != 0 && b->err == 0) {
+		uint32_t idx = nlh->nlmsg_seq - b->first_seq;
+		const char *what = idx >= 1 && idx <= b->nwhat
+					   ? b->what[idx - 1] : "batch";
+		char msg[512];
+
+		if (nlh->nlmsg_flags & NLM_F_ACK_TLVS) {
+			/* TLVs follow the echoed request, which CAP_ACK
+			 * trims to its header. */
+			size_t off = sizeof(*e);
+
+			if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
+				off += e->msg.nlmsg_len - sizeof(e->msg);
+			if (mnl_nlmsg_size(off) <= nlh->nlmsg_len)
+				mnl_attr_parse(nlh, (unsigned)off, ext_ack_cb,
+					&ext);
+		}
+		snprintf(msg, sizeof(msg), "%s: %s%s%s", what,
+			strerror(-e->error), ext ? ": " : "", ext ? ext : "");
+		b->err = -e->error;
+		b->errmsg = xstrdup(msg);
+	}
+	/* The ACK of the last message comes after every error of the batch;
+	 * an error on the begin marker means nothing else will come. */
+	if (nlh->nlmsg_seq == b->last_seq ||
+	    (nlh->nlmsg_seq == b->first_seq && e->error != 0)) {
+		unlink_batch(n, b);
+		complete(n, b);
+	}
+}
+
+int
+nft_dispatch(struct nft *n)
+{
+	static char buf[65536];
+
+	for (;;) {
+		ssize_t r = mnl_socket_recvfrom(n->nl, buf, sizeof(buf));
+		const struct nlmsghdr *nlh;
+		int len;
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (r < 0) {
+			/* ENOBUFS: ACKs were lost; nothing pending can be
+			 * trusted to complete, so fail them all. */
+			int err = errno;
+
+			log_warn("netlink receive");
+			while (n->pending) {
+				struct nft_batch *b = n->pending;
+
+				unlink_batch(n, b);
+				if (b->err == 0) {
+					b->err = err;
+					b->errmsg = xasprintf("netlink receive:"
+						" %s", strerror(err));
+				}
+				complete(n, b);
+			}
+			return err == ENOBUFS ? 0 : -1;
+		}
+		len = (int)r;
+		for (nlh = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, len);
+		     nlh = mnl_nlmsg_next(nlh, &len)) {
+			if (nlh->nlmsg_pid != n->portid)
+				continue;
+			if (nlh->nlmsg_type == NLMSG_ERROR)
+				on_error_msg(n, nlh);
+		}
+	}
+}
+
+int
+nft_wait(struct nft *n, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+
+	while (n->npending > 0) {
+		struct pollfd pfd = {.fd = nft_fd(n), .events = POLLIN};
+		uint64_t t = now_ms();
+
+		if (t >= end) {
+			nft_expire(n, 0);
+			return -1;
+		}
+		if (poll(&pfd, 1, (int)(end - t)) < 0 && errno != EINTR)
+			return -1;
+		if (nft_dispatch(n) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void
+nft_expire(struct nft *n, int max_ms)
+{
+	uint64_t t = now_ms();
+
+	while (n->pending && t - n->pending->sent_ms >= (uint64_t)max_ms) {
+		struct nft_batch *b = n->pending;
+
+		unlink_batch(n, b);
+		if (b->err == 0) {
+			b->err = ETIMEDOUT;
+			b->errmsg = xstrdup("netlink: no acknowledgement from "
+					    "the kernel");
+		}
+		complete(n, b);
+	}
+}
+
+/* ---- dumps ------------------------------------------------------------ */
+
+typedef int (*dump_fn)(const struct nlmsghdr *nlh, void *data);
+
+static int
+dump(uint16_t type, struct nlmsghdr *(*build)(char *, uint32_t, void *),
+	void *bctx, mnl_cb_t cb, void *data)
+{
+	static char buf[65536];
+	struct mnl_socket *nl;
+	struct nlmsghdr *nlh;
+	uint32_t seq = (uint32_t)time(NULL), portid;
+	ssize_t r;
+	int ret = 0;
+
+	(void)type;
+	if ((nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC)) == NULL)
+		return -1;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		mnl_socket_close(nl);
+		return -1;
+	}
+	portid = mnl_socket_get_portid(nl);
+	nlh = build(buf, seq, bctx);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		mnl_socket_close(nl);
+		return -1;
+	}
+	while ((r = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
+		ret = mnl_cb_run(buf, (size_t)r, seq, portid, cb, data);
+		if (ret <= MNL_CB_STOP)
+			break;
+	}
+	if (r < 0)
+		ret = -1;
+	mnl_socket_close(nl);
+	return ret < 0 ? -1 : 0;
+}
+
+static struct nlmsghdr *
+build_getset(char *buf, uint32_t seq, void *ctx)
+{
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET,
+		NFPROTO_INET, NLM_F_DUMP | NLM_F_ACK, seq);
+	struct nftnl_set *s = nftnl_set_alloc();
+
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, ctx);
+	nftnl_set_nlmsg_build_payload(nlh, s);
+	nftnl_set_free(s);
+	return nlh;
+}
+
+static int
+set_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+
+	if (s == NULL || nftnl_set_nlmsg_parse(nlh, s) < 0) {
+		nftnl_set_free(s);
+		return MNL_CB_ERROR;
+	}
+	nftnl_set_list_add_tail(s, data);
+	return MNL_CB_OK;
+}
+
+int
+nft_dump_sets(const char *table, struct nftnl_set_list **out)
+{
+	*out = nftnl_set_list_alloc();
+	if (dump(NFT_MSG_GETSET, build_getset, (void *)table, set_cb, *out) <
+	    0) {
+		nftnl_set_list_free(*out);
+		*out = NULL;
+		return errno == ENOENT ? 0 : -1;
+	}
+	return 0;
+}
+
+static struct nlmsghdr *
+build_getchain(char *buf, uint32_t seq, void *ctx)
+{
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETCHAIN,
+		NFPROTO_INET, NLM_F_DUMP | NLM_F_ACK, seq);
+	struct nftnl_chain *c = nftnl_chain_alloc();
+
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, ctx);
+	nftnl_chain_nlmsg_build_payload(nlh, c);
+	nftnl_chain_free(c);
+	return nlh;
+}
+
+static int
+chain_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nftnl_chain *c = nftnl_chain_alloc();
+
+	if (c == NULL || nftnl_chain_nlmsg_parse(nlh, c) < 0) {
+		nftnl_chain_free(c);
+		return MNL_CB_ERROR;
+	}
+	nftnl_chain_list_add_tail(c, data);
+	return MNL_CB_OK;
+}
+
+int
+nft_dump_chains(const char *table, struct nftnl_chain_list **out)
+{
+	*out = nftnl_chain_list_alloc();
+	if (dump(NFT_MSG_GETCHAIN, build_getchain, (void *)table, chain_cb,
+		    *out) < 0) {
+		nftnl_chain_list_free(*out);
+		*out = NULL;
+		return errno == ENOENT ? 0 : -1;
+	}
+	return 0;
+}
+
+static struct nlmsghdr *
+build_getelems(char *buf, uint32_t seq, void *ctx)
+{
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM,
+		NFPROTO_INET, NLM_F_DUMP | NLM_F_ACK, seq);
+
+	nftnl_set_elems_nlmsg_build_payload(nlh, ctx);
+	return nlh;
+}
+
+static int
+elem_cb(const struct nlmsghdr *nlh, void *data)
+{
+	return nftnl_set_elems_nlmsg_parse(nlh, data) < 0 ? MNL_CB_ERROR
+							  : MNL_CB_OK;
+}
+
+int
+nft_dump_elems(struct nftnl_set *s)
+{
+	return dump(NFT_MSG_GETSETELEM, build_getelems, s, elem_cb, s);
+}

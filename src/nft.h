@@ -1,0 +1,58 @@
+/* The netlink socket to nf_tables. Every change goes through a batch (one
+ * transaction); a batch is sent without blocking and completes later, when
+ * the kernel has acknowledged its last message, with the first error the
+ * kernel reported (and the object it concerned) or 0. That asynchronous
+ * request -> completion shape lets the socket move to a privileged process
+ * later without changing callers. */
+#ifndef DNSFENCE_NFT_H
+#define DNSFENCE_NFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct nlmsghdr;
+struct nft;
+struct nft_batch;
+
+/** Called once per sent batch: err is 0 or a positive errno; msg names the
+ * failing object and carries the kernel's extended ACK text. */
+typedef void (*nft_done_cb)(int err, const char *msg, void *arg);
+
+struct nft *nft_open(void);
+void nft_close(struct nft *n);
+int nft_fd(const struct nft *n);
+/** Batches sent and not yet completed. */
+size_t nft_pending(const struct nft *n);
+
+struct nft_batch *nft_batch_new(struct nft *n);
+void nft_batch_free(struct nft_batch *b);
+/** Start a message in the batch; room for at least `room` bytes of
+ * payload. `what` names the object for error messages. */
+struct nlmsghdr *nft_batch_msg(struct nft_batch *b, uint16_t type,
+	uint16_t family, uint16_t flags, size_t room, const char *what);
+/** Messages in the batch, begin/end markers excluded. */
+size_t nft_batch_count(const struct nft_batch *b);
+/** Send and take ownership; cb runs from nft_dispatch() (or at once, with
+ * an error, if sending failed). An empty batch completes at once with 0. */
+void nft_batch_send(struct nft_batch *b, nft_done_cb cb, void *arg);
+
+/** Read whatever the kernel sent; run completions. -1 on socket error. */
+int nft_dispatch(struct nft *n);
+/** Block until every pending batch has completed or timeout_ms passed. */
+int nft_wait(struct nft *n, int timeout_ms);
+/** Fail batches older than max_ms (lost ACKs must not hang queries). */
+void nft_expire(struct nft *n, int max_ms);
+
+/* Synchronous dumps over a short-lived socket, for start-up and reload. */
+struct nftnl_set_list;
+struct nftnl_chain_list;
+/** Sets of table (family inet); NULL list (and 0) when there is no such
+ * table, -1 on error. */
+int nft_dump_sets(const char *table, struct nftnl_set_list **out);
+int nft_dump_chains(const char *table, struct nftnl_chain_list **out);
+/** Elements of one set, added to s (which names table and set). */
+struct nftnl_set;
+int nft_dump_elems(struct nftnl_set *s);
+
+#endif

@@ -1,0 +1,419 @@
+#include "policy.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static bool
+label_char_ok(int c)
+{
+	/* Host names are LDH; '_' appears in real names (_dmarc, SRV) and
+	 * costs nothing to allow. IDNs arrive as A-labels (xn--). */
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+	       c == '_';
+}
+
+int
+policy_normalise_name(const char *s, char *out, size_t outlen)
+{
+	size_t len = strlen(s), lab = 0, i;
+
+	if (len > 0 && s[len - 1] == '.')
+		len--;
+	if (len == 0 || len > NAME_MAX_LEN || len >= outlen)
+		return -1;
+	for (i = 0; i < len; i++) {
+		int c = tolower((unsigned char)s[i]);
+
+		if (c == '.') {
+			if (lab == 0 || out[i - 1] == '-')
+				return -1;
+			lab = 0;
+		} else {
+			if (!label_char_ok(c) || (lab == 0 && c == '-') ||
+			    ++lab > 63)
+				return -1;
+		}
+		out[i] = (char)c;
+	}
+	if (out[len - 1] == '-')
+		return -1;
+	out[len] = '\0';
+	return 0;
+}
+
+int
+policy_parse_name(const char *s, struct name_pattern *out, const char **err)
+{
+	const char *rest = s;
+
+	*err = NULL;
+	memset(out, 0, sizeof(*out));
+	if (strcmp(s, "*") == 0 || strcmp(s, "*.") == 0) {
+		out->kind = MATCH_ALL;
+		return 0;
+	}
+	out->kind = MATCH_EXACT;
+	if (strncmp(s, "*.", 2) == 0) {
+		out->kind = MATCH_SUFFIX;
+		rest = s + 2;
+	}
+	if (strchr(rest, '*') != NULL) {
+		*err = "'*' may only stand alone or as the whole first label "
+		       "(\"*.example.com\")";
+		return -1;
+	}
+	if (policy_normalise_name(rest, out->name, sizeof(out->name)) < 0) {
+		*err = "malformed name (letters, digits, '-', '_'; labels of "
+		       "1-63 characters; IDNs in A-label form)";
+		return -1;
+	}
+	return 0;
+}
+
+static int
+parse_u16(const char *s, const char *end, uint16_t *out)
+{
+	unsigned long v = 0;
+
+	if (s == end || end - s > 5)
+		return -1;
+	for (; s < end; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (unsigned long)(*s - '0');
+	}
+	if (v < 1 || v > 65535)
+		return -1;
+	*out = (uint16_t)v;
+	return 0;
+}
+
+int
+policy_parse_port(const char *s, struct portspec *out, const char **err)
+{
+	const char *p, *dash, *end;
+
+	*err = NULL;
+	memset(out, 0, sizeof(*out));
+	if (strcmp(s, "icmp") == 0) {
+		out->proto = IPPROTO_ICMP;
+		return 0;
+	}
+	if (strncmp(s, "tcp/", 4) == 0)
+		out->proto = IPPROTO_TCP;
+	else if (strncmp(s, "udp/", 4) == 0)
+		out->proto = IPPROTO_UDP;
+	else {
+		*err = "bad port: expected tcp/N, udp/N, tcp/N-M, udp/N-M or "
+		       "icmp";
+		return -1;
+	}
+	p = s + 4;
+	end = p + strlen(p);
+	dash = strchr(p, '-');
+	if (parse_u16(p, dash ? dash : end, &out->lo) < 0 ||
+	    (dash && parse_u16(dash + 1, end, &out->hi) < 0)) {
+		*err = "bad port number: expected 1-65535";
+		return -1;
+	}
+	if (!dash)
+		out->hi = out->lo;
+	if (out->lo > out->hi) {
+		*err = "bad port range: the first port is above the last";
+		return -1;
+	}
+	return 0;
+}
+
+int
+policy_parse_addr(const char *s, struct ipaddr *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, s, &out->v4) == 1) {
+		out->family = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, &out->v6) == 1) {
+		out->family = AF_INET6;
+		return 0;
+	}
+	return -1;
+}
+
+int
+policy_parse_prefix(const char *s, struct prefix *out, const char **err)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	int maxlen, bits;
+
+	*err = NULL;
+	if (alen >= sizeof(buf)) {
+		*err = "bad address or prefix";
+		return -1;
+	}
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
+	if (policy_parse_addr(buf, &out->addr) < 0) {
+		*err = "bad address or prefix";
+		return -1;
+	}
+	maxlen = out->addr.family == AF_INET ? 32 : 128;
+	out->len = maxlen;
+	if (slash) {
+		char *end;
+		long v;
+
+		errno = 0;
+		v = strtol(slash + 1, &end, 10);
+		if (slash[1] < '0' || slash[1] > '9' || *end != '\0' ||
+		    errno || v < 0 || v > maxlen) {
+			*err = out->addr.family == AF_INET
+				       ? "bad prefix length: expected 0-32"
+				       : "bad prefix length: expected 0-128";
+			return -1;
+		}
+		out->len = (int)v;
+	}
+	for (bits = out->len; bits < maxlen; bits++) {
+		if (out->addr.b[bits / 8] & (0x80 >> (bits % 8))) {
+			*err = "address has bits set beyond the prefix length";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+bool
+policy_vm_name_valid(const char *s)
+{
+	/* Qubes: a letter, then letters, digits, '_' or '-', 31 at most.
+	 * The name becomes part of nftables set and chain names. */
+	size_t i;
+
+	if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+		return false;
+	for (i = 1; s[i]; i++) {
+		int c = (unsigned char)s[i];
+
+		if (!isalnum(c) && c != '_' && c != '-')
+			return false;
+	}
+	return i <= VM_NAME_MAX;
+}
+
+bool
+policy_ifname_valid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++) {
+		int c = (unsigned char)s[i];
+
+		if (c <= ' ' || c >= 127 || c == '/' || c == ':' || c == '*')
+			return false;
+	}
+	return i > 0 && i < 16 && strcmp(s, ".") && strcmp(s, "..");
+}
+
+bool
+policy_pattern_match(const struct name_pattern *p, const char *name)
+{
+	size_t nl, sl;
+
+	switch (p->kind) {
+	case MATCH_ALL:
+		return true;
+	case MATCH_EXACT:
+		return strcmp(p->name, name) == 0;
+	case MATCH_SUFFIX:
+		nl = strlen(name);
+		sl = strlen(p->name);
+		return nl > sl + 1 && name[nl - sl - 1] == '.' &&
+		       strcmp(name + nl - sl, p->name) == 0;
+	}
+	return false;
+}
+
+static int
+portspec_cmp(const void *a, const void *b)
+{
+	const struct portspec *x = a, *y = b;
+
+	if (x->proto != y->proto)
+		return x->proto - y->proto;
+	return (int)x->lo - (int)y->lo;
+}
+
+void
+policy_ports_normalise(struct ports *ps)
+{
+	size_t i, o = 0;
+
+	if (ps->n == 0)
+		return;
+	qsort(ps->v, ps->n, sizeof(*ps->v), portspec_cmp);
+	for (i = 1; i < ps->n; i++) {
+		struct portspec *last = &ps->v[o];
+
+		if (ps->v[i].proto == last->proto &&
+		    (uint32_t)ps->v[i].lo <= (uint32_t)last->hi + 1) {
+			if (ps->v[i].hi > last->hi)
+				last->hi = ps->v[i].hi;
+		} else {
+			ps->v[++o] = ps->v[i];
+		}
+	}
+	ps->n = o + 1;
+}
+
+void
+policy_ports_union(struct ports *dst, const struct ports *src)
+{
+	dst->any |= src->any;
+	dst->icmp |= src->icmp;
+	if (src->n == 0)
+		return;
+	dst->v = xreallocarray(dst->v, dst->n + src->n, sizeof(*dst->v));
+	memcpy(dst->v + dst->n, src->v, src->n * sizeof(*src->v));
+	dst->n += src->n;
+	policy_ports_normalise(dst);
+}
+
+void
+policy_ports_finish(struct ports *ps)
+{
+	free(ps->v);
+	memset(ps, 0, sizeof(*ps));
+}
+
+void
+policy_decide(const struct vm *vm, const char *name, struct verdict *v)
+{
+	size_t i;
+
+	memset(v, 0, sizeof(*v));
+	for (i = 0; i < vm->ndeny; i++)
+		if (policy_pattern_match(&vm->deny[i].pat, name))
+			return;
+	if (vm->default_allow) {
+		v->allowed = true;
+		v->ports.any = true;
+	}
+	for (i = 0; i < vm->nallow; i++) {
+		const struct rule *r = &vm->allow[i];
+
+		if (r->is_net || !policy_pattern_match(&r->pat, name))
+			continue;
+		v->allowed = true;
+		v->require_dnssec |= r->require_dnssec;
+		policy_ports_union(&v->ports, &r->ports);
+	}
+}
+
+void
+verdict_finish(struct verdict *v)
+{
+	policy_ports_finish(&v->ports);
+}
+
+static bool
+addr_eq(const struct ipaddr *a, const struct ipaddr *b)
+{
+	if (a->family != b->family)
+		return false;
+	if (a->family == AF_INET)
+		return a->v4.s_addr == b->v4.s_addr;
+	return memcmp(&a->v6, &b->v6, sizeof(a->v6)) == 0;
+}
+
+const struct vm *
+policy_find_vm(const struct vm *vms, size_t nvms, const struct ipaddr *addr,
+	const char *ifname)
+{
+	for (size_t i = 0; i < nvms; i++) {
+		for (size_t j = 0; j < vms[i].naddrs; j++) {
+			if (!addr_eq(&vms[i].addrs[j], addr))
+				continue;
+			/* Addresses are unique across VMs, so a mismatch
+			 * on the interface means a spoofed source. */
+			if (vms[i].iface && ifname &&
+			    strcmp(vms[i].iface, ifname) != 0)
+				return NULL;
+			return &vms[i];
+		}
+	}
+	return NULL;
+}
+
+uint32_t
+policy_ttl_handed(const struct ttl_conf *t, uint32_t ttl)
+{
+	return ttl > t->max ? t->max : ttl;
+}
+
+uint32_t
+policy_ttl_element(const struct ttl_conf *t, uint32_t ttl)
+{
+	uint32_t v = ttl < t->min ? t->min : ttl;
+
+	if (v > t->max)
+		v = t->max;
+	return v + t->grace;
+}
+
+const char *
+policy_addr_str(const struct ipaddr *a, char *buf, size_t len)
+{
+	if (inet_ntop(a->family, a->b, buf, (socklen_t)len) == NULL)
+		snprintf(buf, len, "?");
+	return buf;
+}
+
+const char *
+policy_prefix_str(const struct prefix *p, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	snprintf(buf, len, "%s/%d", policy_addr_str(&p->addr, a, sizeof(a)),
+		p->len);
+	return buf;
+}
+
+const char *
+policy_portspec_str(const struct portspec *p, char *buf, size_t len)
+{
+	const char *proto = p->proto == IPPROTO_TCP ? "tcp" : "udp";
+
+	if (p->proto == IPPROTO_ICMP)
+		snprintf(buf, len, "icmp");
+	else if (p->lo == p->hi)
+		snprintf(buf, len, "%s/%u", proto, p->lo);
+	else
+		snprintf(buf, len, "%s/%u-%u", proto, p->lo, p->hi);
+	return buf;
+}
+
+void
+policy_vm_finish(struct vm *vm)
+{
+	size_t i;
+
+	for (i = 0; i < vm->nallow; i++)
+		policy_ports_finish(&vm->allow[i].ports);
+	free(vm->allow);
+	free(vm->deny);
+	free(vm->addrs);
+	free(vm->iface);
+	free(vm->name);
+	free(vm->file);
+	memset(vm, 0, sizeof(*vm));
+}

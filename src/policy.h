@@ -1,0 +1,135 @@
+/* Pure policy logic: parsing of names, ports, addresses and prefixes, and
+ * the decisions taken per query (which rules match a name, which ports it
+ * opens, how long an element lives). No I/O here, so it is unit-tested
+ * directly and fuzzed through the loader. */
+#ifndef DNSFENCE_POLICY_H
+#define DNSFENCE_POLICY_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NAME_MAX_LEN 253 /* presentation form, without the trailing dot */
+#define VM_NAME_MAX 31	 /* Qubes' own limit; keeps set names short */
+
+enum match_kind {
+	MATCH_EXACT,  /* mail.example.com */
+	MATCH_SUFFIX, /* *.example.com: one or more labels in front */
+	MATCH_ALL,    /* *: every name */
+};
+
+struct name_pattern {
+	enum match_kind kind;
+	char name[NAME_MAX_LEN + 1]; /* lower case; the suffix for SUFFIX */
+};
+
+struct ipaddr {
+	int family; /* AF_INET or AF_INET6 */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+		uint8_t b[16];
+	};
+};
+
+struct prefix {
+	struct ipaddr addr;
+	int len;
+};
+
+/* One item of `ports`: proto is IPPROTO_TCP, IPPROTO_UDP (lo..hi) or
+ * IPPROTO_ICMP (echo requests; ICMPv6 for v6 addresses, lo = hi = 0). */
+struct portspec {
+	uint8_t proto;
+	uint16_t lo, hi;
+};
+
+/* A set of ports; any = no `ports` given, every protocol and port. */
+struct ports {
+	bool any;
+	bool icmp;
+	struct portspec *v; /* tcp/udp ranges, sorted, merged, disjoint */
+	size_t n;
+};
+
+struct rule {
+	bool is_net;
+	struct name_pattern pat; /* when !is_net */
+	struct prefix net;	 /* when is_net */
+	struct ports ports;
+	bool require_dnssec;
+	int line, col;
+};
+
+enum unlisted { UNLISTED_REFUSED, UNLISTED_NXDOMAIN };
+
+struct vm {
+	char *name;
+	char *file;
+	struct ipaddr *addrs;
+	size_t naddrs;
+	char *iface; /* NULL: any interface */
+	bool default_allow;
+	enum unlisted unlisted;
+	struct rule *allow;
+	size_t nallow;
+	struct rule *deny;
+	size_t ndeny;
+};
+
+struct ttl_conf {
+	uint32_t min, max, grace;
+};
+
+/** What the policy says about one name for one VM. */
+struct verdict {
+	bool allowed;
+	bool require_dnssec;
+	struct ports ports; /* union of every matching allow rule */
+};
+
+/** Parse and normalise a name pattern; NULL err means success. */
+int policy_parse_name(const char *s, struct name_pattern *out,
+	const char **err);
+/** Normalise a DNS name in presentation form into out (lower case, no
+ * trailing dot); -1 if it is not a valid host name. */
+int policy_normalise_name(const char *s, char *out, size_t outlen);
+int policy_parse_port(const char *s, struct portspec *out, const char **err);
+int policy_parse_addr(const char *s, struct ipaddr *out);
+int policy_parse_prefix(const char *s, struct prefix *out, const char **err);
+bool policy_vm_name_valid(const char *s);
+bool policy_ifname_valid(const char *s);
+
+/** Does pattern p match the normalised name? */
+bool policy_pattern_match(const struct name_pattern *p, const char *name);
+
+/** Merge overlapping/adjacent tcp/udp ranges of ps in place, sort them. */
+void policy_ports_normalise(struct ports *ps);
+/** Add every port of src to dst (union), keeping dst normalised. */
+void policy_ports_union(struct ports *dst, const struct ports *src);
+void policy_ports_finish(struct ports *ps);
+
+/** Decide for a normalised query name; v->ports must be released with
+ * verdict_finish(). */
+void policy_decide(const struct vm *vm, const char *name, struct verdict *v);
+void verdict_finish(struct verdict *v);
+
+/** Which VM sent a packet from addr (and ifname, NULL if unknown)? */
+const struct vm *policy_find_vm(const struct vm *vms, size_t nvms,
+	const struct ipaddr *addr, const char *ifname);
+
+/** TTL the VM is handed: ttl capped at max (never raised to min). */
+uint32_t policy_ttl_handed(const struct ttl_conf *t, uint32_t ttl);
+/** Seconds the element must stay: clamp(ttl, min, max) + grace. */
+uint32_t policy_ttl_element(const struct ttl_conf *t, uint32_t ttl);
+
+/** Format an address / prefix / port for messages and dumps. */
+const char *policy_addr_str(const struct ipaddr *a, char *buf, size_t len);
+const char *policy_prefix_str(const struct prefix *p, char *buf, size_t len);
+const char *policy_portspec_str(const struct portspec *p, char *buf,
+	size_t len);
+
+void policy_vm_finish(struct vm *vm);
+
+#endif

@@ -1,0 +1,891 @@
+#include "ruleset.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <libnftnl/udata.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netlink.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* nftables' datatype numbers, for the set key types `nft list` shows. */
+#define TYPE_IPADDR 7
+#define TYPE_IP6ADDR 8
+#define TYPE_INET_PROTO 12
+#define TYPE_INET_SERVICE 13
+#define TYPE_BITS 6
+
+/* Our base chains run just before the usual filter chains (Qubes' own
+ * tables hook at priority 0): a drop here is final whatever comes later,
+ * and our counters see every packet a VM sends. See doc/nftables.md. */
+#define CHAIN_PRIO (-10) /* NF_IP_PRI_FILTER - 10 */
+
+#define REG(i) (NFT_REG32_00 + (i))
+
+struct builder {
+	struct nft_batch *b;
+	const struct config *c;
+	const char *table;
+	uint32_t set_id;
+};
+
+const char *
+ruleset_set_name(char *buf, size_t len, const char *vm, enum set_kind kind,
+	int family)
+{
+	static const char *const tail[SET_KINDS] = {"", "_ports", "_icmp"};
+
+	snprintf(buf, len, "%s_v%c%s", vm, family == AF_INET ? '4' : '6',
+		tail[kind]);
+	return buf;
+}
+
+/* ---- expressions ------------------------------------------------------ */
+
+static void
+add_expr(struct nftnl_rule *r, struct nftnl_expr *e)
+{
+	nftnl_rule_add_expr(r, e);
+}
+
+static struct nftnl_expr *
+expr(const char *name)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc(name);
+
+	if (e == NULL)
+		fatal("nftnl_expr_alloc %s", name);
+	return e;
+}
+
+static void
+e_meta(struct nftnl_rule *r, uint32_t key, uint32_t dreg)
+{
+	struct nftnl_expr *e = expr("meta");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
+	add_expr(r, e);
+}
+
+static void
+e_cmp(struct nftnl_rule *r, uint32_t sreg, uint32_t op, const void *data,
+	uint32_t len)
+{
+	struct nftnl_expr *e = expr("cmp");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+	add_expr(r, e);
+}
+
+static void
+e_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len,
+	uint32_t dreg)
+{
+	struct nftnl_expr *e = expr("payload");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+	add_expr(r, e);
+}
+
+static void
+e_bitwise(struct nftnl_rule *r, uint32_t reg, const void *mask, uint32_t len)
+{
+	struct nftnl_expr *e = expr("bitwise");
+	static const uint8_t zero[16];
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, reg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, reg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, len);
+	add_expr(r, e);
+}
+
+static void
+e_lookup(struct nftnl_rule *r, const char *set, uint32_t sreg)
+{
+	struct nftnl_expr *e = expr("lookup");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, sreg);
+	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
+	add_expr(r, e);
+}
+
+static void
+e_verdict(struct nftnl_rule *r, int verdict, const char *chain)
+{
+	struct nftnl_expr *e = expr("immediate");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+	if (chain)
+		nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, chain);
+	add_expr(r, e);
+}
+
+static void
+e_counter(struct nftnl_rule *r)
+{
+	add_expr(r, expr("counter"));
+}
+
+static void
+e_ct_state(struct nftnl_rule *r, uint32_t bits)
+{
+	struct nftnl_expr *e = expr("ct");
+	uint32_t zero = 0;
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, REG(0));
+	add_expr(r, e);
+	e_bitwise(r, REG(0), &bits, sizeof(bits));
+	e_cmp(r, REG(0), NFT_CMP_NEQ, &zero, sizeof(zero));
+}
+
+static void
+e_log_limited(struct nftnl_rule *r, uint32_t rate, const char *prefix)
+{
+	struct nftnl_expr *e = expr("limit");
+
+	nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_RATE, rate);
+	nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_UNIT, 1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_BURST, rate);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
+	add_expr(r, e);
+	e = expr("log");
+	nftnl_expr_set_str(e, NFTNL_EXPR_LOG_PREFIX, prefix);
+	add_expr(r, e);
+}
+
+/* ---- matches ------------------------------------------------------------ */
+
+static void
+m_nfproto(struct nftnl_rule *r, int family)
+{
+	uint8_t p = family == AF_INET ? NFPROTO_IPV4 : NFPROTO_IPV6;
+
+	e_meta(r, NFT_META_NFPROTO, REG(0));
+	e_cmp(r, REG(0), NFT_CMP_EQ, &p, sizeof(p));
+}
+
+static uint32_t
+addr_len(int family)
+{
+	return family == AF_INET ? 4 : 16;
+}
+
+/* Load the source or destination address into REG(0). */
+static void
+m_load_addr(struct nftnl_rule *r, int family, bool dst)
+{
+	uint32_t off = family == AF_INET ? (dst ? 16 : 12) : (dst ? 24 : 8);
+
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, off, addr_len(family), REG(0));
+}
+
+static void
+m_addr(struct nftnl_rule *r, const struct ipaddr *a, bool dst)
+{
+	m_nfproto(r, a->family);
+	m_load_addr(r, a->family, dst);
+	e_cmp(r, REG(0), NFT_CMP_EQ, a->b, addr_len(a->family));
+}
+
+static void
+m_prefix(struct nftnl_rule *r, const struct prefix *p, bool dst)
+{
+	uint8_t mask[16] = {0};
+	uint32_t len = addr_len(p->addr.family);
+
+	m_nfproto(r, p->addr.family);
+	m_load_addr(r, p->addr.family, dst);
+	if ((uint32_t)p->len != len * 8) {
+		for (int i = 0; i < p->len; i++)
+			mask[i / 8] |= (uint8_t)(0x80 >> (i % 8));
+		e_bitwise(r, REG(0), mask, len);
+	}
+	e_cmp(r, REG(0), NFT_CMP_EQ, p->addr.b, len);
+}
+
+static void
+m_iifname(struct nftnl_rule *r, const char *ifname)
+{
+	char name[IFNAMSIZ] = {0};
+
+	strncpy(name, ifname, sizeof(name) - 1);
+	e_meta(r, NFT_META_IIFNAME, REG(0));
+	e_cmp(r, REG(0), NFT_CMP_EQ, name, sizeof(name));
+}
+
+static void
+m_l4proto(struct nftnl_rule *r, uint8_t proto)
+{
+	e_meta(r, NFT_META_L4PROTO, REG(0));
+	e_cmp(r, REG(0), NFT_CMP_EQ, &proto, sizeof(proto));
+}
+
+static void
+m_dport(struct nftnl_rule *r, uint16_t lo, uint16_t hi)
+{
+	uint16_t l = htons(lo), h = htons(hi);
+
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, REG(0));
+	if (lo == hi) {
+		e_cmp(r, REG(0), NFT_CMP_EQ, &l, sizeof(l));
+	} else {
+		/* Network byte order compares like the number it holds. */
+		e_cmp(r, REG(0), NFT_CMP_GTE, &l, sizeof(l));
+		e_cmp(r, REG(0), NFT_CMP_LTE, &h, sizeof(h));
+	}
+}
+
+static void
+m_icmp_echo(struct nftnl_rule *r, int family)
+{
+	uint8_t type = family == AF_INET ? 8 : 128;
+
+	m_l4proto(r, family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6);
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, REG(0));
+	e_cmp(r, REG(0), NFT_CMP_EQ, &type, sizeof(type));
+}
+
+/* ---- batch messages ----------------------------------------------------- */
+
+static struct nftnl_rule *
+rule_new(struct builder *bd, const char *chain)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+
+	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, bd->table);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+	return r;
+}
+
+static void
+rule_commit(struct builder *bd, struct nftnl_rule *r, const char *comment)
+{
+	struct nftnl_udata_buf *ud = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
+	char what[256];
+	struct nlmsghdr *nlh;
+
+	if (comment != NULL) {
+		char c[NFTNL_UDATA_COMMENT_MAXLEN];
+
+		snprintf(c, sizeof(c), "%s", comment);
+		nftnl_udata_put_strz(ud, NFTNL_UDATA_RULE_COMMENT, c);
+		nftnl_rule_set_data(r, NFTNL_RULE_USERDATA,
+			nftnl_udata_buf_data(ud), nftnl_udata_buf_len(ud));
+	}
+	snprintf(what, sizeof(what), "rule in chain %s (%s)",
+		nftnl_rule_get_str(r, NFTNL_RULE_CHAIN),
+		comment ? comment : "-");
+	nlh = nft_batch_msg(bd->b, NFT_MSG_NEWRULE, NFPROTO_INET,
+		NLM_F_APPEND | NLM_F_CREATE, 8192, what);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_udata_buf_free(ud);
+	nftnl_rule_free(r);
+}
+
+static void
+msg_table(struct builder *bd)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nlmsghdr *nlh;
+	char what[64];
+
+	snprintf(what, sizeof(what), "table inet %s", bd->table);
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, bd->table);
+	nlh = nft_batch_msg(bd->b, NFT_MSG_NEWTABLE, NFPROTO_INET,
+		NLM_F_CREATE, 1024, what);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_table_free(t);
+}
+
+static void
+msg_chain(struct builder *bd, const char *name, int hook, uint32_t policy)
+{
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	struct nlmsghdr *nlh;
+	char what[128];
+
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, bd->table);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+	if (hook >= 0) {
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, (uint32_t)hook);
+		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, CHAIN_PRIO);
+		nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter");
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, policy);
+	}
+	snprintf(what, sizeof(what), "chain %s", name);
+	nlh = nft_batch_msg(bd->b, NFT_MSG_NEWCHAIN, NFPROTO_INET,
+		NLM_F_CREATE, 1024, what);
+	nftnl_chain_nlmsg_build_payload(nlh, c);
+	nftnl_chain_free(c);
+}
+
+static void
+msg_del(struct builder *bd, uint16_t type, const char *name)
+{
+	struct nlmsghdr *nlh;
+	char what[128];
+
+	snprintf(what, sizeof(what), "%s %s", type == NFT_MSG_DELSET ? "set" :
+		type == NFT_MSG_DELRULE ? "flush chain" : "chain", name);
+	nlh = nft_batch_msg(bd->b, type, NFPROTO_INET, 0, 1024, what);
+	if (type == NFT_MSG_DELSET) {
+		struct nftnl_set *s = nftnl_set_alloc();
+
+		nftnl_set_set_str(s, NFTNL_SET_TABLE, bd->table);
+		nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+		nftnl_set_nlmsg_build_payload(nlh, s);
+		nftnl_set_free(s);
+	} else if (type == NFT_MSG_DELRULE) {
+		struct nftnl_rule *r = nftnl_rule_alloc();
+
+		nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+		nftnl_rule_set_str(r, NFTNL_RULE_TABLE, bd->table);
+		nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, name);
+		nftnl_rule_nlmsg_build_payload(nlh, r);
+		nftnl_rule_free(r);
+	} else {
+		struct nftnl_chain *c = nftnl_chain_alloc();
+
+		nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, bd->table);
+		nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+		nftnl_chain_nlmsg_build_payload(nlh, c);
+		nftnl_chain_free(c);
+	}
+}
+
+/* ---- sets ---------------------------------------------------------------- */
+
+/* The set as we want it; compared with what the kernel has. */
+static struct nftnl_set *
+set_want(struct builder *bd, const char *name, enum set_kind kind, int family)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+	uint32_t at = family == AF_INET ? TYPE_IPADDR : TYPE_IP6ADDR;
+	uint32_t alen = addr_len(family);
+
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, bd->table);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, ++bd->set_id);
+	nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, bd->c->limits.set_size);
+	if (kind == SET_PORTS) {
+		/* addr . inet_proto . inet_service, each field padded to a
+		 * 32-bit register, with ranges (pipapo). */
+		uint8_t fields[3] = {(uint8_t)alen, 1, 2};
+
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE,
+			((at << TYPE_BITS | TYPE_INET_PROTO) << TYPE_BITS) |
+				TYPE_INET_SERVICE);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, alen + 4 + 4);
+		nftnl_set_set_u32(s, NFTNL_SET_FLAGS,
+			NFT_SET_TIMEOUT | NFT_SET_INTERVAL | NFT_SET_CONCAT);
+		nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, fields, 3);
+	} else {
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, at);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, alen);
+		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT);
+	}
+	return s;
+}
+
+static bool
+set_same(const struct nftnl_set *a, const struct nftnl_set *b)
+{
+	static const uint16_t attrs[] = {NFTNL_SET_KEY_TYPE, NFTNL_SET_KEY_LEN,
+		NFTNL_SET_FLAGS, NFTNL_SET_DESC_SIZE};
+
+	for (size_t i = 0; i < ARRAY_SIZE(attrs); i++) {
+		if (!nftnl_set_is_set(b, attrs[i]) ||
+		    nftnl_set_get_u32(a, attrs[i]) !=
+			    nftnl_set_get_u32(b, attrs[i]))
+			return false;
+	}
+	return true;
+}
+
+static bool
+set_same_key(const struct nftnl_set *a, const struct nftnl_set *b)
+{
+	return nftnl_set_get_u32(a, NFTNL_SET_KEY_TYPE) ==
+		       nftnl_set_get_u32(b, NFTNL_SET_KEY_TYPE) &&
+	       nftnl_set_get_u32(a, NFTNL_SET_KEY_LEN) ==
+		       nftnl_set_get_u32(b, NFTNL_SET_KEY_LEN) &&
+	       (nftnl_set_get_u32(a, NFTNL_SET_FLAGS) & NFT_SET_INTERVAL) ==
+		       (nftnl_set_get_u32(b, NFTNL_SET_FLAGS) & NFT_SET_INTERVAL);
+}
+
+static struct nftnl_set *
+find_set(struct nftnl_set_list *l, const char *name)
+{
+	struct nftnl_set_list_iter *it;
+	struct nftnl_set *s;
+
+	if (l == NULL)
+		return NULL;
+	it = nftnl_set_list_iter_create(l);
+	while ((s = nftnl_set_list_iter_next(it)) != NULL)
+		if (strcmp(nftnl_set_get_str(s, NFTNL_SET_NAME), name) == 0)
+			break;
+	nftnl_set_list_iter_destroy(it);
+	return s;
+}
+
+static void
+msg_newset(struct builder *bd, struct nftnl_set *s)
+{
+	struct nlmsghdr *nlh;
+	char what[128];
+
+	snprintf(what, sizeof(what), "set %s",
+		nftnl_set_get_str(s, NFTNL_SET_NAME));
+	nlh = nft_batch_msg(bd->b, NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE,
+		2048, what);
+	nftnl_set_nlmsg_build_payload(nlh, s);
+}
+
+static void
+copy_attr(struct nftnl_set_elem *to, struct nftnl_set_elem *from,
+	uint16_t attr)
+{
+	const void *p;
+	uint32_t len;
+
+	if (!nftnl_set_elem_is_set(from, attr))
+		return;
+	p = nftnl_set_elem_get(from, attr, &len);
+	nftnl_set_elem_set(to, attr, p, len);
+}
+
+/* The same element, timing out when the old one would have. */
+static struct nftnl_set_elem *
+elem_carry(struct nftnl_set_elem *e)
+{
+	struct nftnl_set_elem *n = nftnl_set_elem_alloc();
+
+	copy_attr(n, e, NFTNL_SET_ELEM_KEY);
+	copy_attr(n, e, NFTNL_SET_ELEM_KEY_END);
+	copy_attr(n, e, NFTNL_SET_ELEM_FLAGS);
+	copy_attr(n, e, NFTNL_SET_ELEM_USERDATA);
+	if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPIRATION))
+		nftnl_set_elem_set_u64(n, NFTNL_SET_ELEM_TIMEOUT,
+			nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_EXPIRATION) +
+				1);
+	return n;
+}
+
+/* A set whose properties changed (its size, say) is made anew; its
+ * elements move over with the time they have left, so nothing admitted
+ * is lost. */
+static void
+carry_elements(struct builder *bd, struct nftnl_set *old,
+	struct nftnl_set *want)
+{
+	struct nftnl_set *dump = nftnl_set_alloc(), *add = nftnl_set_alloc();
+	struct nftnl_set_elems_iter *it;
+	struct nftnl_set_elem *e;
+	int more = 1;
+
+	nftnl_set_set_str(dump, NFTNL_SET_TABLE, bd->table);
+	nftnl_set_set_str(dump, NFTNL_SET_NAME,
+		nftnl_set_get_str(old, NFTNL_SET_NAME));
+	nftnl_set_set_u32(dump, NFTNL_SET_FAMILY, NFPROTO_INET);
+	if (nft_dump_elems(dump) < 0)
+		log_warn("reading set %s", nftnl_set_get_str(old, NFTNL_SET_NAME));
+	nftnl_set_set_str(add, NFTNL_SET_TABLE, bd->table);
+	nftnl_set_set_str(add, NFTNL_SET_NAME,
+		nftnl_set_get_str(want, NFTNL_SET_NAME));
+	nftnl_set_set_u32(add, NFTNL_SET_ID, nftnl_set_get_u32(want,
+		NFTNL_SET_ID));
+	it = nftnl_set_elems_iter_create(dump);
+	while ((e = nftnl_set_elems_iter_next(it)) != NULL) {
+		nftnl_set_elem_add(add, elem_carry(e));
+	}
+	nftnl_set_elems_iter_destroy(it);
+	it = nftnl_set_elems_iter_create(add);
+	while (nftnl_set_elems_iter_cur(it) != NULL && more > 0) {
+		struct nlmsghdr *nlh = nft_batch_msg(bd->b, NFT_MSG_NEWSETELEM,
+			NFPROTO_INET, NLM_F_CREATE, 70000, "carried elements");
+
+		more = nftnl_set_elems_nlmsg_build_payload_iter(nlh, it);
+	}
+	nftnl_set_elems_iter_destroy(it);
+	nftnl_set_free(dump);
+	nftnl_set_free(add);
+}
+
+static void
+sets_sync(struct builder *bd, struct nftnl_set_list *have)
+{
+	struct nftnl_set_list_iter *it;
+	struct nftnl_set *s;
+	char name[SET_NAME_MAX];
+	static const int fams[2] = {AF_INET, AF_INET6};
+
+	/* Sets nobody wants any more go first. Rules referring to them were
+	 * flushed earlier in the same transaction. */
+	if (have != NULL) {
+		it = nftnl_set_list_iter_create(have);
+		while ((s = nftnl_set_list_iter_next(it)) != NULL) {
+			const char *sn = nftnl_set_get_str(s, NFTNL_SET_NAME);
+			bool keep = false;
+
+			for (size_t v = 0; v < bd->c->nvms && !keep; v++)
+				for (int k = 0; k < SET_KINDS * 2 && !keep; k++)
+					keep = strcmp(sn, ruleset_set_name(name,
+						sizeof(name), bd->c->vms[v].name,
+						(enum set_kind)(k / 2),
+						fams[k % 2])) == 0;
+			if (!keep)
+				msg_del(bd, NFT_MSG_DELSET, sn);
+		}
+		nftnl_set_list_iter_destroy(it);
+	}
+	for (size_t v = 0; v < bd->c->nvms; v++) {
+		for (int k = 0; k < SET_KINDS * 2; k++) {
+			enum set_kind kind = (enum set_kind)(k / 2);
+			struct nftnl_set *want, *old;
+
+			ruleset_set_name(name, sizeof(name), bd->c->vms[v].name,
+				kind, fams[k % 2]);
+			want = set_want(bd, name, kind, fams[k % 2]);
+			old = find_set(have, name);
+			if (old != NULL && !set_same(want, old)) {
+				msg_del(bd, NFT_MSG_DELSET, name);
+				msg_newset(bd, want);
+				if (set_same_key(want, old))
+					carry_elements(bd, old, want);
+			} else {
+				msg_newset(bd, want);
+			}
+			nftnl_set_free(want);
+		}
+	}
+}
+
+/* ---- chains and rules -------------------------------------------------- */
+
+static const char *
+vm_chain(char *buf, size_t len, const struct vm *vm)
+{
+	snprintf(buf, len, "vm_%s", vm->name);
+	return buf;
+}
+
+static bool
+chain_wanted(struct builder *bd, const struct nftnl_chain *ch)
+{
+	const char *name = nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME);
+	bool base = nftnl_chain_is_set(ch, NFTNL_CHAIN_HOOKNUM);
+	char vc[64];
+
+	if (strcmp(name, "forward") == 0 || strcmp(name, "input") == 0) {
+		/* A base chain is kept only if it hooks where we want it:
+		 * the kernel cannot move a chain to another hook. */
+		return base && nftnl_chain_get_u32(ch, NFTNL_CHAIN_HOOKNUM) ==
+				       (strcmp(name, "forward") == 0
+						       ? NF_INET_FORWARD
+						       : NF_INET_LOCAL_IN) &&
+		       nftnl_chain_get_s32(ch, NFTNL_CHAIN_PRIO) == CHAIN_PRIO;
+	}
+	if (base)
+		return false;
+	if (strcmp(name, "vms_to_listen") == 0)
+		return true;
+	for (size_t v = 0; v < bd->c->nvms; v++)
+		if (strcmp(name, vm_chain(vc, sizeof(vc), &bd->c->vms[v])) == 0)
+			return true;
+	return false;
+}
+
+static void
+chains_flush(struct builder *bd, struct nftnl_chain_list *have)
+{
+	struct nftnl_chain_list_iter *it;
+	struct nftnl_chain *ch;
+
+	if (have == NULL)
+		return;
+	/* Rules first (they hold references to chains and sets), then the
+	 * chains nobody wants; all of it in the transaction that rebuilds
+	 * the rest, so no packet ever sees a half-built table. Base chains
+	 * stay hooked throughout: deleting and re-adding one would open a
+	 * moment where its policy alone decides. */
+	it = nftnl_chain_list_iter_create(have);
+	while ((ch = nftnl_chain_list_iter_next(it)) != NULL)
+		msg_del(bd, NFT_MSG_DELRULE,
+			nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME));
+	nftnl_chain_list_iter_destroy(it);
+	it = nftnl_chain_list_iter_create(have);
+	while ((ch = nftnl_chain_list_iter_next(it)) != NULL)
+		if (!chain_wanted(bd, ch))
+			msg_del(bd, NFT_MSG_DELCHAIN,
+				nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME));
+	nftnl_chain_list_iter_destroy(it);
+}
+
+static void
+rule_net(struct builder *bd, const char *chain, const struct vm *vm,
+	const struct rule *ru)
+{
+	char cmt[128], pfx[64];
+	struct nftnl_rule *r;
+
+	snprintf(cmt, sizeof(cmt), "%s: net %s", vm->name,
+		policy_prefix_str(&ru->net, pfx, sizeof(pfx)));
+	if (ru->ports.any) {
+		r = rule_new(bd, chain);
+		m_prefix(r, &ru->net, true);
+		e_verdict(r, NF_ACCEPT, NULL);
+		rule_commit(bd, r, cmt);
+		return;
+	}
+	if (ru->ports.icmp) {
+		r = rule_new(bd, chain);
+		m_prefix(r, &ru->net, true);
+		m_icmp_echo(r, ru->net.addr.family);
+		e_verdict(r, NF_ACCEPT, NULL);
+		rule_commit(bd, r, cmt);
+	}
+	for (size_t i = 0; i < ru->ports.n; i++) {
+		const struct portspec *p = &ru->ports.v[i];
+
+		r = rule_new(bd, chain);
+		m_prefix(r, &ru->net, true);
+		m_l4proto(r, p->proto);
+		m_dport(r, p->lo, p->hi);
+		e_verdict(r, NF_ACCEPT, NULL);
+		rule_commit(bd, r, cmt);
+	}
+}
+
+static void
+rules_sets(struct builder *bd, const char *chain, const struct vm *vm,
+	int family)
+{
+	char set[SET_NAME_MAX], cmt[128];
+	struct nftnl_rule *r;
+	uint32_t alen = addr_len(family);
+
+	snprintf(cmt, sizeof(cmt), "%s: names it resolved", vm->name);
+	r = rule_new(bd, chain);
+	m_nfproto(r, family);
+	m_load_addr(r, family, true);
+	e_lookup(r, ruleset_set_name(set, sizeof(set), vm->name, SET_ANY,
+			    family), REG(0));
+	e_verdict(r, NF_ACCEPT, NULL);
+	rule_commit(bd, r, cmt);
+
+	/* daddr . l4proto . dport, each in its own 32-bit register. meta
+	 * l4proto stores one byte and zeroes the rest of its register, and
+	 * a 2-byte payload load zeroes the padding, as the set key expects. */
+	r = rule_new(bd, chain);
+	m_nfproto(r, family);
+	m_load_addr(r, family, true);
+	e_meta(r, NFT_META_L4PROTO, REG(alen / 4));
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, REG(alen / 4 + 1));
+	e_lookup(r, ruleset_set_name(set, sizeof(set), vm->name, SET_PORTS,
+			    family), REG(0));
+	e_verdict(r, NF_ACCEPT, NULL);
+	rule_commit(bd, r, cmt);
+
+	r = rule_new(bd, chain);
+	m_nfproto(r, family);
+	m_icmp_echo(r, family);
+	m_load_addr(r, family, true);
+	e_lookup(r, ruleset_set_name(set, sizeof(set), vm->name, SET_ICMP,
+			    family), REG(0));
+	e_verdict(r, NF_ACCEPT, NULL);
+	rule_commit(bd, r, cmt);
+}
+
+static void
+rule_drop(struct builder *bd, const char *chain, const char *who,
+	const char *cmt)
+{
+	struct nftnl_rule *r;
+
+	if (bd->c->log_drops > 0) {
+		char prefix[64];
+
+		snprintf(prefix, sizeof(prefix), "dnsfence %s drop: ", who);
+		r = rule_new(bd, chain);
+		e_log_limited(r, bd->c->log_drops, prefix);
+		rule_commit(bd, r, cmt);
+	}
+	r = rule_new(bd, chain);
+	e_counter(r);
+	e_verdict(r, NF_DROP, NULL);
+	rule_commit(bd, r, cmt);
+}
+
+static void
+vm_rules(struct builder *bd, const struct vm *vm)
+{
+	char chain[64], cmt[128];
+	struct nftnl_rule *r;
+
+	vm_chain(chain, sizeof(chain), vm);
+	if (vm->default_allow) {
+		snprintf(cmt, sizeof(cmt), "%s: default allow", vm->name);
+		r = rule_new(bd, chain);
+		e_counter(r);
+		e_verdict(r, NF_ACCEPT, NULL);
+		rule_commit(bd, r, cmt);
+		return;
+	}
+	for (size_t i = 0; i < vm->nallow; i++)
+		if (vm->allow[i].is_net)
+			rule_net(bd, chain, vm, &vm->allow[i]);
+	rules_sets(bd, chain, vm, AF_INET);
+	rules_sets(bd, chain, vm, AF_INET6);
+	snprintf(cmt, sizeof(cmt), "%s: not admitted", vm->name);
+	rule_drop(bd, chain, vm->name, cmt);
+}
+
+static void
+forward_rules(struct builder *bd)
+{
+	const struct config *c = bd->c;
+	struct nftnl_rule *r;
+	char chain[64], cmt[128];
+
+	r = rule_new(bd, "forward");
+	e_ct_state(r, NF_CT_STATE_BIT(IP_CT_ESTABLISHED) |
+			      NF_CT_STATE_BIT(IP_CT_RELATED));
+	e_verdict(r, NF_ACCEPT, NULL);
+	rule_commit(bd, r, "replies and related traffic");
+
+	r = rule_new(bd, "forward");
+	e_ct_state(r, NF_CT_STATE_INVALID_BIT);
+	e_counter(r);
+	e_verdict(r, NF_DROP, NULL);
+	rule_commit(bd, r, "invalid");
+
+	for (size_t v = 0; v < c->nvms; v++) {
+		const struct vm *vm = &c->vms[v];
+
+		vm_chain(chain, sizeof(chain), vm);
+		snprintf(cmt, sizeof(cmt), "%s", vm->name);
+		for (size_t i = 0; i < vm->naddrs; i++) {
+			r = rule_new(bd, "forward");
+			if (vm->iface)
+				m_iifname(r, vm->iface);
+			m_addr(r, &vm->addrs[i], false);
+			e_verdict(r, NFT_GOTO, chain);
+			rule_commit(bd, r, cmt);
+		}
+		if (vm->iface) {
+			/* Anything else from the VM's interface carries a
+			 * source address that is not the VM's. */
+			snprintf(cmt, sizeof(cmt), "%s: spoofed source",
+				vm->name);
+			r = rule_new(bd, "forward");
+			m_iifname(r, vm->iface);
+			e_counter(r);
+			e_verdict(r, NF_DROP, NULL);
+			rule_commit(bd, r, cmt);
+		}
+	}
+	rule_drop(bd, "forward", "forward",
+		"unknown source, or a new connection towards a VM");
+}
+
+static void
+input_rules(struct builder *bd)
+{
+	const struct config *c = bd->c;
+	struct nftnl_rule *r;
+	char cmt[128], a[INET6_ADDRSTRLEN];
+	static const uint8_t protos[2] = {IPPROTO_UDP, IPPROTO_TCP};
+
+	for (size_t i = 0; i < c->nlisten; i++) {
+		const struct listen_addr *l = &c->listen[i];
+
+		snprintf(cmt, sizeof(cmt), "DNS at %s",
+			policy_addr_str(&l->addr, a, sizeof(a)));
+		for (int p = 0; p < 2; p++) {
+			r = rule_new(bd, "input");
+			m_addr(r, &l->addr, true);
+			m_l4proto(r, protos[p]);
+			m_dport(r, l->port, l->port);
+			e_verdict(r, NF_ACCEPT, NULL);
+			rule_commit(bd, r, cmt);
+		}
+	}
+	/* From a VM, a listen address is for DNS and nothing else. */
+	for (size_t v = 0; v < c->nvms; v++) {
+		for (size_t i = 0; i < c->vms[v].naddrs; i++) {
+			r = rule_new(bd, "input");
+			m_addr(r, &c->vms[v].addrs[i], false);
+			e_verdict(r, NFT_GOTO, "vms_to_listen");
+			rule_commit(bd, r, c->vms[v].name);
+		}
+	}
+	for (size_t i = 0; i < c->nlisten; i++) {
+		snprintf(cmt, sizeof(cmt), "only DNS at %s", policy_addr_str(
+			&c->listen[i].addr, a, sizeof(a)));
+		r = rule_new(bd, "vms_to_listen");
+		m_addr(r, &c->listen[i].addr, true);
+		e_counter(r);
+		e_verdict(r, NF_DROP, NULL);
+		rule_commit(bd, r, cmt);
+	}
+}
+
+struct nft_batch *
+ruleset_build(struct nft *n, const struct config *c)
+{
+	struct builder bd = {.c = c, .table = c->table};
+	struct nftnl_set_list *sets = NULL;
+	struct nftnl_chain_list *chains = NULL;
+	char chain[64];
+
+	if (nft_dump_chains(c->table, &chains) < 0 ||
+	    nft_dump_sets(c->table, &sets) < 0) {
+		log_warn("reading table inet %s", c->table);
+		if (chains)
+			nftnl_chain_list_free(chains);
+		return NULL;
+	}
+	bd.b = nft_batch_new(n);
+	msg_table(&bd);
+	chains_flush(&bd, chains);
+	sets_sync(&bd, sets);
+	msg_chain(&bd, "forward", NF_INET_FORWARD, NF_DROP);
+	msg_chain(&bd, "input", NF_INET_LOCAL_IN, NF_ACCEPT);
+	msg_chain(&bd, "vms_to_listen", -1, 0);
+	for (size_t v = 0; v < c->nvms; v++)
+		msg_chain(&bd, vm_chain(chain, sizeof(chain), &c->vms[v]), -1,
+			0);
+	for (size_t v = 0; v < c->nvms; v++)
+		vm_rules(&bd, &c->vms[v]);
+	forward_rules(&bd);
+	input_rules(&bd);
+	if (chains)
+		nftnl_chain_list_free(chains);
+	if (sets)
+		nftnl_set_list_free(sets);
+	return bd.b;
+}
