@@ -520,10 +520,18 @@ k_addresses(struct loader *L, const struct ynode *v, void *obj)
 			lerr(L, it, "bad address '%s'", it->value);
 			continue;
 		}
-		for (size_t j = 0; j < vm->naddrs; j++)
+		size_t j;
+
+		for (j = 0; j < vm->naddrs; j++)
 			if (memcmp(&vm->addrs[j], &a, sizeof(a)) == 0)
-				lerr(L, it, "duplicate address '%s'",
-					it->value);
+				break;
+		if (j < vm->naddrs) {
+			lerr(L, it, "duplicate address '%s'", it->value);
+			continue;
+		}
+		vm->addr_pos = xreallocarray(vm->addr_pos, vm->naddrs + 1,
+			sizeof(*vm->addr_pos));
+		vm->addr_pos[vm->naddrs] = (struct srcpos){it->line, it->col};
 		*ARRAY_PUSH(vm->addrs, vm->naddrs) = a;
 	}
 }
@@ -753,8 +761,7 @@ name_cmp(const void *a, const void *b)
 /* Where each address was first claimed, to name the other VM. */
 struct claim {
 	struct ipaddr a;
-	size_t vm;
-	int line, col;
+	size_t vm, idx;
 };
 
 static void
@@ -774,15 +781,21 @@ check_claims(struct config *c, struct diag *d)
 				    memcmp(&cl[k].a, a, sizeof(*a)) == 0)
 					break;
 			if (k < ncl) {
-				diag_add(d, c->vms[i].file, 0, 0,
+				const struct vm *o = &c->vms[cl[k].vm];
+
+				diag_add(d, c->vms[i].file,
+					c->vms[i].addr_pos[j].line,
+					c->vms[i].addr_pos[j].col,
 					"address %s is already claimed by VM "
-					"'%s' (%s)",
+					"'%s' (%s:%d:%d)",
 					policy_addr_str(a, buf, sizeof(buf)),
-					c->vms[cl[k].vm].name,
-					c->vms[cl[k].vm].file);
+					o->name, o->file,
+					o->addr_pos[cl[k].idx].line,
+					o->addr_pos[cl[k].idx].col);
 				continue;
 			}
-			*ARRAY_PUSH(cl, ncl) = (struct claim){.a = *a, .vm = i};
+			*ARRAY_PUSH(cl, ncl) =
+				(struct claim){.a = *a, .vm = i, .idx = j};
 		}
 	}
 	free(cl);
@@ -805,7 +818,8 @@ load_policies(struct config *c, struct diag *d)
 		if (!ignorable(de->d_name))
 			*ARRAY_PUSH(names, n) = xstrdup(de->d_name);
 	closedir(dir);
-	qsort(names, n, sizeof(*names), name_cmp);
+	if (n > 0)
+		qsort(names, n, sizeof(*names), name_cmp);
 	for (size_t i = 0; i < n; i++) {
 		char *path = xasprintf("%s/%s", c->policies, names[i]);
 		size_t fl = strlen(names[i]);

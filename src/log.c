@@ -29,6 +29,10 @@ log_verbosity(void)
 
 static void
 vlog(int pri, const char *err, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void
+vlog(int pri, const char *err, const char *fmt, va_list ap)
 {
 	char msg[1024];
 

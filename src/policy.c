@@ -412,6 +412,7 @@ policy_vm_finish(struct vm *vm)
 	free(vm->allow);
 	free(vm->deny);
 	free(vm->addrs);
+	free(vm->addr_pos);
 	free(vm->iface);
 	free(vm->name);
 	free(vm->file);

@@ -64,10 +64,15 @@ struct rule {
 
 enum unlisted { UNLISTED_REFUSED, UNLISTED_NXDOMAIN };
 
+struct srcpos {
+	int line, col;
+};
+
 struct vm {
 	char *name;
 	char *file;
 	struct ipaddr *addrs;
+	struct srcpos *addr_pos; /* where each address was written */
 	size_t naddrs;
 	char *iface; /* NULL: any interface */
 	bool default_allow;

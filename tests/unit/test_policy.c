@@ -1,0 +1,258 @@
+#include <arpa/inet.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "policy.h"
+
+static void
+test_names(void)
+{
+	struct name_pattern p;
+	const char *err;
+	char out[NAME_MAX_LEN + 1];
+
+	CHECK(policy_parse_name("Mail.Example.COM.", &p, &err) == 0);
+	CHECK(p.kind == MATCH_EXACT);
+	CHECK_STR(p.name, "mail.example.com");
+	CHECK(policy_parse_name("*.aws.amazon.com", &p, &err) == 0);
+	CHECK(p.kind == MATCH_SUFFIX);
+	CHECK_STR(p.name, "aws.amazon.com");
+	CHECK(policy_parse_name("*", &p, &err) == 0 && p.kind == MATCH_ALL);
+	CHECK(policy_parse_name("xn--bcher-kva.example", &p, &err) == 0);
+	CHECK(policy_parse_name("_dmarc.example.com", &p, &err) == 0);
+
+	/* misplaced or malformed */
+	CHECK(policy_parse_name("a.*.example.com", &p, &err) < 0 && err);
+	CHECK(policy_parse_name("*example.com", &p, &err) < 0);
+	CHECK(policy_parse_name("**.example.com", &p, &err) < 0);
+	CHECK(policy_parse_name("*.*.example.com", &p, &err) < 0);
+	CHECK(policy_parse_name("a..b", &p, &err) < 0);
+	CHECK(policy_parse_name(".a", &p, &err) < 0);
+	CHECK(policy_parse_name("", &p, &err) < 0);
+	CHECK(policy_parse_name("-a.example", &p, &err) < 0);
+	CHECK(policy_parse_name("a-.example", &p, &err) < 0);
+	CHECK(policy_parse_name("bücher.example", &p, &err) < 0);
+	CHECK(policy_parse_name("a b.example", &p, &err) < 0);
+	CHECK(policy_parse_name("a/b.example", &p, &err) < 0);
+
+	/* label and name length limits */
+	char lab[80];
+	memset(lab, 'a', 63);
+	strcpy(lab + 63, ".x");
+	CHECK(policy_normalise_name(lab, out, sizeof(out)) == 0);
+	memset(lab, 'a', 64);
+	strcpy(lab + 64, ".x");
+	CHECK(policy_normalise_name(lab, out, sizeof(out)) < 0);
+	char longname[300];
+	for (int i = 0; i < 127; i++)
+		memcpy(longname + 2 * i, "a.", 2);
+	longname[253] = '\0'; /* 253 chars: a.a.….a */
+	CHECK(policy_normalise_name(longname, out, sizeof(out)) == 0);
+	longname[253] = 'b';
+	longname[254] = '\0';
+	CHECK(policy_normalise_name(longname, out, sizeof(out)) < 0);
+}
+
+static void
+test_match(void)
+{
+	struct name_pattern p;
+	const char *err;
+
+	policy_parse_name("*.aws.amazon.com", &p, &err);
+	CHECK(policy_pattern_match(&p, "s3.aws.amazon.com"));
+	CHECK(policy_pattern_match(&p, "a.b.c.aws.amazon.com"));
+	CHECK(!policy_pattern_match(&p, "aws.amazon.com"));
+	CHECK(!policy_pattern_match(&p, "xaws.amazon.com"));
+	CHECK(!policy_pattern_match(&p, "amazon.com"));
+	CHECK(!policy_pattern_match(&p, "s3.aws.amazon.com.evil"));
+	policy_parse_name("mail.example.com", &p, &err);
+	CHECK(policy_pattern_match(&p, "mail.example.com"));
+	CHECK(!policy_pattern_match(&p, "x.mail.example.com"));
+	CHECK(!policy_pattern_match(&p, "ail.example.com"));
+	policy_parse_name("*", &p, &err);
+	CHECK(policy_pattern_match(&p, "anything.example"));
+}
+
+static void
+test_ports(void)
+{
+	struct portspec ps;
+	const char *err;
+
+	CHECK(policy_parse_port("tcp/443", &ps, &err) == 0);
+	CHECK(ps.proto == IPPROTO_TCP && ps.lo == 443 && ps.hi == 443);
+	CHECK(policy_parse_port("udp/1000-2000", &ps, &err) == 0);
+	CHECK(ps.proto == IPPROTO_UDP && ps.lo == 1000 && ps.hi == 2000);
+	CHECK(policy_parse_port("icmp", &ps, &err) == 0 &&
+	      ps.proto == IPPROTO_ICMP);
+	CHECK(policy_parse_port("tcp/65535", &ps, &err) == 0);
+	CHECK(policy_parse_port("tcp/65536", &ps, &err) < 0);
+	CHECK(policy_parse_port("tcp/0", &ps, &err) < 0);
+	CHECK(policy_parse_port("tcp/", &ps, &err) < 0);
+	CHECK(policy_parse_port("tcp/2000-1000", &ps, &err) < 0);
+	CHECK(policy_parse_port("tcp/1-", &ps, &err) < 0);
+	CHECK(policy_parse_port("tcp/-1", &ps, &err) < 0);
+	CHECK(policy_parse_port("tcp/+80", &ps, &err) < 0);
+	CHECK(policy_parse_port("tcp/0080", &ps, &err) == 0 && ps.lo == 80);
+	CHECK(policy_parse_port("sctp/80", &ps, &err) < 0);
+	CHECK(policy_parse_port("TCP/80", &ps, &err) < 0);
+	CHECK(policy_parse_port("icmpv6", &ps, &err) < 0);
+	CHECK(policy_parse_port("tcp/99999999999999999999", &ps, &err) < 0);
+
+	/* union and normalisation: overlapping and adjacent ranges merge */
+	struct portspec a[] = {{IPPROTO_TCP, 443, 443}, {IPPROTO_TCP, 80, 80},
+		{IPPROTO_UDP, 53, 53}, {IPPROTO_TCP, 81, 100},
+		{IPPROTO_TCP, 90, 95}};
+	struct ports x = {0}, y = {0};
+	x.v = malloc(sizeof(a));
+	memcpy(x.v, a, sizeof(a));
+	x.n = 5;
+	policy_ports_normalise(&x);
+	CHECK(x.n == 3);
+	CHECK(x.v[0].proto == IPPROTO_TCP && x.v[0].lo == 80 &&
+	      x.v[0].hi == 100);
+	CHECK(x.v[1].lo == 443 && x.v[2].proto == IPPROTO_UDP);
+	y.icmp = true;
+	policy_ports_union(&y, &x);
+	CHECK(y.icmp && !y.any && y.n == 3);
+	policy_ports_finish(&x);
+	policy_ports_finish(&y);
+}
+
+static void
+test_prefix(void)
+{
+	struct prefix p;
+	struct ipaddr a;
+	const char *err;
+	char buf[64];
+
+	CHECK(policy_parse_prefix("192.0.2.0/24", &p, &err) == 0);
+	CHECK(p.len == 24 && p.addr.family == AF_INET);
+	CHECK_STR(policy_prefix_str(&p, buf, sizeof(buf)), "192.0.2.0/24");
+	CHECK(policy_parse_prefix("192.0.2.1", &p, &err) == 0 && p.len == 32);
+	CHECK(policy_parse_prefix("2001:db8::/32", &p, &err) == 0 &&
+	      p.len == 32 && p.addr.family == AF_INET6);
+	CHECK(policy_parse_prefix("0.0.0.0/0", &p, &err) == 0);
+	CHECK(policy_parse_prefix("192.0.2.1/24", &p, &err) < 0 && err);
+	CHECK(policy_parse_prefix("192.0.2.0/33", &p, &err) < 0);
+	CHECK(policy_parse_prefix("192.0.2.0/", &p, &err) < 0);
+	CHECK(policy_parse_prefix("192.0.2.0/-1", &p, &err) < 0);
+	CHECK(policy_parse_prefix("192.0.2.0/2x", &p, &err) < 0);
+	CHECK(policy_parse_prefix("2001:db8::/129", &p, &err) < 0);
+	CHECK(policy_parse_prefix("2001:db8::1/64", &p, &err) < 0);
+	CHECK(policy_parse_prefix("example.com/24", &p, &err) < 0);
+	CHECK(policy_parse_prefix("192.0.2/24", &p, &err) < 0);
+	CHECK(policy_parse_addr("10.137.0.12", &a) == 0);
+	CHECK(policy_parse_addr("10.137.0.256", &a) < 0);
+	CHECK(policy_parse_addr("fd09:24ef:4179::a89:c", &a) == 0 &&
+	      a.family == AF_INET6);
+}
+
+static void
+test_vm_names(void)
+{
+	CHECK(policy_vm_name_valid("work"));
+	CHECK(policy_vm_name_valid("work-admin"));
+	CHECK(policy_vm_name_valid("sys_firewall2"));
+	CHECK(!policy_vm_name_valid("2work"));
+	CHECK(!policy_vm_name_valid("-work"));
+	CHECK(!policy_vm_name_valid("wo rk"));
+	CHECK(!policy_vm_name_valid("wo.rk"));
+	CHECK(!policy_vm_name_valid(""));
+	CHECK(policy_vm_name_valid("a234567890123456789012345678901"));
+	CHECK(!policy_vm_name_valid("a2345678901234567890123456789012"));
+	CHECK(policy_ifname_valid("vif12.0"));
+	CHECK(!policy_ifname_valid("vif 1"));
+	CHECK(!policy_ifname_valid("a234567890123456"));
+	CHECK(!policy_ifname_valid(""));
+}
+
+static void
+test_ttl(void)
+{
+	struct ttl_conf t = {.min = 30, .max = 86400, .grace = 10};
+
+	CHECK(policy_ttl_element(&t, 0) == 40);
+	CHECK(policy_ttl_element(&t, 5) == 40);
+	CHECK(policy_ttl_element(&t, 300) == 310);
+	CHECK(policy_ttl_element(&t, 1000000) == 86410);
+	CHECK(policy_ttl_handed(&t, 5) == 5); /* below min: as it is */
+	CHECK(policy_ttl_handed(&t, 300) == 300);
+	CHECK(policy_ttl_handed(&t, 1000000) == 86400);
+	CHECK(policy_ttl_handed(&t, UINT32_MAX) == 86400);
+}
+
+static void
+test_decide(void)
+{
+	struct rule allow[3] = {0}, deny[1] = {0};
+	struct portspec tcp443 = {IPPROTO_TCP, 443, 443};
+	struct portspec tcp993 = {IPPROTO_TCP, 993, 993};
+	struct vm vm = {.allow = allow, .nallow = 3, .deny = deny, .ndeny = 1};
+	struct verdict v;
+	const char *err;
+
+	policy_parse_name("*.example.com", &allow[0].pat, &err);
+	allow[0].ports.v = &tcp443;
+	allow[0].ports.n = 1;
+	policy_parse_name("mail.example.com", &allow[1].pat, &err);
+	allow[1].ports.v = &tcp993;
+	allow[1].ports.n = 1;
+	allow[1].require_dnssec = true;
+	allow[2].is_net = true; /* never matches names */
+	allow[2].ports.any = true;
+	policy_parse_name("*.ads.example.com", &deny[0].pat, &err);
+
+	policy_decide(&vm, "mail.example.com", &v);
+	CHECK(v.allowed && v.require_dnssec && !v.ports.any &&
+	      v.ports.n == 2);
+	verdict_finish(&v);
+	policy_decide(&vm, "www.example.com", &v);
+	CHECK(v.allowed && !v.require_dnssec && v.ports.n == 1);
+	verdict_finish(&v);
+	policy_decide(&vm, "example.com", &v);
+	CHECK(!v.allowed);
+	verdict_finish(&v);
+	policy_decide(&vm, "x.ads.example.com", &v);
+	CHECK(!v.allowed); /* deny is checked before allow */
+	verdict_finish(&v);
+	vm.default_allow = true;
+	policy_decide(&vm, "elsewhere.example.org", &v);
+	CHECK(v.allowed && v.ports.any);
+	verdict_finish(&v);
+	policy_decide(&vm, "x.ads.example.com", &v);
+	CHECK(!v.allowed);
+	verdict_finish(&v);
+}
+
+static void
+test_find_vm(void)
+{
+	struct ipaddr a1, a2, a3;
+	struct vm vms[2] = {{.name = "a", .addrs = &a1, .naddrs = 1},
+		{.name = "b", .addrs = &a2, .naddrs = 1, .iface = "vif2.0"}};
+
+	policy_parse_addr("10.137.0.1", &a1);
+	policy_parse_addr("10.137.0.2", &a2);
+	policy_parse_addr("10.137.0.3", &a3);
+	CHECK(policy_find_vm(vms, 2, &a1, "anything") == &vms[0]);
+	CHECK(policy_find_vm(vms, 2, &a2, "vif2.0") == &vms[1]);
+	CHECK(policy_find_vm(vms, 2, &a2, "vif3.0") == NULL);
+	CHECK(policy_find_vm(vms, 2, &a3, NULL) == NULL);
+}
+
+int
+main(void)
+{
+	test_names();
+	test_match();
+	test_ports();
+	test_prefix();
+	test_vm_names();
+	test_ttl();
+	test_decide();
+	test_find_vm();
+	return check_done("policy");
+}
