@@ -206,7 +206,7 @@ blocked() {
 	"$@" || rc=$?
 	if [ "$rc" -eq 1 ]; then
 		TB_PASS=$((TB_PASS + 1))
-		echo "ok - $desc"
+		echo "ok - $desc: blocked"
 	else
 		TB_FAIL=$((TB_FAIL + 1))
 		echo "not ok - $desc (exit $rc, expected 1)"
