@@ -505,6 +505,7 @@ carry_elements(struct builder *bd, struct nftnl_set *old,
 	struct nftnl_set *dump = nftnl_set_alloc(), *add = nftnl_set_alloc();
 	struct nftnl_set_elems_iter *it;
 	struct nftnl_set_elem *e;
+	char what[128];
 	int more = 1;
 
 	nftnl_set_set_str(dump, NFTNL_SET_TABLE, bd->table);
@@ -523,10 +524,12 @@ carry_elements(struct builder *bd, struct nftnl_set *old,
 		nftnl_set_elem_add(add, elem_carry(e));
 	}
 	nftnl_set_elems_iter_destroy(it);
+	snprintf(what, sizeof(what), "elements carried into set %s",
+		nftnl_set_get_str(want, NFTNL_SET_NAME));
 	it = nftnl_set_elems_iter_create(add);
 	while (nftnl_set_elems_iter_cur(it) != NULL && more > 0) {
 		struct nlmsghdr *nlh = nft_batch_msg(bd->b, NFT_MSG_NEWSETELEM,
-			NFPROTO_INET, NLM_F_CREATE, 70000, "carried elements");
+			NFPROTO_INET, NLM_F_CREATE, 70000, what);
 
 		more = nftnl_set_elems_nlmsg_build_payload_iter(nlh, it);
 	}
