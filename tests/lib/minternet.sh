@@ -1,0 +1,133 @@
+# A hermetic, DNSSEC-signed mini-internet, sourced after testbed.sh.
+#
+# mi_build DIR makes, with ldns tools, a signed zone tree under DIR:
+#   .                  root, signed; its DNSKEY is the trust anchor
+#   example.           TLD, signed, DS in the root
+#   good.example.      signed, DS in example.: www, mail, a CNAME chain
+#   other.example.     signed: the target of cross-zone CNAMEs
+#   bogus.example.     signed, DS in example., but a record altered after
+#                      signing: validation must fail
+#   insecure.example.  not signed, no DS: provably insecure
+# and mi_serve starts nsd in the "up" namespace at 192.0.2.53 (every zone
+# on one server; resolvers follow the DS chain all the same). Writes
+# DIR/root.key (the trust anchor) and DIR/root.hints.
+
+MI_NS=192.0.2.53
+
+# mi_sign NAME FILE: sign FILE as zone NAME with a fresh KSK+ZSK; writes
+# FILE.signed and NAME's DS records to FILE.ds.
+mi_sign() {
+	local zone=$1 file=$2 dir ksk zsk
+	dir=$(dirname "$file")
+	( cd "$dir" &&
+	  ksk=$(ldns-keygen -a ECDSAP256SHA256 -k "$zone") &&
+	  zsk=$(ldns-keygen -a ECDSAP256SHA256 "$zone") &&
+	  cat "$ksk.key" "$zsk.key" >>"$file" &&
+	  ldns-signzone -n -f "$file.signed" "$file" "$ksk" "$zsk" >/dev/null &&
+	  ldns-key2ds -n -2 "$ksk.key" >"$file.ds" &&
+	  cp "$ksk.key" "$file.ksk" )
+}
+
+mi_soa() {
+	local rname=hostmaster.$1
+	[ "$1" = . ] && rname=hostmaster.
+	printf '%s 300 IN SOA ns.root. %s 1 3600 600 86400 60\n' "$1" "$rname"
+	printf '%s 300 IN NS ns.root.\n' "$1"
+}
+
+mi_build() {
+	local d=$1
+	mkdir -p "$d/zones"
+	local z=$d/zones
+
+	{ mi_soa good.example.
+	  cat <<-Z
+	www.good.example. 300 IN A 192.0.2.10
+	www.good.example. 300 IN AAAA 2001:db8:5::10
+	mail.good.example. 300 IN A 192.0.2.11
+	short.good.example. 5 IN A 192.0.2.12
+	alias.good.example. 120 IN CNAME www.other.example.
+	deep.sub.good.example. 300 IN A 192.0.2.13
+	good.example. 300 IN A 192.0.2.14
+	svc.good.example. 300 IN HTTPS 1 . ipv4hint=192.0.2.15 ipv6hint=2001:db8:5::15
+	txt.good.example. 300 IN TXT "hello"
+	Z
+	} >"$z/good.example"
+	{ mi_soa other.example.
+	  echo "www.other.example. 600 IN A 192.0.2.20"; } >"$z/other.example"
+	{ mi_soa bogus.example.
+	  echo "www.bogus.example. 300 IN A 192.0.2.30"; } >"$z/bogus.example"
+	{ mi_soa insecure.example.
+	  echo "www.insecure.example. 300 IN A 192.0.2.40"; } >"$z/insecure.example"
+	for c in good other bogus; do
+		mi_sign "$c.example." "$z/$c.example" || return 1
+	done
+	# Alter a signed record: the signature no longer matches.
+	sed -i 's/^\(www\.bogus\.example\.\s.*\sA\s\+\)192\.0\.2\.30$/\1192.0.2.31/' \
+		"$z/bogus.example.signed"
+	grep -q "192.0.2.31" "$z/bogus.example.signed" || return 1
+
+	{ mi_soa example.
+	  for c in good other bogus insecure; do
+		echo "$c.example. 300 IN NS ns.root."
+	  done
+	  cat "$z/good.example.ds" "$z/other.example.ds" "$z/bogus.example.ds"
+	} >"$z/example"
+	mi_sign example. "$z/example" || return 1
+
+	{ mi_soa .
+	  echo "ns.root. 300 IN A $MI_NS"
+	  echo "example. 300 IN NS ns.root."
+	  cat "$z/example.ds"
+	} >"$z/root"
+	mi_sign . "$z/root" || return 1
+	grep -v '^;' "$z/root.ksk" >"$d/root.key"
+	printf '. 3600000 NS ns.root.\nns.root. 3600000 A %s\n' "$MI_NS" \
+		>"$d/root.hints"
+
+	cat >"$d/nsd.conf" <<-C
+	server:
+	  ip-address: $MI_NS
+	  port: 53
+	  username: ""
+	  chroot: ""
+	  zonesdir: "$z"
+	  database: ""
+	  zonelistfile: "$d/zone.list"
+	  xfrdfile: "$d/xfrd.state"
+	  pidfile: "$d/nsd.pid"
+	  logfile: "$d/nsd.log"
+	  verbosity: 2
+	  log-only-syslog: no
+	  hide-version: yes
+	  server-count: 1
+	remote-control:
+	  control-enable: no
+	C
+	for zn in root:. example:example. good.example:good.example. \
+		other.example:other.example. bogus.example:bogus.example. \
+		insecure.example:insecure.example.; do
+		local f=${zn%%:*} n=${zn#*:} file
+		file=$f
+		[ -f "$z/$f.signed" ] && file=$f.signed
+		printf 'zone:\n  name: "%s"\n  zonefile: "%s"\n' "$n" "$file" \
+			>>"$d/nsd.conf"
+	done
+}
+
+# Start nsd in the upstream namespace; log queries to DIR/nsd.log.
+mi_serve() {
+	local d=$1
+	tb_host "$MI_NS"
+	nsd-checkconf "$d/nsd.conf" || return 1
+	tb_bg "$d/nsd.out" "$UP" nsd -d -c "$d/nsd.conf"
+	MI_PID=$TB_LAST
+	for _ in $(seq 50); do
+		nsx "$UP" dig +short +time=1 +tries=1 @"$MI_NS" \
+			www.good.example A >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "nsd did not come up" >&2
+	cat "$d/nsd.out" >&2
+	return 1
+}
