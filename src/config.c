@@ -424,6 +424,8 @@ k_options(struct loader *L, const struct ynode *v, void *obj)
 		kv = ARRAY_PUSH(c->options, c->noptions);
 		kv->key = xstrdup(k->value);
 		kv->value = xstrdup(val->value);
+		kv->line = k->line;
+		kv->col = k->col;
 	}
 }
 
@@ -884,6 +886,7 @@ config_load(const char *path, struct diag *d)
 
 	abs = realpath(path, NULL);
 	c->file = abs ? abs : xstrdup(path);
+	c->conf_file = xstrdup(path);
 	L.dir = xstrdup(dirname(tmp));
 	free(tmp);
 	config_defaults(c, L.dir);
@@ -1063,6 +1066,7 @@ config_free(struct config *c)
 	free_strv(c->forward, c->nforward);
 	free(c->listen);
 	free(c->file);
+	free(c->conf_file);
 	free(c->policies);
 	free(c->control);
 	free(c->table);

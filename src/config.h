@@ -19,6 +19,7 @@ struct listen_addr {
 
 struct kv {
 	char *key, *value;
+	int line, col;
 };
 
 struct stub_zone {
@@ -37,6 +38,7 @@ struct limits {
 
 struct config {
 	char *file;
+	char *conf_file; /* as named on the command line, for messages */
 	struct listen_addr *listen;
 	size_t nlisten;
 	char *policies;

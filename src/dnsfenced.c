@@ -14,7 +14,10 @@
 #include "config.h"
 #include "log.h"
 #include "nft.h"
+#include "resolver.h"
 #include "ruleset.h"
+
+#include <unbound.h>
 
 #define NFT_TIMEOUT_MS 10000
 
@@ -69,6 +72,24 @@ sd_notify_ready(void)
 	close(fd);
 }
 
+/* The configuration and policies, with the resolver settings checked by
+ * libunbound itself; NULL (problems in d) if anything is wrong. */
+static struct config *
+load_config(const char *path, struct diag *d)
+{
+	struct config *c = config_load(path, d);
+	struct ub_ctx *ctx;
+
+	if (c == NULL)
+		return NULL;
+	if ((ctx = resolver_ctx_new(c, d)) == NULL) {
+		config_free(c);
+		return NULL;
+	}
+	ub_ctx_delete(ctx);
+	return c;
+}
+
 static void
 reload_done(int err, const char *msg, void *arg)
 {
@@ -98,7 +119,7 @@ reload(struct daemon *d)
 		return;
 	}
 	log_info("reloading %s", d->conf_path);
-	c = config_load(d->conf_path, &diag);
+	c = load_config(d->conf_path, &diag);
 	if (c == NULL) {
 		for (size_t i = 0; i < diag.n; i++)
 			log_warnx("%s", diag.msgs[i]);
@@ -236,7 +257,7 @@ main(int argc, char **argv)
 	if (optind != argc)
 		usage();
 	log_init("dnsfenced", verbose);
-	d.conf = config_load(d.conf_path, &diag);
+	d.conf = load_config(d.conf_path, &diag);
 	if (d.conf == NULL) {
 		print_problems(&diag);
 		diag_finish(&diag);
