@@ -715,6 +715,7 @@ load_policy_doc(struct loader *L, struct ydoc *doc)
 
 	walk_map(L, doc->root ? doc->root : &empty, policy_keys, L->vm,
 		"the policy");
+	policy_vm_atoms(L->vm);
 }
 
 int

@@ -402,10 +402,96 @@ policy_portspec_str(const struct portspec *p, char *buf, size_t len)
 	return buf;
 }
 
+static int
+u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool
+covered(const struct vm *vm, uint8_t proto, uint32_t lo, uint32_t hi)
+{
+	for (size_t i = 0; i < vm->nallow; i++) {
+		const struct rule *r = &vm->allow[i];
+
+		if (r->is_net)
+			continue;
+		for (size_t j = 0; j < r->ports.n; j++)
+			if (r->ports.v[j].proto == proto &&
+			    r->ports.v[j].lo <= lo && hi <= r->ports.v[j].hi)
+				return true;
+	}
+	return false;
+}
+
+void
+policy_vm_atoms(struct vm *vm)
+{
+	static const uint8_t protos[2] = {IPPROTO_TCP, IPPROTO_UDP};
+
+	free(vm->atoms);
+	vm->atoms = NULL;
+	vm->natoms = 0;
+	for (int p = 0; p < 2; p++) {
+		uint32_t *cut = NULL;
+		size_t ncut = 0;
+
+		/* Every range starts a piece and ends one: cut there. */
+		for (size_t i = 0; i < vm->nallow; i++) {
+			const struct rule *r = &vm->allow[i];
+
+			for (size_t j = 0; !r->is_net && j < r->ports.n; j++) {
+				if (r->ports.v[j].proto != protos[p])
+					continue;
+				cut = xreallocarray(cut, ncut + 2, sizeof(*cut));
+				cut[ncut++] = r->ports.v[j].lo;
+				cut[ncut++] = (uint32_t)r->ports.v[j].hi + 1;
+			}
+		}
+		if (ncut > 0)
+			qsort(cut, ncut, sizeof(*cut), u32_cmp);
+		for (size_t i = 0; i + 1 < ncut; i++) {
+			if (cut[i] == cut[i + 1] ||
+			    !covered(vm, protos[p], cut[i], cut[i + 1] - 1))
+				continue;
+			*ARRAY_PUSH(vm->atoms, vm->natoms) = (struct portspec){
+				protos[p], (uint16_t)cut[i],
+				(uint16_t)(cut[i + 1] - 1)};
+		}
+		free(cut);
+	}
+}
+
+size_t
+policy_atoms_for(const struct vm *vm, const struct ports *ps,
+	struct portspec *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < vm->natoms; i++) {
+		const struct portspec *a = &vm->atoms[i];
+
+		for (size_t j = 0; j < ps->n; j++) {
+			if (ps->v[j].proto == a->proto && ps->v[j].lo <= a->lo &&
+			    a->hi <= ps->v[j].hi) {
+				if (n < max)
+					out[n] = *a;
+				n++;
+				break;
+			}
+		}
+	}
+	return n;
+}
+
 void
 policy_vm_finish(struct vm *vm)
 {
 	size_t i;
+
+	free(vm->atoms);
 
 	for (i = 0; i < vm->nallow; i++)
 		policy_ports_finish(&vm->allow[i].ports);

@@ -81,6 +81,10 @@ struct vm {
 	size_t nallow;
 	struct rule *deny;
 	size_t ndeny;
+	/* The VM's tcp/udp port ranges cut into disjoint pieces, so that
+	 * every set element of one VM is disjoint from every other. */
+	struct portspec *atoms;
+	size_t natoms;
 };
 
 struct ttl_conf {
@@ -134,6 +138,13 @@ const char *policy_addr_str(const struct ipaddr *a, char *buf, size_t len);
 const char *policy_prefix_str(const struct prefix *p, char *buf, size_t len);
 const char *policy_portspec_str(const struct portspec *p, char *buf,
 	size_t len);
+
+/** Compute vm->atoms from its allow rules (call once rules are final). */
+void policy_vm_atoms(struct vm *vm);
+/** The atoms that make up the tcp/udp ranges of ps, at most max; returns
+ * how many there are. */
+size_t policy_atoms_for(const struct vm *vm, const struct ports *ps,
+	struct portspec *out, size_t max);
 
 void policy_vm_finish(struct vm *vm);
 

@@ -389,7 +389,9 @@ set_want(struct builder *bd, const char *name, enum set_kind kind, int family)
 	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
 	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
 	nftnl_set_set_u32(s, NFTNL_SET_ID, ++bd->set_id);
-	nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, bd->c->limits.set_size);
+	/* Twice the limit dnsfenced enforces itself: expired elements count
+	 * in the kernel until its garbage collection runs. */
+	nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, bd->c->limits.set_size * 2);
 	if (kind == SET_PORTS) {
 		/* addr . inet_proto . inet_service, each field padded to a
 		 * 32-bit register, with ranges (pipapo). */

@@ -243,6 +243,39 @@ test_find_vm(void)
 	CHECK(policy_find_vm(vms, 2, &a3, NULL) == NULL);
 }
 
+static void
+test_atoms(void)
+{
+	struct rule allow[3] = {0};
+	struct portspec r0[] = {{IPPROTO_TCP, 400, 500}, {IPPROTO_UDP, 53, 53}};
+	struct portspec r1[] = {{IPPROTO_TCP, 443, 443}};
+	struct portspec r2[] = {{IPPROTO_TCP, 450, 600}};
+	struct vm vm = {.allow = allow, .nallow = 3};
+	struct portspec out[16];
+	size_t n;
+
+	allow[0].ports = (struct ports){.v = r0, .n = 2};
+	allow[1].ports = (struct ports){.v = r1, .n = 1};
+	allow[2].ports = (struct ports){.v = r2, .n = 1};
+	policy_vm_atoms(&vm);
+	/* tcp: 400-442, 443, 444-449, 450-500, 501-600; udp: 53 */
+	CHECK(vm.natoms == 6);
+	CHECK(vm.atoms[0].lo == 400 && vm.atoms[0].hi == 442);
+	CHECK(vm.atoms[1].lo == 443 && vm.atoms[1].hi == 443);
+	CHECK(vm.atoms[4].lo == 501 && vm.atoms[4].hi == 600);
+	CHECK(vm.atoms[5].proto == IPPROTO_UDP && vm.atoms[5].lo == 53);
+	for (size_t i = 0; i + 1 < vm.natoms; i++)
+		CHECK(vm.atoms[i].proto != vm.atoms[i + 1].proto ||
+		      vm.atoms[i].hi < vm.atoms[i + 1].lo);
+	n = policy_atoms_for(&vm, &allow[1].ports, out, 16);
+	CHECK(n == 1 && out[0].lo == 443 && out[0].hi == 443);
+	n = policy_atoms_for(&vm, &allow[0].ports, out, 16);
+	CHECK(n == 5); /* 400-442, 443, 444-449, 450-500, udp/53 */
+	n = policy_atoms_for(&vm, &allow[2].ports, out, 2);
+	CHECK(n == 2); /* 450-500, 501-600 */
+	free(vm.atoms);
+}
+
 int
 main(void)
 {
@@ -254,5 +287,6 @@ main(void)
 	test_ttl();
 	test_decide();
 	test_find_vm();
+	test_atoms();
 	return check_done("policy");
 }
