@@ -16,6 +16,7 @@
 #include "nft.h"
 #include "resolver.h"
 #include "ruleset.h"
+#include "server.h"
 
 #include <unbound.h>
 
@@ -23,8 +24,10 @@
 
 struct daemon {
 	const char *conf_path;
-	struct config *conf;
+	struct config *conf; /* until the server owns it */
 	struct config *next; /* being installed by a reload */
+	struct ub_ctx *next_ctx;
+	struct server *srv;
 	struct nft *nft;
 	struct event_base *base;
 	struct event *ev_nft, *ev_hup, *ev_term, *ev_int, *ev_timo;
@@ -82,7 +85,7 @@ load_config(const char *path, struct diag *d)
 
 	if (c == NULL)
 		return NULL;
-	if ((ctx = resolver_ctx_new(c, d)) == NULL) {
+	if ((ctx = resolver_ctx_new(c, d, NULL)) == NULL) {
 		config_free(c);
 		return NULL;
 	}
@@ -98,13 +101,14 @@ reload_done(int err, const char *msg, void *arg)
 	if (err != 0) {
 		log_warnx("reload failed, the running configuration stays: %s",
 			msg);
+		ub_ctx_delete(d->next_ctx);
 		config_free(d->next);
 	} else {
-		config_free(d->conf);
-		d->conf = d->next;
-		log_info("reloaded: %zu VM policies", d->conf->nvms);
+		log_info("reloaded: %zu VM policies", d->next->nvms);
+		server_swap(d->srv, d->next, d->next_ctx);
 	}
 	d->next = NULL;
+	d->next_ctx = NULL;
 }
 
 static void
@@ -127,13 +131,24 @@ reload(struct daemon *d)
 		diag_finish(&diag);
 		return;
 	}
-	if (strcmp(c->table, d->conf->table) != 0) {
+	if (strcmp(c->table, server_config(d->srv)->table) != 0) {
 		log_warnx("reload failed: nftables table cannot change while "
 			  "running (restart dnsfenced)");
 		config_free(c);
 		return;
 	}
 	if ((b = ruleset_build(d->nft, c)) == NULL) {
+		config_free(c);
+		return;
+	}
+	/* A new libunbound context (and cache) for the new settings; queries
+	 * in flight finish on the old one. */
+	d->next_ctx = resolver_ctx_new(c, &diag, d->base);
+	if (d->next_ctx == NULL) {
+		for (size_t i = 0; i < diag.n; i++)
+			log_warnx("%s", diag.msgs[i]);
+		diag_finish(&diag);
+		nft_batch_free(b);
 		config_free(c);
 		return;
 	}
@@ -168,7 +183,7 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 		return;
 	}
 	log_info("exiting on signal %d; table inet %s stays in place",
-		(int)sig, d->conf->table);
+		(int)sig, server_config(d->srv)->table);
 	event_base_loopbreak(d->base);
 }
 
@@ -199,15 +214,30 @@ install(struct daemon *d)
 	return rc == 0 ? 0 : -1;
 }
 
+static int
+start_server(struct daemon *d)
+{
+	struct diag diag = {0};
+	struct ub_ctx *ctx = resolver_ctx_new(d->conf, &diag, d->base);
+
+	if (ctx == NULL) {
+		print_problems(&diag);
+		diag_finish(&diag);
+		return -1;
+	}
+	if ((d->srv = server_new(d->base, d->nft, d->conf, ctx)) == NULL) {
+		ub_ctx_delete(ctx);
+		return -1;
+	}
+	d->conf = NULL; /* the server's now */
+	return 0;
+}
+
 static void
 run(struct daemon *d)
 {
 	struct timeval tv = {.tv_sec = 1};
 
-	signal(SIGPIPE, SIG_IGN);
-	d->base = event_base_new();
-	if (d->base == NULL)
-		fatalx("event_base_new");
 	d->ev_nft = event_new(d->base, nft_fd(d->nft), EV_READ | EV_PERSIST,
 		nft_cb, d);
 	d->ev_hup = evsignal_new(d->base, SIGHUP, signal_cb, d);
@@ -219,8 +249,9 @@ run(struct daemon *d)
 	event_add(d->ev_term, NULL);
 	event_add(d->ev_int, NULL);
 	event_add(d->ev_timo, &tv);
-	log_info("ready: %zu VM policies, table inet %s", d->conf->nvms,
-		d->conf->table);
+	log_info("ready: %zu VM policies, table inet %s, DNS on %zu "
+		 "addresses", server_config(d->srv)->nvms,
+		server_config(d->srv)->table, server_config(d->srv)->nlisten);
 	sd_notify_ready();
 	event_base_dispatch(d->base);
 	event_free(d->ev_nft);
@@ -228,7 +259,6 @@ run(struct daemon *d)
 	event_free(d->ev_term);
 	event_free(d->ev_int);
 	event_free(d->ev_timo);
-	event_base_free(d->base);
 }
 
 int
@@ -269,14 +299,22 @@ main(int argc, char **argv)
 		config_free(d.conf);
 		return 0;
 	}
-	if (install(&d) < 0) {
+	signal(SIGPIPE, SIG_IGN);
+	if ((d.base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	if (install(&d) < 0 || start_server(&d) < 0) {
 		nft_close(d.nft);
 		config_free(d.conf);
+		event_base_free(d.base);
 		return 1;
 	}
 	run(&d);
+	/* Batches in flight complete (cancelled) while the queries waiting
+	 * on them still exist. */
 	nft_close(d.nft);
-	config_free(d.conf);
+	server_free(d.srv);
+	ub_ctx_delete(d.next_ctx);
 	config_free(d.next);
+	event_base_free(d.base);
 	return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unbound-event.h>
 #include <unbound.h>
 
 /* Options that would switch validation off, in whole or for some names:
@@ -55,9 +56,10 @@ set_options(struct ub_ctx *ctx, const struct config *c, struct diag *d)
 }
 
 struct ub_ctx *
-resolver_ctx_new(const struct config *c, struct diag *d)
+resolver_ctx_new(const struct config *c, struct diag *d,
+	struct event_base *base)
 {
-	struct ub_ctx *ctx = ub_ctx_create();
+	struct ub_ctx *ctx = base ? ub_ctx_create_event(base) : ub_ctx_create();
 	size_t before = d->n;
 	int rc;
 

@@ -1,0 +1,373 @@
+#include "frontend.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dnswire.h"
+#include "log.h"
+
+#define UDP_BUF 4096 /* the largest query worth reading */
+
+struct fe_udp {
+	int fd;
+	struct event *ev;
+};
+
+/* A DNS-over-TCP connection: several queries, answered in any order.
+ * It lives until the client closes it or it idles out, and until every
+ * query on it has been answered (or dropped). */
+struct fe_tcp {
+	struct frontend *fe;
+	struct bufferevent *bev;
+	struct ipaddr src;
+	int inflight;
+	bool dead;
+	struct fe_tcp *prev, *next;
+};
+
+struct frontend {
+	struct event_base *base;
+	fe_query_cb cb;
+	void *arg;
+	struct fe_udp *udp;
+	size_t nudp;
+	struct evconnlistener **tcp;
+	size_t ntcp;
+	struct fe_tcp *conns;
+	size_t nconns;
+	uint32_t max_conns, idle;
+};
+
+static socklen_t
+sockaddr_from(const struct listen_addr *l, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (l->addr.family == AF_INET) {
+		struct sockaddr_in *s = (struct sockaddr_in *)ss;
+
+		s->sin_family = AF_INET;
+		s->sin_port = htons(l->port);
+		s->sin_addr = l->addr.v4;
+		return sizeof(*s);
+	}
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	s6->sin6_family = AF_INET6;
+	s6->sin6_port = htons(l->port);
+	s6->sin6_addr = l->addr.v6;
+	return sizeof(*s6);
+}
+
+static void
+ipaddr_from_sa(const struct sockaddr *sa, struct ipaddr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (sa->sa_family == AF_INET) {
+		a->family = AF_INET;
+		a->v4 = ((const struct sockaddr_in *)sa)->sin_addr;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *v6 =
+			&((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		/* A v4-mapped source is the v4 address it maps. */
+		if (IN6_IS_ADDR_V4MAPPED(v6)) {
+			a->family = AF_INET;
+			memcpy(&a->v4, v6->s6_addr + 12, 4);
+		} else {
+			a->family = AF_INET6;
+			a->v6 = *v6;
+		}
+	}
+}
+
+/* Sockets may bind before the address exists (IP_FREEBIND): the daemon can
+ * start before the interface that carries its listen address is up. */
+static int
+listen_socket(const struct listen_addr *l, int type)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sockaddr_from(l, &ss);
+	int fd, one = 1;
+
+	fd = socket(l->addr.family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (l->addr.family == AF_INET6) {
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
+	} else {
+		setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+	}
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 64) < 0)) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/* ---- UDP ------------------------------------------------------------------ */
+
+static void
+udp_read_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct frontend *fe = arg;
+
+	/* A bounded number per wakeup, so TCP and the resolver get turns. */
+	for (int n = 0; n < 64; n++) {
+		uint8_t buf[UDP_BUF];
+		char cbuf[256];
+		struct fe_client *cl;
+		struct sockaddr_storage peer;
+		struct iovec iov = {buf, sizeof(buf)};
+		struct msghdr mh = {
+			.msg_name = &peer,
+			.msg_namelen = sizeof(peer),
+			.msg_iov = &iov,
+			.msg_iovlen = 1,
+			.msg_control = cbuf,
+			.msg_controllen = sizeof(cbuf),
+		};
+		struct cmsghdr *cm;
+		unsigned ifindex = 0;
+		ssize_t r = recvmsg(fd, &mh, MSG_DONTWAIT);
+
+		if (r < 0)
+			return;
+		if (mh.msg_flags & MSG_TRUNC)
+			continue; /* no query is that large */
+		for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			if (cm->cmsg_level == IPPROTO_IP &&
+			    cm->cmsg_type == IP_PKTINFO)
+				ifindex = (unsigned)((struct in_pktinfo *)
+						CMSG_DATA(cm))->ipi_ifindex;
+			else if (cm->cmsg_level == IPPROTO_IPV6 &&
+				 cm->cmsg_type == IPV6_PKTINFO)
+				ifindex = ((struct in6_pktinfo *)
+						CMSG_DATA(cm))->ipi6_ifindex;
+		}
+		cl = xcalloc(1, sizeof(*cl));
+		cl->fe = fe;
+		cl->fd = fd;
+		memcpy(&cl->peer, &peer, sizeof(peer));
+		cl->peerlen = mh.msg_namelen;
+		ipaddr_from_sa((struct sockaddr *)&peer, &cl->src);
+		/* The interface a datagram came in on cannot be forged from
+		 * another link: it is what ties a VM to its vif. */
+		if (ifindex == 0 || if_indextoname(ifindex, cl->ifname) == NULL)
+			snprintf(cl->ifname, sizeof(cl->ifname), "?");
+		fe->cb(cl, buf, (size_t)r, fe->arg);
+	}
+}
+
+/* ---- TCP ------------------------------------------------------------------ */
+
+static void
+tcp_free(struct fe_tcp *c)
+{
+	struct frontend *fe = c->fe;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		fe->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	fe->nconns--;
+	free(c);
+}
+
+static void
+tcp_close(struct fe_tcp *c)
+{
+	if (c->bev) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	c->dead = true;
+	if (c->inflight == 0)
+		tcp_free(c);
+}
+
+static void
+tcp_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct fe_tcp *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	while (!c->dead) {
+		uint8_t lenb[2], *msg;
+		size_t len;
+		struct fe_client *cl;
+
+		if (evbuffer_copyout(in, lenb, 2) < 2)
+			return;
+		len = (size_t)(lenb[0] << 8 | lenb[1]);
+		if (evbuffer_get_length(in) < len + 2)
+			return;
+		evbuffer_drain(in, 2);
+		msg = xcalloc(1, len ? len : 1);
+		evbuffer_remove(in, msg, len);
+		cl = xcalloc(1, sizeof(*cl));
+		cl->fe = c->fe;
+		cl->tcp = true;
+		cl->conn = c;
+		cl->src = c->src;
+		c->inflight++;
+		c->fe->cb(cl, msg, len, c->fe->arg);
+		free(msg);
+	}
+}
+
+static void
+tcp_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	/* EOF, error or idle timeout: answers still being worked on are
+	 * dropped when they complete. */
+	tcp_close(arg);
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+	int salen, void *arg)
+{
+	struct frontend *fe = arg;
+	struct timeval idle = {.tv_sec = fe->idle};
+	struct fe_tcp *c;
+
+	if (fe->nconns >= fe->max_conns) {
+		log_debug("DNS over TCP: %u connections, refusing another",
+			fe->max_conns);
+		close(fd);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->fe = fe;
+	ipaddr_from_sa(sa, &c->src);
+	c->bev = bufferevent_socket_new(fe->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		close(fd);
+		free(c);
+		return;
+	}
+	c->next = fe->conns;
+	if (fe->conns)
+		fe->conns->prev = c;
+	fe->conns = c;
+	fe->nconns++;
+	bufferevent_setcb(c->bev, tcp_read_cb, NULL, tcp_event_cb, c);
+	bufferevent_set_timeouts(c->bev, &idle, &idle);
+	/* A 2-byte length and at most 64 KiB: bound what one client holds. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 65537 * 2);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+void
+frontend_reply(struct fe_client *cl, const uint8_t *pkt, size_t len)
+{
+	if (!cl->tcp) {
+		if (pkt != NULL &&
+		    sendto(cl->fd, pkt, len, 0, (struct sockaddr *)&cl->peer,
+			    cl->peerlen) < 0)
+			log_debug("udp reply: %s", strerror(errno));
+	} else {
+		struct fe_tcp *c = cl->conn;
+
+		if (pkt != NULL && !c->dead && c->bev != NULL) {
+			uint8_t lenb[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+
+			bufferevent_write(c->bev, lenb, 2);
+			bufferevent_write(c->bev, pkt, len);
+		}
+		if (--c->inflight == 0 && c->dead)
+			tcp_free(c);
+	}
+	free(cl);
+}
+
+/* ---- set-up ---------------------------------------------------------------- */
+
+struct frontend *
+frontend_new(struct event_base *base, const struct config *c, fe_query_cb cb,
+	void *arg)
+{
+	struct frontend *fe = xcalloc(1, sizeof(*fe));
+	char a[INET6_ADDRSTRLEN];
+
+	fe->base = base;
+	fe->cb = cb;
+	fe->arg = arg;
+	fe->max_conns = c->limits.tcp_clients;
+	fe->idle = c->limits.tcp_idle;
+	fe->udp = xcalloc(c->nlisten, sizeof(*fe->udp));
+	fe->tcp = xcalloc(c->nlisten, sizeof(*fe->tcp));
+	for (size_t i = 0; i < c->nlisten; i++) {
+		const struct listen_addr *l = &c->listen[i];
+		int ufd = listen_socket(l, SOCK_DGRAM), tfd;
+
+		if (ufd < 0 || (tfd = listen_socket(l, SOCK_STREAM)) < 0) {
+			log_warn("cannot listen on %s port %u",
+				policy_addr_str(&l->addr, a, sizeof(a)), l->port);
+			if (ufd >= 0)
+				close(ufd);
+			frontend_free(fe);
+			return NULL;
+		}
+		fe->udp[fe->nudp].fd = ufd;
+		fe->udp[fe->nudp].ev = event_new(base, ufd, EV_READ | EV_PERSIST,
+			udp_read_cb, fe);
+		event_add(fe->udp[fe->nudp++].ev, NULL);
+		fe->tcp[fe->ntcp] = evconnlistener_new(base, accept_cb, fe,
+			LEV_OPT_CLOSE_ON_FREE, -1, tfd);
+		if (fe->tcp[fe->ntcp] == NULL) {
+			close(tfd);
+			frontend_free(fe);
+			return NULL;
+		}
+		fe->ntcp++;
+	}
+	return fe;
+}
+
+void
+frontend_free(struct frontend *fe)
+{
+	if (fe == NULL)
+		return;
+	for (size_t i = 0; i < fe->nudp; i++) {
+		event_free(fe->udp[i].ev);
+		close(fe->udp[i].fd);
+	}
+	for (size_t i = 0; i < fe->ntcp; i++)
+		evconnlistener_free(fe->tcp[i]);
+	while (fe->conns) {
+		struct fe_tcp *c = fe->conns;
+
+		if (c->bev)
+			bufferevent_free(c->bev);
+		c->bev = NULL;
+		fe->conns = c->next;
+		free(c); /* queries in flight were cancelled by the caller */
+	}
+	free(fe->udp);
+	free(fe->tcp);
+	free(fe);
+}

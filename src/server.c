@@ -1,0 +1,479 @@
+#include "server.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unbound-event.h>
+#include <unbound.h>
+
+#include "admit.h"
+#include "dnswire.h"
+#include "frontend.h"
+#include "log.h"
+
+/* A configuration and the libunbound context built from it. */
+struct gen {
+	struct config *conf;
+	struct ub_ctx *ctx;
+	int refs;
+	struct gen *next; /* retired, waiting for its last query */
+};
+
+struct vmcount {
+	char name[VM_NAME_MAX + 1];
+	uint32_t n;
+};
+
+struct query {
+	struct server *srv;
+	struct gen *gen;
+	struct fe_client *cl; /* NULL once answered */
+	struct dns_query q;
+	const struct vm *vm;
+	struct verdict v;
+	struct vmcount *vc;
+	int refs; /* the pipeline's, and callbacks' in progress */
+	uint8_t *pkt; /* the resolver's answer, copied */
+	size_t len;
+	int sec;
+	uint32_t cap;
+	struct event *timo;
+	struct query *prev, *next;
+};
+
+struct server {
+	struct event_base *base;
+	struct nft *nft;
+	struct admit *admit;
+	struct frontend *fe;
+	struct gen *gen;
+	struct gen *retired;
+	struct event *reap_ev, *sweep_ev;
+	struct vmcount *counts;
+	size_t ncounts;
+	struct query *queries;
+	struct server_stats st;
+	uint8_t out[DNS_MAXMSG];
+};
+
+/* ---- generations --------------------------------------------------------- */
+
+static struct gen *
+gen_new(struct config *c, struct ub_ctx *ctx)
+{
+	struct gen *g = xcalloc(1, sizeof(*g));
+
+	g->conf = c;
+	g->ctx = ctx;
+	g->refs = 1;
+	return g;
+}
+
+static void
+gen_free(struct gen *g)
+{
+	ub_ctx_delete(g->ctx);
+	config_free(g->conf);
+	free(g);
+}
+
+/* Retired generations are freed from a fresh loop iteration: never delete
+ * a libunbound context from inside one of its own callbacks. */
+static void
+reap_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct server *s = arg;
+	struct gen **pp = &s->retired;
+
+	while (*pp) {
+		struct gen *g = *pp;
+
+		if (g->refs > 0) {
+			pp = &g->next;
+			continue;
+		}
+		*pp = g->next;
+		gen_free(g);
+	}
+}
+
+static void
+gen_unref(struct server *s, struct gen *g)
+{
+	if (--g->refs == 0 && g != s->gen)
+		event_active(s->reap_ev, 0, 0);
+}
+
+/* ---- answers ------------------------------------------------------------- */
+
+static size_t
+max_answer(const struct query *q)
+{
+	return q->cl->tcp ? DNS_MAXMSG : q->q.udp_size;
+}
+
+static void
+query_unref(struct query *q)
+{
+	struct server *s = q->srv;
+
+	if (--q->refs > 0)
+		return;
+	if (q->cl)
+		frontend_reply(q->cl, NULL, 0);
+	if (q->vc)
+		q->vc->n--;
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		s->queries = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+	if (q->timo)
+		event_free(q->timo);
+	verdict_finish(&q->v);
+	free(q->pkt);
+	gen_unref(s, q->gen);
+	free(q);
+}
+
+static void
+reply_error(struct query *q, int rcode, int ede, const char *text)
+{
+	size_t n;
+
+	if (q->cl == NULL)
+		return;
+	n = dnswire_error(&q->q, rcode, ede, text, q->srv->out,
+		sizeof(q->srv->out));
+	frontend_reply(q->cl, n ? q->srv->out : NULL, n);
+	q->cl = NULL;
+}
+
+static void
+reply_answer(struct query *q)
+{
+	size_t n;
+
+	if (q->cl == NULL)
+		return;
+	n = dnswire_build_answer(&q->q, q->pkt, q->len, q->sec == 2, q->cap,
+		max_answer(q), q->srv->out, sizeof(q->srv->out));
+	if (n == 0) {
+		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER,
+			"malformed answer from the resolver");
+		return;
+	}
+	q->srv->st.answered++;
+	frontend_reply(q->cl, q->srv->out, n);
+	q->cl = NULL;
+}
+
+static void
+admit_done(int err, const char *msg, void *arg)
+{
+	struct query *q = arg;
+
+	if (err != 0) {
+		char text[300];
+
+		q->srv->st.servfail_admit++;
+		log_warnx("VM %s, %s: answer withheld: %s", q->vm->name,
+			q->q.qname, msg);
+		snprintf(text, sizeof(text), "dnsfence could not admit the "
+			"addresses: %s", msg);
+		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER, text);
+	} else {
+		reply_answer(q);
+	}
+	query_unref(q);
+}
+
+/* Returns true when admission took over the query. */
+static bool
+resolved(struct query *q, int rcode, const uint8_t *pkt, size_t len, int sec,
+	const char *why)
+{
+	const struct config *c = q->gen->conf;
+	struct dns_answer ans;
+
+	if (rcode != 0 || pkt == NULL) {
+		q->srv->st.servfail_upstream++;
+		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER, "resolution failed");
+		return false;
+	}
+	if (sec == 1) {
+		/* Bogus: never used, whatever the client's CD bit says. */
+		q->srv->st.servfail_bogus++;
+		log_info("VM %s, %s: bogus answer refused: %s", q->vm->name,
+			q->q.qname, why ? why : "?");
+		reply_error(q, DNS_R_SERVFAIL, EDE_DNSSEC_BOGUS, why);
+		return false;
+	}
+	if (q->v.require_dnssec && sec != 2) {
+		q->srv->st.servfail_insecure++;
+		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER,
+			"insecure answer; this name requires DNSSEC");
+		return false;
+	}
+	if (dnswire_walk(pkt, len, q->q.qname_wire, q->q.qname_wire_len,
+		    c->limits.addrs_per_answer, &ans) < 0) {
+		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER,
+			"malformed answer from the resolver");
+		return false;
+	}
+	q->pkt = xcalloc(1, len);
+	memcpy(q->pkt, pkt, len);
+	q->len = len;
+	q->sec = sec;
+	if (ans.truncated_addrs) {
+		q->srv->st.servfail_limit++;
+		log_warnx("VM %s, %s: more than %u addresses in one answer "
+			  "(limits: addresses-per-answer)", q->vm->name,
+			q->q.qname, c->limits.addrs_per_answer);
+		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER,
+			"too many addresses in one answer");
+		dnswire_answer_finish(&ans);
+		return false;
+	}
+	if (ans.naddrs == 0) {
+		q->cap = c->ttl.max;
+		reply_answer(q);
+		dnswire_answer_finish(&ans);
+		return false;
+	}
+	/* The VM is never handed a TTL longer than the element lives. */
+	q->cap = policy_ttl_element(&c->ttl, ans.min_ttl) - c->ttl.grace;
+	admit_request(q->srv->admit, c, q->vm, q->q.qname, ans.addrs,
+		ans.naddrs, &q->v.ports, policy_ttl_element(&c->ttl,
+			ans.min_ttl), admit_done, q);
+	dnswire_answer_finish(&ans);
+	return true;
+}
+
+static void
+resolve_cb(void *arg, int rcode, void *pkt, int len, int sec, char *why,
+	int ratelimited)
+{
+	struct query *q = arg;
+
+	q->refs++; /* admission may finish inside resolved() */
+	if (!resolved(q, rcode, pkt, len > 0 ? (size_t)len : 0, sec, why))
+		query_unref(q);
+	query_unref(q);
+}
+
+static void
+timo_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct query *q = arg;
+
+	/* Answer now; the query itself goes when its callbacks are done. */
+	q->srv->st.servfail_upstream++;
+	reply_error(q, DNS_R_SERVFAIL, EDE_OTHER, "resolution timed out");
+}
+
+/* ---- queries ------------------------------------------------------------- */
+
+static struct vmcount *
+vm_count(struct server *s, const char *name)
+{
+	for (size_t i = 0; i < s->ncounts; i++)
+		if (strcmp(s->counts[i].name, name) == 0)
+			return &s->counts[i];
+	s->counts = xreallocarray(s->counts, s->ncounts + 1,
+		sizeof(*s->counts));
+	memset(&s->counts[s->ncounts], 0, sizeof(*s->counts));
+	snprintf(s->counts[s->ncounts].name, VM_NAME_MAX + 1, "%s", name);
+	return &s->counts[s->ncounts++];
+}
+
+static bool
+decide(struct query *q)
+{
+	const struct dns_query *dq = &q->q;
+	char buf[128];
+
+	if (dq->qclass != 1) {
+		reply_error(q, DNS_R_REFUSED, EDE_NOT_SUPPORTED,
+			"only class IN");
+		return false;
+	}
+	if (dq->qtype == DNS_T_ANY || dq->qtype == 251 || dq->qtype == 252) {
+		/* RFC 8482: no ANY; zone transfers are not ours to give. */
+		reply_error(q, DNS_R_REFUSED, EDE_NOT_SUPPORTED,
+			"ANY and zone transfers are not answered");
+		return false;
+	}
+	if (dq->qname_ok)
+		policy_decide(q->vm, dq->qname, &q->v);
+	if (!q->v.allowed) {
+		q->srv->st.refused_policy++;
+		log_debug("VM %s, %s: not in its policy", q->vm->name,
+			dq->qname);
+		snprintf(buf, sizeof(buf), "not in the dnsfence policy of %s",
+			q->vm->name);
+		reply_error(q, q->vm->unlisted == UNLISTED_NXDOMAIN
+					? DNS_R_NXDOMAIN : DNS_R_REFUSED,
+			EDE_BLOCKED, buf);
+		return false;
+	}
+	return true;
+}
+
+static void
+query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
+{
+	struct server *s = arg;
+	struct query *q = xcalloc(1, sizeof(*q));
+	const struct config *c = s->gen->conf;
+	struct timeval tv = {.tv_sec = QUERY_TIMEOUT_S};
+	int rc;
+
+	q->srv = s;
+	q->cl = cl;
+	q->gen = s->gen;
+	q->gen->refs++;
+	q->refs = 1;
+	q->next = s->queries;
+	if (s->queries)
+		s->queries->prev = q;
+	s->queries = q;
+	s->st.queries++;
+	rc = dnswire_parse_query(pkt, len, &q->q);
+	if (rc != DNS_R_NOERROR) {
+		if (rc > 0) {
+			s->st.formerr++;
+			reply_error(q, rc, EDE_NONE, NULL);
+		}
+		query_unref(q);
+		return;
+	}
+	q->vm = policy_find_vm(c->vms, c->nvms, &cl->src,
+		cl->tcp ? NULL : cl->ifname);
+	if (q->vm == NULL) {
+		s->st.refused_unknown++;
+		reply_error(q, DNS_R_REFUSED, EDE_PROHIBITED,
+			"no dnsfence policy for this address");
+		query_unref(q);
+		return;
+	}
+	if (!decide(q)) {
+		query_unref(q);
+		return;
+	}
+	q->vc = vm_count(s, q->vm->name);
+	if (q->vc->n >= c->limits.inflight_per_vm) {
+		q->vc = NULL;
+		s->st.servfail_limit++;
+		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER,
+			"too many queries in flight (limits: queries-per-vm)");
+		query_unref(q);
+		return;
+	}
+	q->vc->n++;
+	q->timo = evtimer_new(s->base, timo_cb, q);
+	evtimer_add(q->timo, &tv);
+	/* The client's CD bit is not passed on: validation is always on.
+	 * For local data the callback runs inside this call. */
+	if ((rc = ub_resolve_event(q->gen->ctx, q->q.qname[0] ? q->q.qname
+							       : ".",
+		     q->q.qtype, q->q.qclass, q, resolve_cb, NULL)) != 0) {
+		log_warnx("VM %s, %s: libunbound: %s", q->vm->name,
+			q->q.qname, ub_strerror(rc));
+		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER, "resolver error");
+		query_unref(q);
+	}
+}
+
+/* ---- life cycle ----------------------------------------------------------- */
+
+static void
+sweep_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct server *s = arg;
+
+	admit_sweep(s->admit);
+}
+
+struct server *
+server_new(struct event_base *base, struct nft *nft, struct config *c,
+	struct ub_ctx *ctx)
+{
+	struct server *s = xcalloc(1, sizeof(*s));
+	struct timeval tv = {.tv_sec = 10};
+
+	s->base = base;
+	s->nft = nft;
+	s->fe = frontend_new(base, c, query_cb, s);
+	if (s->fe == NULL) {
+		free(s);
+		return NULL;
+	}
+	s->gen = gen_new(c, ctx);
+	s->admit = admit_new(nft, base, c->table);
+	admit_probe(s->admit);
+	admit_adopt(s->admit, c);
+	s->reap_ev = event_new(base, -1, 0, reap_cb, s);
+	s->sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, s);
+	event_add(s->sweep_ev, &tv);
+	return s;
+}
+
+void
+server_swap(struct server *s, struct config *c, struct ub_ctx *ctx)
+{
+	struct gen *old = s->gen;
+
+	s->gen = gen_new(c, ctx);
+	old->next = s->retired;
+	s->retired = old;
+	gen_unref(s, old);
+	admit_retain(s->admit, c);
+}
+
+const struct config *
+server_config(const struct server *s)
+{
+	return s->gen->conf;
+}
+
+const struct server_stats *
+server_stats(const struct server *s)
+{
+	return &s->st;
+}
+
+void
+server_free(struct server *s)
+{
+	if (s == NULL)
+		return;
+	frontend_free(s->fe);
+	/* Queries still resolving: their callbacks will never run once the
+	 * contexts are gone. */
+	while (s->queries) {
+		struct query *q = s->queries;
+
+		free(q->cl); /* the frontend and its connections are gone */
+		q->cl = NULL;
+		q->refs = 1;
+		query_unref(q);
+	}
+	admit_free(s->admit);
+	gen_unref(s, s->gen);
+	s->gen->next = s->retired;
+	s->retired = s->gen;
+	s->gen = NULL;
+	while (s->retired) {
+		struct gen *g = s->retired;
+
+		s->retired = g->next;
+		gen_free(g);
+	}
+	event_free(s->reap_ev);
+	event_free(s->sweep_ev);
+	free(s->counts);
+	free(s);
+}

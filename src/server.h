@@ -1,0 +1,35 @@
+/* The running service: the frontend's queries through policy, libunbound
+ * and admission to their answers, and the configuration generations that
+ * reloads swap (queries in flight finish on the generation they began on). */
+#ifndef DNSFENCE_SERVER_H
+#define DNSFENCE_SERVER_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "nft.h"
+
+struct event_base;
+struct ub_ctx;
+struct server;
+
+/* Seconds a query may take before the VM gets SERVFAIL. */
+#define QUERY_TIMEOUT_S 10
+
+struct server_stats {
+	uint64_t queries, refused_unknown, refused_policy, servfail_bogus,
+		servfail_insecure, servfail_upstream, servfail_admit,
+		servfail_limit, formerr, answered;
+};
+
+/** Bind the listeners, adopt the kernel's elements into the shadow, probe
+ * the kernel. Takes ownership of c and ctx on success; NULL on failure. */
+struct server *server_new(struct event_base *base, struct nft *nft,
+	struct config *c, struct ub_ctx *ctx);
+/** Make c/ctx the generation new queries use (after a reload). */
+void server_swap(struct server *s, struct config *c, struct ub_ctx *ctx);
+const struct config *server_config(const struct server *s);
+const struct server_stats *server_stats(const struct server *s);
+void server_free(struct server *s);
+
+#endif
