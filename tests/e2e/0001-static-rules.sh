@@ -89,11 +89,12 @@ blocked "a new connection from one VM to another is dropped (not admitted)" \
 ok "a default-allow VM may open connections to another VM" \
 	reach_tcp "$VM_red" 10.137.2.10 2222
 
-# the DNS address: port 53 only, from the VMs
-tb_bg "$TB_DIR/dns.log" "$FW" "$PROBE" serve 10.139.1.1 53 22
-tb_wait_for "$TB_DIR/dns.log" listening 5
-ok "work reaches the DNS address on udp/53" reach_udp "$VM_work" 10.139.1.1 53
-ok "work reaches the DNS address on tcp/53" reach_tcp "$VM_work" 10.139.1.1 53
+# the DNS address: port 53 only, from the VMs (dnsfenced answers there;
+# a name outside the policy gets REFUSED, which proves the path)
+tb_bg "$TB_DIR/ssh.log" "$FW" "$PROBE" serve 10.139.1.1 22
+tb_wait_for "$TB_DIR/ssh.log" listening 5
+ok "work reaches the DNS address on udp/53" dns_is "$VM_work" REFUSED x.example
+ok "work reaches the DNS address on tcp/53" dns_is "$VM_work" REFUSED x.example A +tcp
 blocked "work cannot reach anything else on the DNS address" \
 	reach_tcp "$VM_work" 10.139.1.1 22
 table_ok() { nsx "$FW" nft list table inet dnsfence >/dev/null; }

@@ -8,11 +8,13 @@
 #   bogus.example.     signed, DS in example., but a record altered after
 #                      signing: validation must fail
 #   insecure.example.  not signed, no DS: provably insecure
+#   dead.example.      delegated to 192.0.2.99, where nothing answers
 # and mi_serve starts nsd in the "up" namespace at 192.0.2.53 (every zone
 # on one server; resolvers follow the DS chain all the same). Writes
 # DIR/root.key (the trust anchor) and DIR/root.hints.
 
 MI_NS=192.0.2.53
+MI_DEAD=192.0.2.99
 
 # mi_sign NAME FILE: sign FILE as zone NAME with a fresh KSK+ZSK; writes
 # FILE.signed and NAME's DS records to FILE.ds.
@@ -51,7 +53,16 @@ mi_build() {
 	good.example. 300 IN A 192.0.2.14
 	svc.good.example. 300 IN HTTPS 1 . ipv4hint=192.0.2.15 ipv6hint=2001:db8:5::15
 	txt.good.example. 300 IN TXT "hello"
+	good.example. 300 IN MX 10 mail.good.example.
+	long.good.example. 604800 IN A 192.0.2.16
+	short2.good.example. 5 IN A 192.0.2.10
 	Z
+	  for i in $(seq 1 100); do
+		echo "n$i.fresh.good.example. 300 IN A 192.0.2.$((100 + i))"
+	  done
+	  for i in $(seq 1 40); do
+		echo "big.good.example. 300 IN A 203.0.113.$i"
+	  done
 	} >"$z/good.example"
 	{ mi_soa other.example.
 	  echo "www.other.example. 600 IN A 192.0.2.20"; } >"$z/other.example"
@@ -71,6 +82,9 @@ mi_build() {
 	  for c in good other bogus insecure; do
 		echo "$c.example. 300 IN NS ns.root."
 	  done
+	  # A delegation to a server that never answers (insecure: no DS).
+	  echo "dead.example. 300 IN NS ns.dead.example."
+	  echo "ns.dead.example. 300 IN A $MI_DEAD"
 	  cat "$z/good.example.ds" "$z/other.example.ds" "$z/bogus.example.ds"
 	} >"$z/example"
 	mi_sign example. "$z/example" || return 1

@@ -223,6 +223,23 @@ reach_ping() {
 	return 1
 }
 
+# dig from a VM to the firewall's DNS address: dig_vm VM NAME [TYPE] [opts]
+dig_vm() {
+	local vm=$1
+	shift
+	nsx "$vm" dig +time=3 +tries=1 @10.139.1.1 "$@"
+}
+
+# dns_is VM STATUS NAME [TYPE] [opts]: the answer's status is STATUS.
+dns_is() {
+	local vm=$1 want=$2 out
+	shift 2
+	out=$(dig_vm "$vm" "$@" 2>&1)
+	[[ $out == *"status: $want,"* ]] && return 0
+	echo "$out" | grep -E "status|EDE|timed out" | head -3
+	return 1
+}
+
 # Packets counted by the rule whose comment is given, in a chain of ours.
 counter_of() {
 	local chain=$1 comment=$2

@@ -5,6 +5,11 @@
  *   probe udp [-s SRC] ADDR PORT MS     one datagram, expect "ok" back
  *   probe talk ADDR PORT N GAP_MS       one TCP connection, N round trips
  *                                       GAP_MS apart; 0 if all of them work
+ *   probe race DNS PORT NAME...         for each name: ask DNS (UDP) for its
+ *                                       A record and, the instant the answer
+ *                                       arrives, connect to it on tcp/PORT
+ *                                       (one SYN: 900 ms); 0 if every
+ *                                       connect works
  *
  * Exit status: 0 success, 1 the traffic did not pass, 2 usage/local error. */
 #include <arpa/inet.h>
@@ -190,12 +195,129 @@ talk(const char *addr, const char *port, int n, int gap)
 	return 0;
 }
 
+/* A minimal A query; returns its length. */
+static size_t
+dns_query(uint8_t *b, const char *name, uint16_t id)
+{
+	size_t n = 12;
+	const char *p = name;
+
+	memset(b, 0, 12);
+	b[0] = (uint8_t)(id >> 8);
+	b[1] = (uint8_t)id;
+	b[2] = 0x01; /* RD */
+	b[5] = 1;
+	while (*p) {
+		const char *dot = strchr(p, '.');
+		size_t l = dot ? (size_t)(dot - p) : strlen(p);
+
+		b[n++] = (uint8_t)l;
+		memcpy(b + n, p, l);
+		n += l;
+		p += l + (dot ? 1 : 0);
+	}
+	b[n++] = 0;
+	b[n++] = 0;
+	b[n++] = 1; /* A */
+	b[n++] = 0;
+	b[n++] = 1; /* IN */
+	return n;
+}
+
+static int
+skip_name(const uint8_t *b, size_t len, size_t *off)
+{
+	while (*off < len) {
+		uint8_t c = b[*off];
+
+		if (c == 0) {
+			(*off)++;
+			return 0;
+		}
+		if ((c & 0xC0) == 0xC0) {
+			*off += 2;
+			return 0;
+		}
+		*off += (size_t)c + 1;
+	}
+	return -1;
+}
+
+/* The first A record of an answer, or -1. */
+static int
+first_a(const uint8_t *b, size_t len, struct in_addr *a)
+{
+	size_t off = 12;
+	int an = b[6] << 8 | b[7];
+
+	if (len < 12 || (b[3] & 0xF) != 0 || skip_name(b, len, &off) < 0)
+		return -1;
+	off += 4;
+	for (int i = 0; i < an; i++) {
+		uint16_t type, rdlen;
+
+		if (skip_name(b, len, &off) < 0 || off + 10 > len)
+			return -1;
+		type = (uint16_t)(b[off] << 8 | b[off + 1]);
+		rdlen = (uint16_t)(b[off + 8] << 8 | b[off + 9]);
+		off += 10;
+		if (off + rdlen > len)
+			return -1;
+		if (type == 1 && rdlen == 4) {
+			memcpy(a, b + off, 4);
+			return 0;
+		}
+		off += rdlen;
+	}
+	return -1;
+}
+
+static int
+race(const char *server, const char *port, int n, char **names)
+{
+	int failed = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		uint8_t q[512], r[4096];
+		struct in_addr a;
+		char as[INET_ADDRSTRLEN];
+		size_t ql = dns_query(q, names[i], (uint16_t)(i + 1));
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t rl;
+
+		sockaddr_of(server, "53", &ss, &len);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) < 0 ||
+		    send(fd, q, ql, 0) != (ssize_t)ql || poll(&p, 1, 3000) <= 0 ||
+		    (rl = recv(fd, r, sizeof(r), 0)) < 12 ||
+		    first_a(r, (size_t)rl, &a) < 0) {
+			fprintf(stderr, "probe: %s: no answer\n", names[i]);
+			failed++;
+			close(fd);
+			continue;
+		}
+		close(fd);
+		/* No delay at all between the answer and the SYN. */
+		inet_ntop(AF_INET, &a, as, sizeof(as));
+		if (client(SOCK_STREAM, NULL, as, port, 900) != 0) {
+			fprintf(stderr, "probe: %s -> %s: connect failed\n",
+				names[i], as);
+			failed++;
+		}
+	}
+	printf("%d of %d connects failed\n", failed, n);
+	return failed ? 1 : 0;
+}
+
 static int
 usage(void)
 {
 	fprintf(stderr, "usage: probe serve ADDR PORT...\n"
 			"       probe tcp|udp [-s SRC] ADDR PORT MS\n"
-			"       probe talk ADDR PORT N GAP_MS\n");
+			"       probe talk ADDR PORT N GAP_MS\n"
+			"       probe race DNS PORT NAME...\n");
 	return 2;
 }
 
@@ -207,6 +329,8 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (argc >= 4 && strcmp(argv[1], "serve") == 0)
 		return serve(argc - 2, argv + 2);
+	if (argc >= 5 && strcmp(argv[1], "race") == 0)
+		return race(argv[2], argv[3], argc - 4, argv + 4);
 	if (argc == 6 && strcmp(argv[1], "talk") == 0)
 		return talk(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
 	if (argc >= 5 && (strcmp(argv[1], "tcp") == 0 ||
