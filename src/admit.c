@@ -441,6 +441,9 @@ batch_send(struct admit *a, struct abatch *b)
 		if (t->e->k.kind == SET_PORTS)
 			elem_key(el, &t->e->k, true);
 		nftnl_set_elem_set_u64(el, NFTNL_SET_ELEM_TIMEOUT, left);
+		/* The kernel refreshes an existing element only when the
+		 * timeout differs or an expiration is given: give it. */
+		nftnl_set_elem_set_u64(el, NFTNL_SET_ELEM_EXPIRATION, left);
 		/* The name that admitted it, for whoever reads the set. */
 		ud = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
 		nftnl_udata_put_strz(ud, NFTNL_UDATA_SET_ELEM_COMMENT, t->name);
