@@ -113,6 +113,18 @@ max_answer(const struct query *q)
 	return q->cl->tcp ? DNS_MAXMSG : q->q.udp_size;
 }
 
+/* The VM has its answer: it no longer counts against its limit, even if
+ * libunbound is still working (its callback frees the query later). */
+static void
+answered(struct query *q)
+{
+	q->cl = NULL;
+	if (q->vc) {
+		q->vc->n--;
+		q->vc = NULL;
+	}
+}
+
 static void
 query_unref(struct query *q)
 {
@@ -122,8 +134,7 @@ query_unref(struct query *q)
 		return;
 	if (q->cl)
 		frontend_reply(q->cl, NULL, 0);
-	if (q->vc)
-		q->vc->n--;
+	answered(q);
 	if (q->prev)
 		q->prev->next = q->next;
 	else
@@ -148,7 +159,7 @@ reply_error(struct query *q, int rcode, int ede, const char *text)
 	n = dnswire_error(&q->q, rcode, ede, text, q->srv->out,
 		sizeof(q->srv->out));
 	frontend_reply(q->cl, n ? q->srv->out : NULL, n);
-	q->cl = NULL;
+	answered(q);
 }
 
 static void
@@ -167,7 +178,7 @@ reply_answer(struct query *q)
 	}
 	q->srv->st.answered++;
 	frontend_reply(q->cl, q->srv->out, n);
-	q->cl = NULL;
+	answered(q);
 }
 
 static void
@@ -448,30 +459,39 @@ server_stats(const struct server *s)
 void
 server_free(struct server *s)
 {
+	struct query *q;
+
 	if (s == NULL)
 		return;
-	frontend_free(s->fe);
-	/* Queries still resolving: their callbacks will never run once the
-	 * contexts are gone. */
-	while (s->queries) {
-		struct query *q = s->queries;
-
-		free(q->cl); /* the frontend and its connections are gone */
-		q->cl = NULL;
-		q->refs = 1;
-		query_unref(q);
+	/* Clients first: nobody is answered during shutdown. */
+	for (q = s->queries; q; q = q->next) {
+		free(q->cl);
+		answered(q);
 	}
-	admit_free(s->admit);
-	gen_unref(s, s->gen);
+	frontend_free(s->fe);
+	s->fe = NULL;
+	/* Deleting a context runs the callbacks of its queries still in
+	 * flight (with SERVFAIL), which release those queries; the
+	 * generations stay until every context is gone. */
 	s->gen->next = s->retired;
 	s->retired = s->gen;
 	s->gen = NULL;
+	for (struct gen *g = s->retired; g; g = g->next) {
+		ub_ctx_delete(g->ctx);
+		g->ctx = NULL;
+	}
+	while ((q = s->queries) != NULL) { /* none should be left */
+		q->refs = 1;
+		query_unref(q);
+	}
 	while (s->retired) {
 		struct gen *g = s->retired;
 
 		s->retired = g->next;
-		gen_free(g);
+		config_free(g->conf);
+		free(g);
 	}
+	admit_free(s->admit);
 	event_free(s->reap_ev);
 	event_free(s->sweep_ev);
 	free(s->counts);

@@ -63,6 +63,9 @@ mi_build() {
 	  for i in $(seq 1 40); do
 		echo "big.good.example. 300 IN A 203.0.113.$i"
 	  done
+	  for i in $(seq 41 90); do
+		echo "huge.good.example. 300 IN A 203.0.113.$i"
+	  done
 	} >"$z/good.example"
 	{ mi_soa other.example.
 	  echo "www.other.example. 600 IN A 192.0.2.20"; } >"$z/other.example"

@@ -27,6 +27,10 @@ UP="$TB_ID-up"
 
 tb_cleanup() {
 	local pid ns
+	# Stop the daemon first, checking it exits cleanly.
+	if [ -n "${DAEMON_PID:-}" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+		tb_daemon_stop TERM || true
+	fi
 	for pid in "${TB_PIDS[@]}"; do
 		kill "$pid" 2>/dev/null || true
 	done
@@ -169,7 +173,13 @@ tb_daemon_stop() {
 		sleep 0.1
 	done
 	! kill -0 "$DAEMON_PID" 2>/dev/null
-	wait "$DAEMON_PID" 2>/dev/null || true
+	DAEMON_STATUS=0
+	wait "$DAEMON_PID" 2>/dev/null || DAEMON_STATUS=$?
+	# A clean exit on TERM is part of the contract; a crash is a failure.
+	if [ "$sig" = TERM ] && [ "$DAEMON_STATUS" -ne 0 ]; then
+		echo "dnsfenced exited with status $DAEMON_STATUS on SIGTERM" >&2
+		TB_FAIL=$((TB_FAIL + 1))
+	fi
 }
 
 # Send SIGHUP and wait (bounded) for the daemon to say how it went.
@@ -282,6 +292,10 @@ print(-1)' "$key"
 }
 
 tb_done() {
+	if [ -n "${DAEMON_PID:-}" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+		tb_daemon_stop TERM || true
+		ok "dnsfenced exits cleanly on SIGTERM" test "$DAEMON_STATUS" -eq 0
+	fi
 	echo "# $TB_PASS passed, $TB_FAIL failed"
 	[ "$TB_FAIL" -eq 0 ]
 }

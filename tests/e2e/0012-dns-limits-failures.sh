@@ -1,0 +1,134 @@
+#!/bin/bash
+# Limits and failures: TCP fallback after truncation; too many addresses in
+# one answer; a full set; too many queries in flight; an upstream that never
+# answers; the kernel refusing a batch (our table deleted behind our back);
+# malformed queries. Each gives the VM a clear error, admits nothing new,
+# loses nothing admitted, and the daemon goes on.
+. "$(dirname "$0")/../lib/testbed.sh"
+. "$(dirname "$0")/../lib/dnsworld.sh"
+
+dw_setup
+tb_vm work 1
+tb_vm small 2
+dw_config <<'C'
+limits:
+  set-size: 64
+  addresses-per-answer: 40
+  queries-per-vm: 3
+C
+tb_policy work <<'P'
+addresses: [10.137.1.10]
+interface: vif1.0
+allow:
+  - name: "*.good.example"
+    ports: [tcp/443]
+  - name: "*.dead.example"
+P
+tb_policy small <<'P'
+addresses: [10.137.2.10]
+interface: vif2.0
+allow:
+  - name: "*.good.example"
+    ports: [tcp/443]
+P
+tb_daemon_start
+
+# --- an answer too big for 512 bytes over UDP: TC, then TCP, admitted
+tc_set() { [[ $(dig_vm "$VM_work" +noedns +ignore big.good.example) == *"flags: qr tc"* ]]; }
+ok "without EDNS, a 40-address answer comes back truncated (TC)" tc_set
+ok "dig falls back to TCP and gets the answer" \
+	dns_is "$VM_work" NOERROR big.good.example A +noedns
+n=$(dw_addrs "$VM_work" +noedns big.good.example | wc -l)
+ok "... all 40 addresses ($n)" test "$n" -eq 40
+ok "... every one of them admitted (first)" reach_tcp "$VM_work" 203.0.113.1 443
+ok "... (last)" reach_tcp "$VM_work" 203.0.113.40 443
+
+# --- too many addresses in one answer: 50 > addresses-per-answer 40
+ok "an answer with 50 addresses: SERVFAIL" dns_is "$VM_work" SERVFAIL huge.good.example
+limit_logged() { grep -q "VM work, huge.good.example: more than 40 addresses" "$TB_DIR/dnsfenced.log"; }
+ok "... logged" limit_logged
+blocked "... and nothing of it admitted" reach_tcp "$VM_work" 203.0.113.41 443
+
+# --- a query over TCP
+ok "a query over TCP is answered" dns_is "$VM_small" NOERROR www.good.example A +tcp
+ok "... and admits" reach_tcp "$VM_small" 192.0.2.10 443
+
+# --- a full set: small may hold 64 elements in a set (it has one: www)
+for i in $(seq 1 63); do dig_vm "$VM_small" "n$i.fresh.good.example" >/dev/null; done
+ok "64 elements fit" reach_tcp "$VM_small" 192.0.2.163 443
+ok "the 65th does not: SERVFAIL" dns_is "$VM_small" SERVFAIL n64.fresh.good.example
+full_logged() { grep -q "VM small, n64.fresh.good.example: answer withheld: a set of VM small is full" "$TB_DIR/dnsfenced.log"; }
+ok "... logged with VM, name and reason" full_logged
+blocked "... and its address not admitted" reach_tcp "$VM_small" 192.0.2.164 443
+ok "what was admitted stays" reach_tcp "$VM_small" 192.0.2.101 443
+ok "an address already in the set still answers" dns_is "$VM_small" NOERROR n5.fresh.good.example
+ok "other VMs are not affected" dns_is "$VM_work" NOERROR n64.fresh.good.example
+ok "... work reaches it" reach_tcp "$VM_work" 192.0.2.164 443
+
+# --- an upstream that never answers; too many queries in flight
+start=$(date +%s)
+for i in 1 2 3; do
+	tb_bg "$TB_DIR/dead$i.log" "$VM_work" dig +time=15 +tries=1 @10.139.1.1 "x$i.dead.example"
+done
+sleep 1
+ok "a 4th query in flight for the same VM: SERVFAIL at once" \
+	dns_is "$VM_work" SERVFAIL x4.dead.example
+inflight_logged() { [[ $(dig_vm "$VM_work" x5.dead.example) == *"too many queries in flight"* ]]; }
+ok "... saying why" inflight_logged
+ok "another VM is not held back" dns_is "$VM_small" NOERROR www.good.example
+for _ in $(seq 200); do
+	grep -q "status" "$TB_DIR/dead3.log" 2>/dev/null && break
+	sleep 0.1
+done
+took=$(( $(date +%s) - start ))
+ok "the unanswered queries end in SERVFAIL ($took s)" grep -q "status: SERVFAIL" "$TB_DIR/dead3.log"
+ok "... within the resolver timeout" test "$took" -le 14
+ok "the VM can ask again afterwards" dns_is "$VM_work" NOERROR www.good.example
+
+# --- netlink failure: the table deleted behind the daemon's back
+nsx "$FW" nft delete table inet dnsfence
+ok "an answer whose elements cannot be added: SERVFAIL" \
+	dns_is "$VM_work" SERVFAIL n80.fresh.good.example
+nl_logged() { grep -q "VM work, n80.fresh.good.example: answer withheld: .*No such file or directory" "$TB_DIR/dnsfenced.log"; }
+ok "... logged with VM, name and the kernel's error" nl_logged
+tb_reload
+table_back() { nsx "$FW" nft list table inet dnsfence >/dev/null; }
+ok "a reload puts the table back" table_back
+ok "... and answers admit again" dns_is "$VM_work" NOERROR n81.fresh.good.example
+ok "... reachable" reach_tcp "$VM_work" 192.0.2.181 443
+
+# --- malformed queries: no crash, next query answered
+garbage() {
+	nsx "$VM_work" python3 - <<'PY'
+import os, random, socket
+random.seed(7)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def q(name=b"\x03www\x04good\x07example\x00"):
+    return b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + name + b"\x00\x01\x00\x01"
+pkts = [b"", b"\x00", q()[:13], q()[:-1],
+        q(b"\xc0\x0c"),                      # pointer to itself
+        q(b"\x03www\xc0\x0c"),               # pointer loop
+        q(b"\x40" + b"a" * 64 + b"\x00"),    # extended label type
+        q() + b"\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x05\x00\x0a",  # bad OPT
+        b"\x12\x34\x81\x80" + q()[4:],       # a response
+        b"\x12\x34\x01\x00\x00\x02\x00\x00\x00\x00\x00\x00"]
+pkts += [os.urandom(random.randint(1, 600)) for _ in range(300)]
+for p in pkts:
+    s.sendto(p, ("10.139.1.1", 53))
+# and over TCP: a length that lies, then a close
+t = socket.create_connection(("10.139.1.1", 53), timeout=2)
+t.sendall(b"\xff\xff" + os.urandom(100))
+t.close()
+PY
+}
+ok "malformed and random packets are sent" garbage
+ok "the daemon is alive" kill -0 "$DAEMON_PID"
+ok "... and answers the next query" dns_is "$VM_work" NOERROR www.good.example
+formerr() { [[ $(nsx "$VM_work" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+s.sendto(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x00\x00\x01\x00\x01\x00", ("10.139.1.1", 53))
+r = s.recv(512); print(r[3] & 15)') == 1 ]]; }
+ok "a query with trailing bytes gets FORMERR" formerr
+
+tb_done
