@@ -18,6 +18,7 @@
 #include "ruleset.h"
 
 #define NBUCKETS 4096
+#define MAX_NAMES 8 /* names remembered per element, for reloads */
 #define MAX_ELEMS_PER_ANSWER 8192
 
 /* One element of one VM set. */
@@ -34,6 +35,8 @@ struct entry {
 	uint64_t expiry;	 /* ms, monotonic: what we asked for */
 	uint64_t committed;	 /* what the kernel has acknowledged */
 	struct abatch *pending; /* the latest batch carrying it */
+	char *names[MAX_NAMES];  /* that admitted it; NULL-terminated */
+	bool many;		 /* more than MAX_NAMES: never pruned */
 	struct entry *next;
 };
 
@@ -146,6 +149,28 @@ entry_get(struct vmset *vs, const struct ekey *k, bool create)
 }
 
 static void
+entry_free(struct entry *e)
+{
+	for (int i = 0; i < MAX_NAMES && e->names[i]; i++)
+		free(e->names[i]);
+	free(e);
+}
+
+static void
+entry_name(struct entry *e, const char *name)
+{
+	int i;
+
+	for (i = 0; i < MAX_NAMES && e->names[i]; i++)
+		if (strcmp(e->names[i], name) == 0)
+			return;
+	if (i == MAX_NAMES)
+		e->many = true;
+	else
+		e->names[i] = xstrdup(name);
+}
+
+static void
 vmset_free(struct vmset *vs)
 {
 	for (size_t b = 0; b < NBUCKETS; b++) {
@@ -153,7 +178,7 @@ vmset_free(struct vmset *vs)
 			struct entry *e = vs->buckets[b];
 
 			vs->buckets[b] = e->next;
-			free(e);
+			entry_free(e);
 		}
 	}
 	free(vs);
@@ -249,6 +274,7 @@ touch(struct abatch *b, struct vmset *vs, struct entry *e, uint64_t value,
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	e->expiry = value;
 	e->pending = b;
+	entry_name(e, name);
 }
 
 /* The elements one address needs for the given ports. */
@@ -332,6 +358,7 @@ admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 				 * never release an answer early. */
 				if (e->pending != NULL)
 					batch_wait(e->pending, r);
+				entry_name(e, name);
 				continue;
 			}
 			if (e == NULL)
@@ -536,7 +563,7 @@ admit_sweep(struct admit *a)
 				if (e->pending == NULL && e->expiry < now) {
 					*pp = e->next;
 					vs->count[set_index(&e->k)]--;
-					free(e);
+					entry_free(e);
 				} else {
 					pp = &e->next;
 				}
@@ -568,6 +595,35 @@ admit_retain(struct admit *a, const struct config *c)
 		*pp = vs->next;
 		vmset_free(vs);
 	}
+}
+
+static int
+comment_cb(const struct nftnl_udata *attr, void *data)
+{
+	const char **out = data;
+
+	if (nftnl_udata_type(attr) == NFTNL_UDATA_SET_ELEM_COMMENT &&
+	    nftnl_udata_len(attr) > 0 &&
+	    ((const char *)nftnl_udata_get(attr))[nftnl_udata_len(attr) - 1] ==
+		    '\0')
+		*out = nftnl_udata_get(attr);
+	return 0;
+}
+
+/* The name in the element's comment, if we wrote one. */
+static void
+adopt_name(struct entry *e, struct nftnl_set_elem *el)
+{
+	const char *name = NULL;
+	char norm[NAME_MAX_LEN + 1];
+	uint32_t len;
+	const void *ud = nftnl_set_elem_get(el, NFTNL_SET_ELEM_USERDATA, &len);
+
+	if (ud == NULL)
+		return;
+	nftnl_udata_parse(ud, len, comment_cb, &name);
+	if (name && policy_normalise_name(name, norm, sizeof(norm)) == 0)
+		entry_name(e, norm);
 }
 
 static void
@@ -613,6 +669,7 @@ adopt_set(struct admit *a, struct vmset *vs, enum set_kind kind, int family)
 		e = entry_get(vs, &k, true);
 		e->committed = e->expiry = now +
 			nftnl_set_elem_get_u64(el, NFTNL_SET_ELEM_EXPIRATION);
+		adopt_name(e, el);
 	}
 	nftnl_set_elems_iter_destroy(it);
 	nftnl_set_free(s);
@@ -728,4 +785,101 @@ admit_probe(struct admit *a)
 	log_info("element timeouts: %s", a->deladd
 		? "delete + add (this kernel keeps the old timeout on re-add)"
 		: "updated in place on re-add");
+}
+
+/* ---- reload ---------------------------------------------------------------- */
+
+struct admit_prune {
+	struct entry **e;
+	struct vmset **vs;
+	size_t n;
+};
+
+/* Does the new policy still admit this element for one of its names? */
+static bool
+still_admitted(const struct vm *vm, const struct entry *e)
+{
+	if (e->many || e->names[0] == NULL)
+		return true;
+	for (int i = 0; i < MAX_NAMES && e->names[i]; i++) {
+		struct verdict v;
+		bool keep = false;
+
+		policy_decide(vm, e->names[i], &v);
+		if (v.allowed && v.ports.any)
+			keep = true;
+		else if (v.allowed && e->k.kind == SET_ICMP)
+			keep = v.ports.icmp;
+		else if (v.allowed && e->k.kind == SET_PORTS)
+			for (size_t j = 0; j < v.ports.n && !keep; j++)
+				keep = v.ports.v[j].proto == e->k.proto &&
+				       v.ports.v[j].lo <= e->k.lo &&
+				       e->k.hi <= v.ports.v[j].hi;
+		verdict_finish(&v);
+		if (keep)
+			return true;
+	}
+	return false;
+}
+
+struct admit_prune *
+admit_prune(struct admit *a, const struct config *c, struct nft_batch *b)
+{
+	struct admit_prune *p = xcalloc(1, sizeof(*p));
+	struct nftnl_set **del = NULL;
+	size_t ndel = 0;
+	uint64_t soon = now_ms() + 2000;
+
+	for (size_t v = 0; v < c->nvms; v++) {
+		struct vmset *vs = vmset_get(a, c->vms[v].name, false);
+
+		for (size_t bk = 0; vs && bk < NBUCKETS; bk++) {
+			for (struct entry *e = vs->buckets[bk]; e; e = e->next) {
+				struct nftnl_set_elem *el;
+				char sn[SET_NAME_MAX];
+
+				/* One that may expire before the kernel sees
+				 * the batch would fail it (ENOENT): it goes
+				 * on its own within seconds anyway. */
+				if (e->pending || e->committed < soon ||
+				    still_admitted(&c->vms[v], e))
+					continue;
+				del = xreallocarray(del, ndel + 1, sizeof(*del));
+				ruleset_set_name(sn, sizeof(sn), vs->name,
+					(enum set_kind)e->k.kind, e->k.family);
+				el = nftnl_set_elem_alloc();
+				elem_key(el, &e->k, false);
+				if (e->k.kind == SET_PORTS)
+					elem_key(el, &e->k, true);
+				nftnl_set_elem_add(set_for(del, &ndel, a->table,
+							   sn), el);
+				p->e = xreallocarray(p->e, p->n + 1,
+					sizeof(*p->e));
+				p->vs = xreallocarray(p->vs, p->n + 1,
+					sizeof(*p->vs));
+				p->e[p->n] = e;
+				p->vs[p->n++] = vs;
+			}
+		}
+	}
+	add_msgs(b, del, ndel, NFT_MSG_DELSETELEM);
+	free(del);
+	return p;
+}
+
+void
+admit_prune_done(struct admit *a, struct admit_prune *p, bool ok)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; ok && i < p->n; i++) {
+		struct entry *e = p->e[i];
+
+		/* Forget it: expiry 0 lets the next sweep remove it, and
+		 * the next answer that needs it adds it again. */
+		e->expiry = e->committed = 0;
+	}
+	free(p->e);
+	free(p->vs);
+	free(p);
 }

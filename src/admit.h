@@ -42,6 +42,16 @@ void admit_request(struct admit *a, const struct config *c,
 	size_t naddrs, const struct ports *ports, uint32_t timeout_s,
 	admit_done_cb cb, void *arg);
 
+struct admit_prune;
+/** Add to b (a reload's transaction) the deletion of every element that no
+ * rule of c admits any more: an element is kept while one of the names
+ * that admitted it is still allowed with its ports, or when those names
+ * are unknown (adopted from a kernel set without comments). */
+struct admit_prune *admit_prune(struct admit *a, const struct config *c,
+	struct nft_batch *b);
+/** The reload's outcome: on success the pruned elements leave the shadow. */
+void admit_prune_done(struct admit *a, struct admit_prune *p, bool ok);
+
 /** Drop shadow entries that have expired (call now and then). */
 void admit_sweep(struct admit *a);
 

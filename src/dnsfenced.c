@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "build-config.h"
+#include "admit.h"
 #include "config.h"
 #include "log.h"
 #include "nft.h"
@@ -27,6 +28,7 @@ struct daemon {
 	struct config *conf; /* until the server owns it */
 	struct config *next; /* being installed by a reload */
 	struct ub_ctx *next_ctx;
+	struct admit_prune *prune;
 	struct server *srv;
 	struct nft *nft;
 	struct event_base *base;
@@ -107,6 +109,8 @@ reload_done(int err, const char *msg, void *arg)
 		log_info("reloaded: %zu VM policies", d->next->nvms);
 		server_swap(d->srv, d->next, d->next_ctx);
 	}
+	admit_prune_done(server_admit(d->srv), d->prune, err == 0);
+	d->prune = NULL;
 	d->next = NULL;
 	d->next_ctx = NULL;
 }
@@ -153,6 +157,8 @@ reload(struct daemon *d)
 		return;
 	}
 	d->next = c;
+	/* Elements only removed rules admitted go in the same transaction. */
+	d->prune = admit_prune(server_admit(d->srv), c, b);
 	nft_batch_send(b, reload_done, d);
 }
 

@@ -450,6 +450,12 @@ server_config(const struct server *s)
 	return s->gen->conf;
 }
 
+struct admit *
+server_admit(struct server *s)
+{
+	return s->admit;
+}
+
 const struct server_stats *
 server_stats(const struct server *s)
 {

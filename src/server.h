@@ -29,6 +29,7 @@ struct server *server_new(struct event_base *base, struct nft *nft,
 /** Make c/ctx the generation new queries use (after a reload). */
 void server_swap(struct server *s, struct config *c, struct ub_ctx *ctx);
 const struct config *server_config(const struct server *s);
+struct admit *server_admit(struct server *s);
 const struct server_stats *server_stats(const struct server *s);
 void server_free(struct server *s);
 

@@ -15,6 +15,8 @@ limits:
   set-size: 64
   addresses-per-answer: 40
   queries-per-vm: 3
+  tcp-clients: 4
+  tcp-idle: 2
 C
 tb_policy work <<'P'
 addresses: [10.137.1.10]
@@ -96,6 +98,44 @@ table_back() { nsx "$FW" nft list table inet dnsfence >/dev/null; }
 ok "a reload puts the table back" table_back
 ok "... and answers admit again" dns_is "$VM_work" NOERROR n81.fresh.good.example
 ok "... reachable" reach_tcp "$VM_work" 192.0.2.181 443
+
+# --- DNS over TCP: several queries on one connection, a connection cap,
+# an idle timeout
+tcp_checks() {
+	nsx "$VM_work" python3 - <<'PY'
+import socket, struct, sys, time
+def q(i, name=b"\x03www\x04good\x07example\x00"):
+    m = struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0) + name + b"\x00\x01\x00\x01"
+    return struct.pack(">H", len(m)) + m
+def answers(s, n):
+    got, buf = [], b""
+    s.settimeout(3)
+    while len(got) < n:
+        d = s.recv(4096)
+        if not d: break
+        buf += d
+        while len(buf) >= 2 and len(buf) >= 2 + struct.unpack(">H", buf[:2])[0]:
+            l = struct.unpack(">H", buf[:2])[0]
+            got.append(struct.unpack(">H", buf[2:4])[0]); buf = buf[2 + l:]
+    return sorted(got)
+# two queries in one write, on one connection
+s = socket.create_connection(("10.139.1.1", 53), timeout=3)
+s.sendall(q(1) + q(2))
+if answers(s, 2) != [1, 2]: sys.exit("two queries on one connection: no two answers")
+# the cap: 4 connections (this one included), the 5th is closed at once
+conns = [s] + [socket.create_connection(("10.139.1.1", 53), timeout=3) for _ in range(3)]
+time.sleep(0.3)
+x = socket.create_connection(("10.139.1.1", 53), timeout=3)
+x.settimeout(2)
+if x.recv(10) != b"": sys.exit("a 5th connection was not closed")
+# the idle timeout: an idle connection is closed after ~2 s
+s.settimeout(5)
+t = time.time()
+if s.recv(10) != b"" or time.time() - t > 4.5: sys.exit("idle connection not closed")
+print("tcp ok")
+PY
+}
+ok "TCP: two queries on one connection, the connection cap, the idle timeout" tcp_checks
 
 # --- malformed queries: no crash, next query answered
 garbage() {

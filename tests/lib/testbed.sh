@@ -62,6 +62,10 @@ nsx() {
 tb_ns() {
 	ip netns add "$1"
 	TB_NS+=("$1")
+	# No duplicate address detection: link-local addresses would stay
+	# tentative for a second or two, delaying the first IPv6 packets.
+	nsx "$1" sysctl -qw net.ipv6.conf.default.accept_dad=0
+	nsx "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0
 	nsx "$1" ip link set lo up
 }
 

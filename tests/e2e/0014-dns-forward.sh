@@ -1,0 +1,49 @@
+#!/bin/bash
+# `resolver: forward`: queries go to an upstream server, validation stays
+# local (a forged answer from the forwarder path is still refused), and DNS
+# reaches dnsfenced over IPv6 as well.
+. "$(dirname "$0")/../lib/testbed.sh"
+. "$(dirname "$0")/../lib/dnsworld.sh"
+
+dw_setup
+tb_vm work 1
+{
+	echo 'listen: [10.139.1.1, "2001:db8:53::1"]'
+	echo 'policies: vms'
+	echo 'resolver:'
+	echo '  trust-anchor-file: mi/root.key'
+	echo "  forward: [$MI_NS]"
+} >"$TB_DIR/dnsfence.yaml"
+mkdir -p "$TB_DIR/vms"
+tb_policy work <<'P'
+addresses: [10.137.1.10, "2001:db8:a:1::10"]
+interface: vif1.0
+allow:
+  - name: "*.good.example"
+    ports: [tcp/443]
+  - name: "*.bogus.example"
+P
+tb_daemon_start
+
+ok "through the forwarder: www.good.example" dns_is "$VM_work" NOERROR www.good.example
+ad() { [[ $(dig_vm "$VM_work" +dnssec www.good.example) == *" ad;"* ]]; }
+ok "... validated here (AD)" ad
+ok "... admitted" reach_tcp "$VM_work" 192.0.2.10 443
+ok "a bogus answer through the forwarder: SERVFAIL" \
+	dns_is "$VM_work" SERVFAIL www.bogus.example
+blocked "... nothing admitted" reach_tcp "$VM_work" 192.0.2.31 443
+v6_dns() {
+	local out
+	out=$(nsx "$VM_work" dig +time=3 +tries=1 @2001:db8:53::1 deep.sub.good.example AAAA)
+	[[ $out == *"status: NOERROR"* ]]
+}
+ok "DNS over IPv6 to dnsfenced" v6_dns
+v6_tcp() {
+	local out
+	out=$(nsx "$VM_work" dig +tcp +time=3 +tries=1 @2001:db8:53::1 www.good.example AAAA)
+	[[ $out == *"2001:db8:5::10"* ]]
+}
+ok "DNS over IPv6 and TCP" v6_tcp
+ok "... admitted for IPv6" reach_tcp "$VM_work" 2001:db8:5::10 443
+
+tb_done
