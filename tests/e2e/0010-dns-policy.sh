@@ -132,6 +132,20 @@ after2=$(upstream_queries)
 ok "... while an allowed name does (the count works: $after -> $after2)" \
 	test "$after2" -gt "$after"
 
+# --- a query is the VM's only from its own interface: web borrowing
+# work's address admits nothing for work (and the answer, if any, would be
+# routed to work, not web)
+spoofed_query() {
+	nsx "$VM_web" ip addr add 10.137.1.10/32 dev eth0
+	nsx "$VM_web" dig +time=2 +tries=1 -b 10.137.1.10 @10.139.1.1 \
+		big.good.example >/dev/null 2>&1 || true
+	nsx "$VM_web" ip addr del 10.137.1.10/32 dev eth0
+	[ "$(dw_expires work 203.0.113.1 tcp 443)" = -1 ]
+}
+ok "a query with work's address from web's interface admits nothing" spoofed_query
+ok "... while the same query from work does" dns_is "$VM_work" NOERROR big.good.example
+ok "... (its element is there)" test "$(dw_expires work 203.0.113.1 tcp 443)" -gt 0
+
 # --- isolation: work's answers open nothing for bank
 blocked "bank cannot reach what work resolved" reach_tcp "$VM_bank" 192.0.2.10 443
 blocked "web cannot reach mail.good.example's tcp/993 opened for work" \

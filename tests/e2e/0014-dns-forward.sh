@@ -46,4 +46,16 @@ v6_tcp() {
 ok "DNS over IPv6 and TCP" v6_tcp
 ok "... admitted for IPv6" reach_tcp "$VM_work" 2001:db8:5::10 443
 
+# Reload to root hints and a stub zone for good.example.
+sed -i "/forward:/d" "$TB_DIR/dnsfence.yaml"
+cat >>"$TB_DIR/dnsfence.yaml" <<C
+  root-hints: mi/root.hints
+  stub-zones:
+    good.example: [$MI_NS]
+C
+tb_reload
+ok "reloaded to a stub zone" grep -q "reloaded" "$TB_DIR/dnsfenced.log"
+ok "the stub zone resolves (fresh cache)" dns_is "$VM_work" NOERROR mail.good.example
+ok "... and the rest through the root" dns_is "$VM_work" SERVFAIL www.bogus.example
+
 tb_done
