@@ -86,15 +86,6 @@ struct admit {
 	uint32_t set_size;
 };
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static uint32_t
 ekey_hash(const struct ekey *k)
 {
@@ -315,7 +306,7 @@ admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 {
 	struct admit_req *r = xcalloc(1, sizeof(*r));
 	struct vmset *vs = vmset_get(a, vm->name, true);
-	uint64_t now = now_ms(), need = now + (uint64_t)timeout_s * 1000;
+	uint64_t now = util_now_ms(), need = now + (uint64_t)timeout_s * 1000;
 	struct ekey keys[64];
 
 	a->st.requests++;
@@ -445,7 +436,7 @@ batch_send(struct admit *a, struct abatch *b)
 	struct nftnl_set **del = xcalloc(b->nt + 1, sizeof(*del));
 	size_t nadd = 0, ndel = 0;
 	struct nft_batch *nb = nft_batch_new(a->nft);
-	uint64_t now = now_ms();
+	uint64_t now = util_now_ms();
 
 	for (size_t i = 0; i < b->nt; i++) {
 		const struct touch *t = &b->t[i];
@@ -551,7 +542,7 @@ flush_cb(evutil_socket_t fd, short ev, void *arg)
 void
 admit_sweep(struct admit *a)
 {
-	uint64_t now = now_ms();
+	uint64_t now = util_now_ms();
 
 	for (struct vmset *vs = a->vms; vs; vs = vs->next) {
 		for (size_t b = 0; b < NBUCKETS; b++) {
@@ -633,7 +624,7 @@ adopt_set(struct admit *a, struct vmset *vs, enum set_kind kind, int family)
 	struct nftnl_set_elems_iter *it;
 	struct nftnl_set_elem *el;
 	char sn[SET_NAME_MAX];
-	uint64_t now = now_ms();
+	uint64_t now = util_now_ms();
 	size_t alen = family == AF_INET ? 4 : 16;
 
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, a->table);
@@ -828,7 +819,7 @@ admit_prune(struct admit *a, const struct config *c, struct nft_batch *b)
 	struct admit_prune *p = xcalloc(1, sizeof(*p));
 	struct nftnl_set **del = NULL;
 	size_t ndel = 0;
-	uint64_t soon = now_ms() + 2000;
+	uint64_t soon = util_now_ms() + 2000;
 
 	for (size_t v = 0; v < c->nvms; v++) {
 		struct vmset *vs = vmset_get(a, c->vms[v].name, false);

@@ -45,15 +45,6 @@ struct nft {
 	size_t npending;
 };
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 struct nft *
 nft_open(void)
 {
@@ -238,7 +229,7 @@ nft_batch_send(struct nft_batch *b, nft_done_cb cb, void *arg)
 	}
 	free(b->buf);
 	b->buf = NULL;
-	b->sent_ms = now_ms();
+	b->sent_ms = util_now_ms();
 	*n->tail = b;
 	n->tail = &b->next;
 	n->npending++;
@@ -362,11 +353,11 @@ nft_dispatch(struct nft *n)
 int
 nft_wait(struct nft *n, int timeout_ms)
 {
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	uint64_t end = util_now_ms() + (uint64_t)timeout_ms;
 
 	while (n->npending > 0) {
 		struct pollfd pfd = {.fd = nft_fd(n), .events = POLLIN};
-		uint64_t t = now_ms();
+		uint64_t t = util_now_ms();
 
 		if (t >= end) {
 			nft_expire(n, 0);
@@ -383,7 +374,7 @@ nft_wait(struct nft *n, int timeout_ms)
 void
 nft_expire(struct nft *n, int max_ms)
 {
-	uint64_t t = now_ms();
+	uint64_t t = util_now_ms();
 
 	while (n->pending && t - n->pending->sent_ms >= (uint64_t)max_ms) {
 		struct nft_batch *b = n->pending;
