@@ -188,6 +188,20 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 		reload(d);
 		return;
 	}
+	const struct server_stats *st = server_stats(d->srv);
+
+	log_info("%llu queries: %llu answered, %llu refused by policy, "
+		 "%llu from unknown clients, SERVFAIL: %llu bogus, %llu "
+		 "insecure, %llu upstream, %llu admission, %llu limits",
+		(unsigned long long)st->queries,
+		(unsigned long long)st->answered,
+		(unsigned long long)st->refused_policy,
+		(unsigned long long)st->refused_unknown,
+		(unsigned long long)st->servfail_bogus,
+		(unsigned long long)st->servfail_insecure,
+		(unsigned long long)st->servfail_upstream,
+		(unsigned long long)st->servfail_admit,
+		(unsigned long long)st->servfail_limit);
 	log_info("exiting on signal %d; table inet %s stays in place",
 		(int)sig, server_config(d->srv)->table);
 	event_base_loopbreak(d->base);

@@ -17,6 +17,9 @@
 #include "log.h"
 
 #define UDP_BUF 4096 /* the largest query worth reading */
+/* Answers queued for a TCP client that does not read them: past this we
+ * stop reading its queries until it catches up. */
+#define TCP_OUT_MAX (256 * 1024)
 
 struct fe_udp {
 	int fd;
@@ -212,6 +215,11 @@ tcp_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 
 	while (!c->dead) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) >
+		    TCP_OUT_MAX) {
+			bufferevent_disable(bev, EV_READ);
+			return; /* tcp_write_cb resumes */
+		}
 		uint8_t lenb[2], *msg;
 		size_t len;
 		struct fe_client *cl;
@@ -233,6 +241,18 @@ tcp_read_cb(struct bufferevent *bev, void *arg)
 		c->fe->cb(cl, msg, len, c->fe->arg);
 		free(msg);
 	}
+}
+
+/* The client has read what we queued: read its queries again. */
+static void
+tcp_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct fe_tcp *c = arg;
+
+	if (c->dead || (bufferevent_get_enabled(bev) & EV_READ))
+		return;
+	bufferevent_enable(bev, EV_READ);
+	tcp_read_cb(bev, c);
 }
 
 static void
@@ -271,7 +291,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		fe->conns->prev = c;
 	fe->conns = c;
 	fe->nconns++;
-	bufferevent_setcb(c->bev, tcp_read_cb, NULL, tcp_event_cb, c);
+	bufferevent_setcb(c->bev, tcp_read_cb, tcp_write_cb, tcp_event_cb, c);
 	bufferevent_set_timeouts(c->bev, &idle, &idle);
 	/* A 2-byte length and at most 64 KiB: bound what one client holds. */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 65537 * 2);

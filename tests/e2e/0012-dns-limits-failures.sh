@@ -132,7 +132,24 @@ if x.recv(10) != b"": sys.exit("a 5th connection was not closed")
 s.settimeout(5)
 t = time.time()
 if s.recv(10) != b"" or time.time() - t > 4.5: sys.exit("idle connection not closed")
-print("tcp ok")
+# a client that sends and never reads: the daemon stops reading it and
+# closes it when its writes stall; it stays responsive meanwhile
+f = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+f.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+f.connect(("10.139.1.1", 53))
+f.setblocking(False)
+flood = q(7, b"\x03www\x05other\x07example\x00") * 20000
+sent = 0
+t = time.time()
+while sent < len(flood) and time.time() - t < 3:
+    try:
+        sent += f.send(flood[sent:sent + 65536])
+    except BlockingIOError:
+        time.sleep(0.05)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(2)
+u.sendto(q(9)[2:], ("10.139.1.1", 53))
+if struct.unpack(">H", u.recv(512)[:2])[0] != 9: sys.exit("not responsive during a flood")
+print("tcp ok, %d of %d flood bytes taken" % (sent, len(flood)))
 PY
 }
 ok "TCP: two queries on one connection, the connection cap, the idle timeout" tcp_checks
