@@ -80,6 +80,12 @@ ok "web (*): any name resolves" dns_is "$VM_web" NOERROR www.other.example
 ok "... and is reachable on tcp/443" reach_tcp "$VM_web" 192.0.2.20 443
 blocked "... only on tcp/443" reach_tcp "$VM_web" 192.0.2.20 22
 
+# --- names libunbound answers locally (RFC 6761) stay local; the answer
+# comes from inside ub_resolve_event, before it returns
+ok "web (*): foo.test is NXDOMAIN, answered locally" dns_is "$VM_web" NXDOMAIN foo.test
+ok "web (*): localhost answers" dns_is "$VM_web" NOERROR localhost
+ok "web (*): x.onion is NXDOMAIN" dns_is "$VM_web" NXDOMAIN x.onion
+
 # --- CNAME across zones: the chain's addresses are admitted
 ok "alias.good.example (CNAME to www.other.example)" \
 	dns_is "$VM_work" NOERROR alias.good.example
