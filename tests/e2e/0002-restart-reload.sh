@@ -33,8 +33,25 @@ no_table() { ! nsx "$FW" nft list table inet dnsfence >/dev/null 2>&1; }
 ok "... and installs nothing" no_table
 sed -i '/unknown-key/d' "$TB_DIR/dnsfence.yaml"
 
+# systemd readiness: READY=1 on $NOTIFY_SOCKET once the table is in and
+# DNS is served.
+notify_ready() {
+	python3 - "$TB_DIR/notify.sock" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1]); s.settimeout(10)
+open(sys.argv[1] + ".msg", "wb").write(s.recv(256))
+PY
+	local listener=$!
+	for _ in $(seq 50); do [ -S "$TB_DIR/notify.sock" ] && break; sleep 0.1; done
+	NOTIFY_SOCKET="$TB_DIR/notify.sock" tb_daemon_start
+	wait "$listener"
+	[ "$(cat "$TB_DIR/notify.sock.msg")" = "READY=1" ]
+}
+ok "dnsfenced tells systemd READY=1" notify_ready
+tb_daemon_stop TERM
 tb_daemon_start
-# Stand in for the resolver (next issue): admit an address as it would.
+# Stand in for the resolver: admit an address as it would.
 nsx "$FW" nft add element inet dnsfence work_v4_ports \
 	"{ 192.0.2.10 . tcp . 443 timeout 600s }"
 ok "an admitted address is reachable" reach_tcp "$VM_work" 192.0.2.10 443
