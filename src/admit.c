@@ -19,7 +19,6 @@
 
 #define NBUCKETS 4096
 #define MAX_NAMES 8 /* names remembered per element, for reloads */
-#define MAX_ELEMS_PER_ANSWER 8192
 
 /* One element of one VM set. */
 struct ekey {
@@ -782,7 +781,6 @@ admit_probe(struct admit *a)
 
 struct admit_prune {
 	struct entry **e;
-	struct vmset **vs;
 	size_t n;
 };
 
@@ -846,10 +844,7 @@ admit_prune(struct admit *a, const struct config *c, struct nft_batch *b)
 							   sn), el);
 				p->e = xreallocarray(p->e, p->n + 1,
 					sizeof(*p->e));
-				p->vs = xreallocarray(p->vs, p->n + 1,
-					sizeof(*p->vs));
-				p->e[p->n] = e;
-				p->vs[p->n++] = vs;
+				p->e[p->n++] = e;
 			}
 		}
 	}
@@ -871,6 +866,5 @@ admit_prune_done(struct admit *a, struct admit_prune *p, bool ok)
 		e->expiry = e->committed = 0;
 	}
 	free(p->e);
-	free(p->vs);
 	free(p);
 }

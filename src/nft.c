@@ -391,11 +391,11 @@ nft_expire(struct nft *n, int max_ms)
 
 /* ---- dumps ------------------------------------------------------------ */
 
-typedef int (*dump_fn)(const struct nlmsghdr *nlh, void *data);
-
+/* One dump request on a short-lived blocking socket: build writes the
+ * request, cb takes each reply message. */
 static int
-dump(uint16_t type, struct nlmsghdr *(*build)(char *, uint32_t, void *),
-	void *bctx, mnl_cb_t cb, void *data)
+dump(struct nlmsghdr *(*build)(char *, uint32_t, void *), void *bctx,
+	mnl_cb_t cb, void *data)
 {
 	static char buf[65536];
 	struct mnl_socket *nl;
@@ -404,7 +404,6 @@ dump(uint16_t type, struct nlmsghdr *(*build)(char *, uint32_t, void *),
 	ssize_t r;
 	int ret = 0;
 
-	(void)type;
 	if ((nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC)) == NULL)
 		return -1;
 	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
@@ -458,7 +457,7 @@ int
 nft_dump_sets(const char *table, struct nftnl_set_list **out)
 {
 	*out = nftnl_set_list_alloc();
-	if (dump(NFT_MSG_GETSET, build_getset, (void *)table, set_cb, *out) <
+	if (dump(build_getset, (void *)table, set_cb, *out) <
 	    0) {
 		nftnl_set_list_free(*out);
 		*out = NULL;
@@ -497,7 +496,7 @@ int
 nft_dump_chains(const char *table, struct nftnl_chain_list **out)
 {
 	*out = nftnl_chain_list_alloc();
-	if (dump(NFT_MSG_GETCHAIN, build_getchain, (void *)table, chain_cb,
+	if (dump(build_getchain, (void *)table, chain_cb,
 		    *out) < 0) {
 		nftnl_chain_list_free(*out);
 		*out = NULL;
@@ -526,5 +525,5 @@ elem_cb(const struct nlmsghdr *nlh, void *data)
 int
 nft_dump_elems(struct nftnl_set *s)
 {
-	return dump(NFT_MSG_GETSETELEM, build_getelems, s, elem_cb, s);
+	return dump(build_getelems, s, elem_cb, s);
 }
