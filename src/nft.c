@@ -114,9 +114,14 @@ reserve(struct nft_batch *b, size_t room)
 {
 	if (b->len + room <= b->cap)
 		return;
+	size_t old = b->cap;
+
 	while (b->cap < b->len + room)
 		b->cap = b->cap ? b->cap * 2 : 65536;
 	b->buf = xreallocarray(b->buf, 1, b->cap);
+	/* Alignment padding between messages is never written: keep it
+	 * zero rather than send whatever the heap held. */
+	memset(b->buf + old, 0, b->cap - old);
 }
 
 /* Close the message being built: its length is only known afterwards. */

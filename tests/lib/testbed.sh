@@ -161,18 +161,21 @@ tb_policy() {
 	cat >"$TB_DIR/vms/$1.yaml"
 }
 
+# DNSFENCE_WRAP (e.g. valgrind) runs the daemon under a wrapper that keeps
+# its PID (valgrind does); the wrapper's failures fail the test at exit.
 tb_daemon_start() {
-	tb_bg "$TB_DIR/dnsfenced.log" "$FW" "$DNSFENCED" \
+	# shellcheck disable=SC2086
+	tb_bg "$TB_DIR/dnsfenced.log" "$FW" ${DNSFENCE_WRAP:-} "$DNSFENCED" \
 		-c "$TB_DIR/dnsfence.yaml" "$@"
 	DAEMON_PID=$TB_LAST
-	tb_wait_for "$TB_DIR/dnsfenced.log" "ready" 10
+	tb_wait_for "$TB_DIR/dnsfenced.log" "ready" "${TB_READY_WAIT:-10}"
 }
 
 # Stop the daemon with a signal (TERM by default) and wait for it.
 tb_daemon_stop() {
 	local sig=${1:-TERM} i
 	kill -"$sig" "$DAEMON_PID"
-	for i in $(seq 100); do
+	for i in $(seq "${TB_STOP_WAIT:-100}"); do
 		kill -0 "$DAEMON_PID" 2>/dev/null || break
 		sleep 0.1
 	done
