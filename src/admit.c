@@ -267,12 +267,12 @@ touch(struct abatch *b, struct vmset *vs, struct entry *e, uint64_t value,
 	entry_name(e, name);
 }
 
-/* The elements one address needs for the given ports. */
+/* The elements one address needs for the given ports; out has room for
+ * vm->natoms + 1 (the atoms, and icmp). */
 static size_t
 keys_for(const struct vm *vm, const struct ipaddr *ad,
-	const struct ports *ps, struct ekey *out, size_t max)
+	const struct ports *ps, struct portspec *atoms, struct ekey *out)
 {
-	struct portspec atoms[256];
 	struct ekey k = {.family = (uint8_t)ad->family};
 	size_t n = 0, na;
 
@@ -286,8 +286,8 @@ keys_for(const struct vm *vm, const struct ipaddr *ad,
 		k.kind = SET_ICMP;
 		out[n++] = k;
 	}
-	na = policy_atoms_for(vm, ps, atoms, ARRAY_SIZE(atoms));
-	for (size_t i = 0; i < na && i < ARRAY_SIZE(atoms) && n < max; i++) {
+	na = policy_atoms_for(vm, ps, atoms, vm->natoms);
+	for (size_t i = 0; i < na; i++) {
 		k.kind = SET_PORTS;
 		k.proto = atoms[i].proto;
 		k.lo = atoms[i].lo;
@@ -306,7 +306,10 @@ admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 	struct admit_req *r = xcalloc(1, sizeof(*r));
 	struct vmset *vs = vmset_get(a, vm->name, true);
 	uint64_t now = util_now_ms(), need = now + (uint64_t)timeout_s * 1000;
-	struct ekey keys[64];
+	/* Every element, however many port ranges the policy has: a VM must
+	 * never be handed an address with one of its elements missing. */
+	struct portspec *atoms = xcalloc(vm->natoms + 1, sizeof(*atoms));
+	struct ekey *keys = xcalloc(vm->natoms + 2, sizeof(*keys));
 
 	a->st.requests++;
 	a->set_size = c->limits.set_size;
@@ -317,8 +320,7 @@ admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 	 * refused answer admits nothing at all. */
 	size_t grow[SET_KINDS * 2] = {0};
 	for (size_t i = 0; i < naddrs; i++) {
-		size_t nk = keys_for(vm, &addrs[i].a, ports, keys,
-			ARRAY_SIZE(keys));
+		size_t nk = keys_for(vm, &addrs[i].a, ports, atoms, keys);
 
 		for (size_t j = 0; j < nk; j++)
 			if (entry_get(vs, &keys[j], false) == NULL)
@@ -332,12 +334,13 @@ admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 				"(limits: set-size %u)", vm->name,
 				c->limits.set_size);
 			req_finish_one(r, 0, "");
+			free(atoms);
+			free(keys);
 			return;
 		}
 	}
 	for (size_t i = 0; i < naddrs; i++) {
-		size_t nk = keys_for(vm, &addrs[i].a, ports, keys,
-			ARRAY_SIZE(keys));
+		size_t nk = keys_for(vm, &addrs[i].a, ports, atoms, keys);
 
 		for (size_t j = 0; j < nk; j++) {
 			struct entry *e = entry_get(vs, &keys[j], false);
@@ -360,6 +363,8 @@ admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 	}
 	if (r->nwait == 1 && r->err == 0)
 		a->st.noop++;
+	free(atoms);
+	free(keys);
 	req_finish_one(r, 0, "");
 }
 

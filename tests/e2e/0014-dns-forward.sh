@@ -23,6 +23,16 @@ allow:
     ports: [tcp/443]
   - name: "*.bogus.example"
 P
+# A VM whose name is allowed on 101 separate ports: every element lands.
+tb_vm ports 2
+{
+	echo 'addresses: [10.137.2.10]'
+	echo 'allow:'
+	echo '  - name: www.good.example'
+	printf '    ports: [tcp/443'
+	for p in $(seq 1000 2 1198); do printf ', tcp/%s' "$p"; done
+	echo ']'
+} >"$TB_DIR/vms/ports.yaml"
 tb_daemon_start
 
 ok "through the forwarder: www.good.example" dns_is "$VM_work" NOERROR www.good.example
@@ -45,6 +55,12 @@ v6_tcp() {
 }
 ok "DNS over IPv6 and TCP" v6_tcp
 ok "... admitted for IPv6" reach_tcp "$VM_work" 2001:db8:5::10 443
+
+ok "a name allowed on 101 ports" dns_is "$VM_ports" NOERROR www.good.example
+n=$(nsx "$FW" nft list set inet dnsfence ports_v4_ports | grep -o "192\.0\.2\.10 \. tcp \. [0-9]*" | wc -l)
+ok "... admits all 101 elements ($n)" test "$n" -eq 101
+ok "... reachable on tcp/443" reach_tcp "$VM_ports" 192.0.2.10 443
+blocked "... not on tcp/8080 (not listed)" reach_tcp "$VM_ports" 192.0.2.10 8080
 
 # Reload to root hints and a stub zone for good.example.
 sed -i "/forward:/d" "$TB_DIR/dnsfence.yaml"
