@@ -356,7 +356,11 @@ admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 			}
 			if (e == NULL)
 				e = entry_get(vs, &keys[j], true);
-			touch(open_batch(a), vs, e, need,
+			/* One second more than needed: cached answers count
+			 * their TTL down in whole seconds, in step with the
+			 * clock, so later hits for the same answer find the
+			 * element long enough and cost no netlink round trip. */
+			touch(open_batch(a), vs, e, need + 1000,
 				e->committed > now + 500, name);
 			batch_wait(a->open, r);
 		}

@@ -202,6 +202,14 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 		(unsigned long long)st->servfail_upstream,
 		(unsigned long long)st->servfail_admit,
 		(unsigned long long)st->servfail_limit);
+	const struct admit_stats *as = admit_stats(server_admit(d->srv));
+
+	log_info("admission: %llu answers, %llu needing no change, %llu "
+		 "batches, %llu elements, %llu failed batches, %llu refused "
+		 "(set full)", (unsigned long long)as->requests,
+		(unsigned long long)as->noop, (unsigned long long)as->batches,
+		(unsigned long long)as->elements,
+		(unsigned long long)as->failures, (unsigned long long)as->full);
 	log_info("exiting on signal %d; table inet %s stays in place",
 		(int)sig, server_config(d->srv)->table);
 	event_base_loopbreak(d->base);

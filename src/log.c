@@ -21,12 +21,6 @@ log_init(const char *name, int verbosity)
 		openlog(name, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
 
-int
-log_verbosity(void)
-{
-	return verbose;
-}
-
 static void
 vlog(int pri, const char *err, const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));

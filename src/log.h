@@ -6,7 +6,6 @@
 
 /** Set up logging; verbosity 0 = info, 1+ = debug. */
 void log_init(const char *ident, int verbosity);
-int log_verbosity(void);
 
 /* log_warn appends strerror(errno); log_warnx does not. */
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -103,12 +103,6 @@ nft_fd(const struct nft *n)
 	return mnl_socket_get_fd(n->nl);
 }
 
-size_t
-nft_pending(const struct nft *n)
-{
-	return n->npending;
-}
-
 static void
 reserve(struct nft_batch *b, size_t room)
 {
@@ -180,12 +174,6 @@ nft_batch_msg(struct nft_batch *b, uint16_t type, uint16_t family,
 	b->what = xreallocarray(b->what, b->nwhat + 1, sizeof(*b->what));
 	b->what[b->nwhat++] = xstrdup(what);
 	return nlh;
-}
-
-size_t
-nft_batch_count(const struct nft_batch *b)
-{
-	return b->nwhat;
 }
 
 static void

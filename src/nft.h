@@ -22,8 +22,6 @@ typedef void (*nft_done_cb)(int err, const char *msg, void *arg);
 struct nft *nft_open(void);
 void nft_close(struct nft *n);
 int nft_fd(const struct nft *n);
-/** Batches sent and not yet completed. */
-size_t nft_pending(const struct nft *n);
 
 struct nft_batch *nft_batch_new(struct nft *n);
 void nft_batch_free(struct nft_batch *b);
@@ -31,8 +29,6 @@ void nft_batch_free(struct nft_batch *b);
  * payload. `what` names the object for error messages. */
 struct nlmsghdr *nft_batch_msg(struct nft_batch *b, uint16_t type,
 	uint16_t family, uint16_t flags, size_t room, const char *what);
-/** Messages in the batch, begin/end markers excluded. */
-size_t nft_batch_count(const struct nft_batch *b);
 /** Send and take ownership; cb runs from nft_dispatch() (or at once, with
  * an error, if sending failed). An empty batch completes at once with 0. */
 void nft_batch_send(struct nft_batch *b, nft_done_cb cb, void *arg);
