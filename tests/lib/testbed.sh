@@ -146,7 +146,7 @@ tb_serve() {
 # A minimal dnsfence.yaml in $TB_DIR; policies in $TB_DIR/vms.
 tb_config() {
 	mkdir -p "$TB_DIR/vms"
-	: >"$TB_DIR/root.key"
+	echo '. IN DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D' >"$TB_DIR/root.key"
 	cat >"$TB_DIR/dnsfence.yaml" <<-CONF
 	listen: [10.139.1.1, "2001:db8:53::1"]
 	policies: vms
