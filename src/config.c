@@ -3,11 +3,14 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "yamltree.h"
@@ -294,14 +297,206 @@ k_nftables(struct loader *L, const struct ynode *v, void *obj)
 	walk_map(L, v, nftables_keys, obj, "nftables");
 }
 
+/* ---- trust anchors: a file without one would mean no validation ---- */
+
+static bool
+ta_space(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+/* The next token of s[*pos..len): its start in *tok, its length returned,
+ * 0 at the end of the line or at a ';' comment. Parentheses only let a
+ * record go on over several lines: they separate tokens, and *paren notes
+ * that one was passed. */
+static size_t
+ta_token(const char *s, size_t len, size_t *pos, const char **tok,
+	bool *paren)
+{
+	size_t i = *pos, start;
+
+	while (i < len && (ta_space(s[i]) || s[i] == '(' || s[i] == ')')) {
+		if (s[i] == '(' || s[i] == ')')
+			*paren = true;
+		i++;
+	}
+	if (i == len || s[i] == ';') {
+		*pos = len;
+		return 0;
+	}
+	start = i;
+	while (i < len && !ta_space(s[i]) && s[i] != '(' && s[i] != ')' &&
+	       s[i] != ';')
+		i++;
+	*tok = s + start;
+	*pos = i;
+	return i - start;
+}
+
+static bool
+ta_digits(const char *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (t[i] < '0' || t[i] > '9')
+			return false;
+	return n > 0;
+}
+
+static bool
+ta_word(const char *t, size_t n, const char *w)
+{
+	return n == strlen(w) && strncasecmp(t, w, n) == 0;
+}
+
+/* A TTL: seconds, or with BIND's units (1h30m, 2W). */
+static bool
+ta_is_ttl(const char *t, size_t n)
+{
+	if (t[0] < '0' || t[0] > '9')
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if ((t[i] < '0' || t[i] > '9') &&
+		    memchr("sSmMhHdDwW", t[i], 10) == NULL)
+			return false;
+	return true;
+}
+
+static bool
+ta_is_class(const char *t, size_t n)
+{
+	return ta_word(t, n, "IN") || ta_word(t, n, "CH") ||
+	       ta_word(t, n, "HS") || ta_word(t, n, "CS") ||
+	       (n > 5 && strncasecmp(t, "CLASS", 5) == 0 &&
+		       ta_digits(t + 5, n - 5));
+}
+
+enum ta_line
+config_ta_line(const char *s, size_t len)
+{
+	bool ttl = false, cls = false, paren = false;
+	const char *t = NULL;
+	size_t pos = 0, n;
+
+	if (len > TA_LINE_MAX)
+		len = TA_LINE_MAX;
+	if (memchr(s, '\0', len) != NULL)
+		return TA_LINE_OTHER;
+	n = ta_token(s, len, &pos, &t, &paren);
+	if (n == 0)
+		return paren ? TA_LINE_OTHER : TA_LINE_EMPTY;
+	/* The first column is the owner; an indented record has none (it
+	 * is the previous one's). A '$' there is a directive. */
+	if (!ta_space(s[0])) {
+		if (t != s || t[0] == '$')
+			return TA_LINE_OTHER;
+		n = ta_token(s, len, &pos, &t, &paren);
+	}
+	/* TTL and class, each optional, in either order. */
+	for (;; n = ta_token(s, len, &pos, &t, &paren)) {
+		if (n == 0)
+			return TA_LINE_OTHER;
+		if (!ttl && ta_is_ttl(t, n))
+			ttl = true;
+		else if (!cls && ta_is_class(t, n))
+			cls = true;
+		else
+			break;
+	}
+	if (!ta_word(t, n, "DS") && !ta_word(t, n, "DNSKEY"))
+		return TA_LINE_OTHER;
+	/* Both begin with a number (key tag; flags); a '(' may put the
+	 * rdata on the next lines. */
+	paren = false;
+	n = ta_token(s, len, &pos, &t, &paren);
+	if (n == 0)
+		return paren ? TA_LINE_ANCHOR : TA_LINE_OTHER;
+	return ta_digits(t, n) ? TA_LINE_ANCHOR : TA_LINE_OTHER;
+}
+
+/* Parentheses still open after the line s[0..len), depth open before. */
+static int
+ta_depth(const char *s, size_t len, int depth)
+{
+	for (size_t i = 0; i < len && s[i] != ';'; i++) {
+		if (s[i] == '(')
+			depth++;
+		else if (s[i] == ')' && depth > 0)
+			depth--;
+	}
+	return depth;
+}
+
+/* NULL when the trust-anchor file at path holds at least one DS or DNSKEY
+ * record (libunbound checks the rest), else what is wrong, in why. Lines
+ * inside parentheses go on the record before them and are not looked at
+ * on their own. */
+static const char *
+anchor_problem(const char *path, char *why, size_t size)
+{
+	struct stat st;
+	size_t len = 0, i, eol;
+	bool found = false;
+	int fd, depth = 0;
+	ssize_t r;
+	char *buf;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		snprintf(why, size, "cannot be read: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return why;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > YAML_MAX_FILE) {
+		snprintf(why, size, "%s", S_ISREG(st.st_mode)
+			? "is larger than 1 MiB" : "is not a regular file");
+		close(fd);
+		return why;
+	}
+	buf = xcalloc(1, (size_t)st.st_size + 1);
+	while (len < (size_t)st.st_size &&
+	       (r = read(fd, buf + len, (size_t)st.st_size - len)) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(why, size, "cannot be read: %s",
+				strerror(errno));
+			close(fd);
+			free(buf);
+			return why;
+		}
+		len += (size_t)r;
+	}
+	close(fd);
+	for (i = 0; i < len && !found; i = eol + 1) {
+		const char *nl = memchr(buf + i, '\n', len - i);
+
+		eol = nl ? (size_t)(nl - buf) : len;
+		if (depth == 0 &&
+		    config_ta_line(buf + i, eol - i) == TA_LINE_ANCHOR)
+			found = true;
+		depth = ta_depth(buf + i, eol - i, depth);
+	}
+	free(buf);
+	if (found)
+		return NULL;
+	snprintf(why, size, "holds no DS or DNSKEY record: DNSSEC validation "
+		"would be off");
+	return why;
+}
+
 static void
 k_trust_anchor(struct loader *L, const struct ynode *v, void *obj)
 {
 	struct config *c = obj;
+	const char *why;
+	char buf[200];
 
 	free(c->trust_anchor);
 	c->trust_anchor = path_resolve(L, v->value);
-	check_readable(L, v, c->trust_anchor);
+	if (check_readable(L, v, c->trust_anchor) &&
+	    (why = anchor_problem(c->trust_anchor, buf, sizeof(buf))) != NULL)
+		lerr(L, v, "trust-anchor-file %s %s", c->trust_anchor, why);
 }
 
 static void
@@ -894,6 +1089,8 @@ config_load(const char *path, struct diag *d)
 	if (ydoc_load(&doc, path, d) == 0) {
 		static const struct ynode empty = {.type = YN_MAP, .line = 1,
 			.col = 1};
+		const char *why;
+		char buf[200];
 
 		walk_map(&L, doc.root ? doc.root : &empty, config_keys, c,
 			"the configuration");
@@ -904,6 +1101,12 @@ config_load(const char *path, struct diag *d)
 					"default trust anchor %s: %s (set "
 					"resolver: trust-anchor-file)",
 					c->trust_anchor, strerror(errno));
+			else if ((why = anchor_problem(c->trust_anchor, buf,
+					  sizeof(buf))) != NULL)
+				diag_add(d, path, 0, 0, "the default trust "
+					"anchor %s %s (set resolver: "
+					"trust-anchor-file)", c->trust_anchor,
+					why);
 		}
 	}
 	ydoc_finish(&doc);

@@ -68,4 +68,17 @@ int config_load_policy_buf(struct vm *vm, const char *name, const char *file,
 void config_dump(const struct config *c, FILE *out);
 void config_free(struct config *c);
 
+#define TA_LINE_MAX 4096 /* bytes of a trust-anchor line looked at */
+
+/* What one line of a trust-anchor file (zone-file format) is. */
+enum ta_line {
+	TA_LINE_EMPTY,	/* blank, or only a ';' comment */
+	TA_LINE_ANCHOR, /* owner [ttl] [class] DS|DNSKEY rdata */
+	TA_LINE_OTHER,	/* anything else: another type, a $directive... */
+};
+
+/** Classify the line s[0..len) of a trust-anchor file (without its
+ * newline; only its first TA_LINE_MAX bytes). Exposed for tests. */
+enum ta_line config_ta_line(const char *s, size_t len);
+
 #endif

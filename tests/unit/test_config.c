@@ -1,0 +1,160 @@
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "config.h"
+
+static enum ta_line
+ta(const char *s)
+{
+	return config_ta_line(s, strlen(s));
+}
+
+#define ROOT_DS                                                               \
+	"20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D"
+
+static void
+test_ta_line(void)
+{
+	char big[TA_LINE_MAX + 100];
+
+	/* nothing */
+	CHECK(ta("") == TA_LINE_EMPTY);
+	CHECK(ta("   \t\r") == TA_LINE_EMPTY);
+	CHECK(ta("; . IN DS " ROOT_DS) == TA_LINE_EMPTY);
+	CHECK(ta("\t ;; comment") == TA_LINE_EMPTY);
+
+	/* anchors: TTL and class optional, in either order, any case */
+	CHECK(ta(". IN DS " ROOT_DS) == TA_LINE_ANCHOR);
+	CHECK(ta(". DS " ROOT_DS) == TA_LINE_ANCHOR);
+	CHECK(ta(". 172800 IN DS " ROOT_DS) == TA_LINE_ANCHOR);
+	CHECK(ta(". in 172800 ds " ROOT_DS) == TA_LINE_ANCHOR);
+	CHECK(ta(". 2d IN DS " ROOT_DS) == TA_LINE_ANCHOR);
+	CHECK(ta(". 3600 DS " ROOT_DS) == TA_LINE_ANCHOR);
+	CHECK(ta(". CLASS1 DS " ROOT_DS) == TA_LINE_ANCHOR);
+	CHECK(ta("example.\tIN\tDS\t" ROOT_DS "\r") == TA_LINE_ANCHOR);
+	CHECK(ta(". IN DNSKEY 257 3 8 AwEAAaz/tAm8yTn4Mfeh ; keytag 20326") ==
+	      TA_LINE_ANCHOR);
+	CHECK(ta(". IN DnsKey 257 3 8 AwEAAaz/tAm8yTn4Mfeh") == TA_LINE_ANCHOR);
+	CHECK(ta(". IN DS ( 20326 8 2") == TA_LINE_ANCHOR);
+	CHECK(ta(". IN DNSKEY (") == TA_LINE_ANCHOR);
+	CHECK(ta(". IN DNSKEY(257 3 8 AwEAAaz") == TA_LINE_ANCHOR);
+	/* indented: the owner is the previous record's */
+	CHECK(ta("   IN DS " ROOT_DS) == TA_LINE_ANCHOR);
+
+	/* not anchors */
+	CHECK(ta(". IN NS a.root-servers.net.") == TA_LINE_OTHER);
+	CHECK(ta(". IN A 192.0.2.1") == TA_LINE_OTHER);
+	CHECK(ta(". IN DS") == TA_LINE_OTHER);
+	CHECK(ta(". IN DS ; " ROOT_DS) == TA_LINE_OTHER);
+	CHECK(ta(". IN DS foo 8 2 abc") == TA_LINE_OTHER);
+	CHECK(ta(". IN IN DS " ROOT_DS) == TA_LINE_OTHER);
+	CHECK(ta(". 1 2 DS " ROOT_DS) == TA_LINE_OTHER);
+	CHECK(ta(". IN DSX " ROOT_DS) == TA_LINE_OTHER);
+	CHECK(ta(". IN RRSIG DS 8 0 172800") == TA_LINE_OTHER);
+	CHECK(ta("DS " ROOT_DS) == TA_LINE_OTHER); /* DS is the owner */
+	CHECK(ta(".") == TA_LINE_OTHER);
+	CHECK(ta("$ORIGIN .") == TA_LINE_OTHER);
+	CHECK(ta("$INCLUDE /etc/root.key") == TA_LINE_OTHER);
+	CHECK(ta("(. IN DS " ROOT_DS) == TA_LINE_OTHER);
+	CHECK(ta(")") == TA_LINE_OTHER);
+	CHECK(ta("trust-anchors { . initial-key 257 3 8 \"AwEA\"; };") ==
+	      TA_LINE_OTHER);
+	CHECK(config_ta_line(". IN DS\0 20326 8 2 AB", 21) == TA_LINE_OTHER);
+
+	/* only the first TA_LINE_MAX bytes count */
+	memset(big, ' ', sizeof(big));
+	memcpy(big + TA_LINE_MAX - 10, "IN DS 1", 7);
+	CHECK(config_ta_line(big, sizeof(big)) == TA_LINE_ANCHOR);
+	memset(big, ' ', sizeof(big));
+	memcpy(big + TA_LINE_MAX - 4, "IN DS 1", 7);
+	CHECK(config_ta_line(big, sizeof(big)) == TA_LINE_OTHER);
+}
+
+/* config_load on dnsfence.yaml naming a root.key that holds key. */
+static bool
+load_with_key(const char *dir, const char *key, const char *want)
+{
+	char path[512];
+	struct diag d = {0};
+	struct config *c;
+	bool ok;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/root.key", dir);
+	if ((f = fopen(path, "w")) == NULL)
+		return false;
+	fputs(key, f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/dnsfence.yaml", dir);
+	c = config_load(path, &d);
+	if (want == NULL)
+		ok = c != NULL && d.n == 0;
+	else
+		ok = c == NULL && d.n == 1 && strstr(d.msgs[0], want) != NULL;
+	if (!ok)
+		for (size_t i = 0; i < d.n; i++)
+			fprintf(stderr, "  %s\n", d.msgs[i]);
+	config_free(c);
+	diag_finish(&d);
+	return ok;
+}
+
+static void
+test_ta_file(void)
+{
+	const char *none = "holds no DS or DNSKEY record: DNSSEC validation "
+			   "would be off";
+	char dir[] = "/tmp/dnsfence-test-XXXXXX", path[512];
+	FILE *f;
+
+	if (mkdtemp(dir) == NULL) {
+		CHECK(!"mkdtemp");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/vms", dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/dnsfence.yaml", dir);
+	if ((f = fopen(path, "w")) == NULL) {
+		CHECK(!"fopen");
+		return;
+	}
+	fputs("listen: [10.137.0.1]\n"
+	      "resolver: {trust-anchor-file: root.key}\n", f);
+	fclose(f);
+
+	CHECK(load_with_key(dir, "", none));
+	CHECK(load_with_key(dir, "\n\n; nothing\n  ; here\n", none));
+	CHECK(load_with_key(dir, "$ORIGIN .\n. IN NS a.root-servers.net.\n",
+		none));
+	/* a DS-looking line inside another record's parentheses */
+	CHECK(load_with_key(dir, ". IN TXT ( \"a\"\n IN DS 1 8 2 AB )\n",
+		none));
+	/* ... but one after the record closes counts */
+	CHECK(load_with_key(dir, ". IN TXT ( \"a\"\n \"b\" )\n"
+				 ". IN DS 1 8 2 AB\n", NULL));
+	/* a ')' in a comment does not close anything */
+	CHECK(load_with_key(dir, ". IN TXT ( \"a\" ; )\n IN DS 1 8 2 AB\n",
+		none));
+	CHECK(load_with_key(dir, "; the root\n. IN DS " ROOT_DS "\n", NULL));
+	CHECK(load_with_key(dir, ". IN DS " ROOT_DS, NULL)); /* no newline */
+	CHECK(load_with_key(dir, ". 172800 IN DNSKEY ( 257 3 8\n"
+				 "  AwEAAaz/tAm8yTn4Mfeh ) ; KSK\n", NULL));
+
+	snprintf(path, sizeof(path), "%s/root.key", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/vms", dir);
+	rmdir(path);
+	snprintf(path, sizeof(path), "%s/dnsfence.yaml", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+int
+main(void)
+{
+	test_ta_line();
+	test_ta_file();
+	return check_done("config");
+}
