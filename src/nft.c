@@ -24,6 +24,7 @@ struct nft_batch {
 	char *buf;
 	size_t len, cap;
 	size_t last; /* offset of the message being built, or SIZE_MAX */
+	size_t lastmsg; /* offset of the last message started */
 	uint32_t first_seq, last_seq;
 	char **what; /* per message, index = seq - first_seq */
 	size_t nwhat;
@@ -40,7 +41,8 @@ struct nft {
 	struct mnl_socket *nl;
 	uint32_t seq;
 	uint32_t portid;
-	int sndbuf;
+	int sndbuf, rcvbuf;
+	size_t inflight_msgs; /* messages of the pending batches */
 	struct nft_batch *pending, **tail;
 	size_t npending;
 };
@@ -65,10 +67,32 @@ nft_open(void)
 		    &rcv, sizeof(rcv)) < 0)
 		setsockopt(mnl_socket_get_fd(n->nl), SOL_SOCKET, SO_RCVBUF,
 			&rcv, sizeof(rcv));
+	n->rcvbuf = rcv;
 	n->portid = mnl_socket_get_portid(n->nl);
 	n->seq = (uint32_t)time(NULL);
 	n->tail = &n->pending;
 	return n;
+}
+
+/* Per message of the batches in flight, what an error costs in socket
+ * memory, with the extended ACK's text: generous, the kernel counts skb
+ * overhead. */
+#define ERR_COST 1024
+
+static void
+rcvbuf_fit(struct nft *n)
+{
+	size_t want = n->inflight_msgs * ERR_COST + 65536;
+	int sz;
+
+	if (want <= (size_t)n->rcvbuf || want > INT32_MAX / 2)
+		return;
+	sz = (int)(want * 2 > NFT_RCVBUF ? want * 2 : NFT_RCVBUF);
+	if (setsockopt(nft_fd(n), SOL_SOCKET, SO_RCVBUFFORCE, &sz,
+		    sizeof(sz)) == 0)
+		n->rcvbuf = sz;
+	else
+		log_warn("netlink receive buffer of %d bytes", sz);
 }
 
 static void
@@ -166,11 +190,12 @@ nft_batch_msg(struct nft_batch *b, uint16_t type, uint16_t family,
 
 	seal(b);
 	reserve(b, room + 256);
-	b->last = b->len;
-	/* Every message asks for an ACK: the ACK of the last one tells the
-	 * batch is done, and errors are matched to objects by seq. */
-	nlh = nftnl_nlmsg_build_hdr(b->buf + b->len, type, family,
-		flags | NLM_F_ACK, b->n->seq++);
+	b->last = b->lastmsg = b->len;
+	/* Errors come back for every message that fails, matched to its
+	 * object by seq; only the last message asks for an ACK, which tells
+	 * the transaction is over (see nft_batch_send). */
+	nlh = nftnl_nlmsg_build_hdr(b->buf + b->len, type, family, flags,
+		b->n->seq++);
 	b->what = xreallocarray(b->what, b->nwhat + 1, sizeof(*b->what));
 	b->what[b->nwhat++] = xstrdup(what);
 	return nlh;
@@ -197,10 +222,21 @@ nft_batch_send(struct nft_batch *b, nft_done_cb cb, void *arg)
 		return;
 	}
 	seal(b);
+	/* The kernel reports every error of a transaction before the ACK of
+	 * a later message, aborted or not: one ACK, on the last message,
+	 * completes the batch. An ACK per message would queue one skb per
+	 * message on our socket: with thousands of rules that overruns any
+	 * receive buffer (ENOBUFS), and then no outcome can be known. */
+	((struct nlmsghdr *)(b->buf + b->lastmsg))->nlmsg_flags |= NLM_F_ACK;
 	reserve(b, 256);
 	nftnl_batch_end(b->buf + b->len, n->seq++);
 	b->len += NLMSG_ALIGN(((struct nlmsghdr *)(b->buf + b->len))->nlmsg_len);
 	b->last_seq = b->first_seq + (uint32_t)b->nwhat;
+	/* Every message may come back as an error (a few hundred bytes of
+	 * socket memory each): make room for all of them, so that the
+	 * outcome of every transaction is known. */
+	n->inflight_msgs += b->nwhat;
+	rcvbuf_fit(n);
 	/* The whole batch goes in one datagram: the kernel handles one
 	 * datagram as one transaction. Make room for big ones. */
 	if (b->len > (size_t)n->sndbuf) {
@@ -240,6 +276,7 @@ unlink_batch(struct nft *n, struct nft_batch *b)
 		n->tail = pp;
 	b->next = NULL;
 	n->npending--;
+	n->inflight_msgs -= b->nwhat;
 }
 
 static int
@@ -433,25 +470,39 @@ build_getset(char *buf, uint32_t seq, void *ctx)
 	return nlh;
 }
 
+struct set_dump {
+	const char *table;
+	struct nftnl_set_list *l;
+};
+
+/* The kernel filters set dumps by table; check all the same, as for
+ * chains: nothing outside our table is ever touched. */
 static int
 set_cb(const struct nlmsghdr *nlh, void *data)
 {
+	struct set_dump *sd = data;
 	struct nftnl_set *s = nftnl_set_alloc();
 
 	if (s == NULL || nftnl_set_nlmsg_parse(nlh, s) < 0) {
 		nftnl_set_free(s);
 		return MNL_CB_ERROR;
 	}
-	nftnl_set_list_add_tail(s, data);
+	if (nftnl_set_get_u32(s, NFTNL_SET_FAMILY) != NFPROTO_INET ||
+	    strcmp(nftnl_set_get_str(s, NFTNL_SET_TABLE), sd->table) != 0) {
+		nftnl_set_free(s);
+		return MNL_CB_OK;
+	}
+	nftnl_set_list_add_tail(s, sd->l);
 	return MNL_CB_OK;
 }
 
 int
 nft_dump_sets(const char *table, struct nftnl_set_list **out)
 {
-	*out = nftnl_set_list_alloc();
-	if (dump(build_getset, (void *)table, set_cb, *out) <
-	    0) {
+	struct set_dump sd = {.table = table};
+
+	*out = sd.l = nftnl_set_list_alloc();
+	if (dump(build_getset, (void *)table, set_cb, &sd) < 0) {
 		nftnl_set_list_free(*out);
 		*out = NULL;
 		return errno == ENOENT ? 0 : -1;
@@ -472,25 +523,39 @@ build_getchain(char *buf, uint32_t seq, void *ctx)
 	return nlh;
 }
 
+struct chain_dump {
+	const char *table;
+	struct nftnl_chain_list *l;
+};
+
+/* The kernel does not filter a chain dump by table (it does for sets):
+ * every table's chains come, and only ours are kept. */
 static int
 chain_cb(const struct nlmsghdr *nlh, void *data)
 {
+	struct chain_dump *cd = data;
 	struct nftnl_chain *c = nftnl_chain_alloc();
 
 	if (c == NULL || nftnl_chain_nlmsg_parse(nlh, c) < 0) {
 		nftnl_chain_free(c);
 		return MNL_CB_ERROR;
 	}
-	nftnl_chain_list_add_tail(c, data);
+	if (nftnl_chain_get_u32(c, NFTNL_CHAIN_FAMILY) != NFPROTO_INET ||
+	    strcmp(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE), cd->table) != 0) {
+		nftnl_chain_free(c);
+		return MNL_CB_OK;
+	}
+	nftnl_chain_list_add_tail(c, cd->l);
 	return MNL_CB_OK;
 }
 
 int
 nft_dump_chains(const char *table, struct nftnl_chain_list **out)
 {
-	*out = nftnl_chain_list_alloc();
-	if (dump(build_getchain, (void *)table, chain_cb,
-		    *out) < 0) {
+	struct chain_dump cd = {.table = table};
+
+	*out = cd.l = nftnl_chain_list_alloc();
+	if (dump(build_getchain, (void *)table, chain_cb, &cd) < 0) {
 		nftnl_chain_list_free(*out);
 		*out = NULL;
 		return errno == ENOENT ? 0 : -1;
@@ -519,4 +584,143 @@ int
 nft_dump_elems(struct nftnl_set *s)
 {
 	return dump(build_getelems, s, elem_cb, s);
+}
+
+uint32_t
+nft_portid(const struct nft *n)
+{
+	return n->portid;
+}
+
+/* ---- notifications -------------------------------------------------------- */
+
+#define MON_RCVBUF (16 * 1024 * 1024)
+
+struct nft_mon {
+	struct mnl_socket *nl;
+	char table[64];
+	uint32_t own;
+	nft_mon_cb cb;
+	void *arg;
+};
+
+struct nft_mon *
+nft_mon_open(const char *table, uint32_t own_portid, nft_mon_cb cb, void *arg)
+{
+	struct nft_mon *m = xcalloc(1, sizeof(*m));
+	int rcv = MON_RCVBUF;
+
+	snprintf(m->table, sizeof(m->table), "%s", table);
+	m->own = own_portid;
+	m->cb = cb;
+	m->arg = arg;
+	m->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (m->nl == NULL ||
+	    mnl_socket_bind(m->nl, 1u << (NFNLGRP_NFTABLES - 1),
+		    MNL_SOCKET_AUTOPID) < 0) {
+		log_warn("netlink notification socket");
+		nft_mon_close(m);
+		return NULL;
+	}
+	/* A flush of a big table is one notification per element. */
+	if (setsockopt(mnl_socket_get_fd(m->nl), SOL_SOCKET, SO_RCVBUFFORCE,
+		    &rcv, sizeof(rcv)) < 0)
+		setsockopt(mnl_socket_get_fd(m->nl), SOL_SOCKET, SO_RCVBUF,
+			&rcv, sizeof(rcv));
+	return m;
+}
+
+int
+nft_mon_fd(const struct nft_mon *m)
+{
+	return mnl_socket_get_fd(m->nl);
+}
+
+void
+nft_mon_close(struct nft_mon *m)
+{
+	if (m == NULL)
+		return;
+	if (m->nl)
+		mnl_socket_close(m->nl);
+	free(m);
+}
+
+static const char *
+event_name(uint16_t type)
+{
+	switch (type) {
+	case NFT_MSG_NEWTABLE: return "table created";
+	case NFT_MSG_DELTABLE: return "table deleted";
+	case NFT_MSG_NEWCHAIN: return "chain added or changed";
+	case NFT_MSG_DELCHAIN: return "chain deleted";
+	case NFT_MSG_NEWRULE: return "rule added";
+	case NFT_MSG_DELRULE: return "rule deleted";
+	case NFT_MSG_NEWSET: return "set added or changed";
+	case NFT_MSG_DELSET: return "set deleted";
+	case NFT_MSG_NEWSETELEM: return "elements added";
+	case NFT_MSG_DELSETELEM: return "elements deleted";
+	default: return "changed";
+	}
+}
+
+/* Does this notification concern our table? Every nf_tables object
+ * message names its table in attribute 1 (NFTA_TABLE_NAME,
+ * NFTA_CHAIN_TABLE, NFTA_SET_TABLE, NFTA_RULE_TABLE,
+ * NFTA_SET_ELEM_LIST_TABLE, ...). */
+static bool
+event_ours(const struct nft_mon *m, const struct nlmsghdr *nlh)
+{
+	const struct nfgenmsg *g;
+	const struct nlattr *a;
+
+	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*g)))
+		return false;
+	g = mnl_nlmsg_get_payload(nlh);
+	if (g->nfgen_family != NFPROTO_INET)
+		return false;
+	mnl_attr_for_each(a, nlh, sizeof(*g)) {
+		if (mnl_attr_get_type(a) != 1)
+			continue;
+		return mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0 &&
+		       strcmp(mnl_attr_get_str(a), m->table) == 0;
+	}
+	return false;
+}
+
+void
+nft_mon_dispatch(struct nft_mon *m)
+{
+	static char buf[65536];
+
+	for (;;) {
+		ssize_t r = mnl_socket_recvfrom(m->nl, buf, sizeof(buf));
+		const struct nlmsghdr *nlh;
+		int len;
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (r < 0) {
+			/* Dropped notifications may have been about us. */
+			if (errno == ENOBUFS)
+				m->cb("lost notifications", m->arg);
+			else
+				log_warn("netlink notifications");
+			return;
+		}
+		len = (int)r;
+		for (nlh = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, len);
+		     nlh = mnl_nlmsg_next(nlh, &len)) {
+			uint16_t type = NFNL_MSG_TYPE(nlh->nlmsg_type);
+
+			if (NFNL_SUBSYS_ID(nlh->nlmsg_type) !=
+				    NFNL_SUBSYS_NFTABLES ||
+			    type == NFT_MSG_NEWGEN || nlh->nlmsg_pid == m->own ||
+			    !event_ours(m, nlh))
+				continue;
+			m->cb(event_name(type), m->arg);
+		}
+	}
 }

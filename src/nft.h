@@ -40,6 +40,25 @@ int nft_wait(struct nft *n, int timeout_ms);
 /** Fail batches older than max_ms (lost ACKs must not hang queries). */
 void nft_expire(struct nft *n, int max_ms);
 
+/** Our port id: the kernel's notifications of our own changes carry it. */
+uint32_t nft_portid(const struct nft *n);
+
+/* Changes made to our table by anyone else (`nft flush ruleset`, a restart
+ * of nftables.service, `nft delete element`): the kernel's notifications
+ * (NFNLGRP_NFTABLES) on a socket of their own, so that a burst of them
+ * never crowds out the ACKs the admission path waits for. */
+struct nft_mon;
+/** what: the kind of change seen, for the log. */
+typedef void (*nft_mon_cb)(const char *what, void *arg);
+struct nft_mon *nft_mon_open(const char *table, uint32_t own_portid,
+	nft_mon_cb cb, void *arg);
+int nft_mon_fd(const struct nft_mon *m);
+/** Read every pending notification; cb runs once per foreign change of
+ * our table, and once (with "lost notifications") if the kernel had to
+ * drop some. */
+void nft_mon_dispatch(struct nft_mon *m);
+void nft_mon_close(struct nft_mon *m);
+
 /* Synchronous dumps over a short-lived socket, for start-up and reload. */
 struct nftnl_set_list;
 struct nftnl_chain_list;
