@@ -2,49 +2,49 @@
 
 #include <errno.h>
 #include <event2/event.h>
-#include <arpa/inet.h>
-#include <libnftnl/set.h>
-#include <libnftnl/table.h>
-#include <libnftnl/udata.h>
 #include <linux/netfilter.h>
-#include <linux/netfilter/nf_tables.h>
-#include <linux/netlink.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "elems.h"
 #include "log.h"
-#include "ruleset.h"
 
-#define NBUCKETS 4096
-#define MAX_NAMES 8 /* names remembered per element, for reloads */
+/* Names remembered per element, so a reload knows exactly what still
+ * admits it. An element reached through more names than this is kept
+ * by a reload only if its VM's rules did not change at all. */
+#define MAX_NAMES 16
 
-/* One element of one VM set. */
-struct ekey {
-	uint8_t family, kind, proto;
-	uint16_t lo, hi;
-	uint8_t addr[16];
-};
+/* An element closer than this to its end is not deleted by a reload or
+ * at start-up (it goes on its own): the delete could reach the kernel
+ * after it expired and fail the whole transaction with ENOENT. */
+#define SOON_MS 1500
+
+/* Retries of a delete + add batch that found an element gone (ENOENT). */
+#define DELADD_RETRIES 3
 
 struct abatch;
+struct vmset;
 
+/* One element of one VM set. */
 struct entry {
-	struct ekey k;
-	uint64_t expiry;	 /* ms, monotonic: what we asked for */
-	uint64_t committed;	 /* what the kernel has acknowledged */
+	struct elem_key k;
+	struct vmset *vs;
+	uint64_t expiry;	/* ms, monotonic: what we asked for */
+	uint64_t committed;	/* what the kernel has acknowledged; 0: none */
 	struct abatch *pending; /* the latest batch carrying it */
-	char *names[MAX_NAMES];  /* that admitted it; NULL-terminated */
-	bool many;		 /* more than MAX_NAMES: never pruned */
-	struct entry *next;
+	char *names[MAX_NAMES]; /* that admitted it */
+	bool many;		/* more than MAX_NAMES */
+	struct entry *next;	/* hash chain */
 };
 
 /* The shadow of one VM's sets. */
 struct vmset {
 	char name[VM_NAME_MAX + 1];
-	struct entry *buckets[NBUCKETS];
-	size_t count[SET_KINDS * 2];
-	struct vmset *next;
+	size_t count[SET_COUNT];
+	struct abatch *open; /* collecting this loop iteration */
+	struct vmset *next;  /* hash chain of a->vmsets */
+	struct vmset *next_open;
 };
 
 struct admit_req {
@@ -58,92 +58,146 @@ struct admit_req {
 /* An element going into a batch, with what it must become. */
 struct touch {
 	struct entry *e;
-	struct vmset *vs;
 	uint64_t value;
-	bool extend; /* already in the kernel: delete + add on old kernels */
 	char name[NAME_MAX_LEN + 1];
 };
 
+/* One VM's transaction: one VM's kernel error never fails another VM's
+ * answers. */
 struct abatch {
 	struct admit *a;
+	struct vmset *vs;
 	struct touch *t;
 	size_t nt;
 	struct admit_req **w;
 	size_t nw;
-	bool retried;
+	int retries;
 };
 
 struct admit {
 	struct nft *nft;
-	struct event_base *base;
+	struct nft_mon *mon;
 	struct event *flush_ev;
 	char table[TABLE_NAME_MAX];
-	struct vmset *vms;
-	struct abatch *open; /* collecting this loop iteration */
-	bool deladd;	     /* kernel ignores timeout on re-add */
+	/* entries of every VM, by VM and key */
+	struct entry **tab;
+	size_t ntab, nentries;
+	struct vmset **vmsets;
+	size_t nvmsets_slots, nvmsets;
+	struct vmset *open; /* VMs with an open batch */
+	size_t inflight;    /* batches sent, not completed */
+	bool deladd;	    /* the kernel ignores the timeout on re-add */
+	char *broken;	    /* why nothing is admitted now, or NULL */
+	uint64_t damage;    /* foreign changes seen */
 	struct admit_stats st;
-	uint32_t set_size;
 };
 
-static uint32_t
-ekey_hash(const struct ekey *k)
-{
-	const uint8_t *p = (const uint8_t *)k;
-	uint32_t h = 2166136261u;
+/* ---- the shadow ------------------------------------------------------------ */
 
-	for (size_t i = 0; i < sizeof(*k); i++)
-		h = (h ^ p[i]) * 16777619u;
+static uint32_t
+hash_bytes(uint32_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 16777619u;
 	return h;
 }
 
-static int
-set_index(const struct ekey *k)
+static uint32_t
+entry_hash(const struct vmset *vs, const struct elem_key *k)
 {
-	return k->kind * 2 + (k->family == AF_INET6);
+	return hash_bytes(hash_bytes(2166136261u, &vs, sizeof(vs)), k,
+		sizeof(*k));
 }
 
-static struct vmset *
-vmset_get(struct admit *a, const char *name, bool create)
+static uint32_t
+name_hash(const char *s)
 {
-	struct vmset *vs;
+	return hash_bytes(2166136261u, s, strlen(s));
+}
 
-	for (vs = a->vms; vs; vs = vs->next)
-		if (strcmp(vs->name, name) == 0)
-			return vs;
-	if (!create)
-		return NULL;
-	vs = xcalloc(1, sizeof(*vs));
-	snprintf(vs->name, sizeof(vs->name), "%s", name);
-	vs->next = a->vms;
-	a->vms = vs;
-	return vs;
+static void
+tab_grow(struct admit *a)
+{
+	size_t n = a->ntab ? a->ntab * 2 : 4096;
+	struct entry **t = xcalloc(n, sizeof(*t));
+
+	for (size_t i = 0; i < a->ntab; i++) {
+		while (a->tab[i]) {
+			struct entry *e = a->tab[i];
+			size_t b = entry_hash(e->vs, &e->k) & (n - 1);
+
+			a->tab[i] = e->next;
+			e->next = t[b];
+			t[b] = e;
+		}
+	}
+	free(a->tab);
+	a->tab = t;
+	a->ntab = n;
 }
 
 static struct entry *
-entry_get(struct vmset *vs, const struct ekey *k, bool create)
+entry_get(struct admit *a, struct vmset *vs, const struct elem_key *k,
+	bool create)
 {
-	uint32_t b = ekey_hash(k) % NBUCKETS;
 	struct entry *e;
+	size_t b;
 
-	for (e = vs->buckets[b]; e; e = e->next)
-		if (memcmp(&e->k, k, sizeof(*k)) == 0)
+	if (a->ntab == 0) {
+		if (!create)
+			return NULL;
+		tab_grow(a);
+	}
+	b = entry_hash(vs, k) & (a->ntab - 1);
+	for (e = a->tab[b]; e; e = e->next)
+		if (e->vs == vs && memcmp(&e->k, k, sizeof(*k)) == 0)
 			return e;
 	if (!create)
 		return NULL;
+	if (a->nentries >= a->ntab) {
+		tab_grow(a);
+		b = entry_hash(vs, k) & (a->ntab - 1);
+	}
 	e = xcalloc(1, sizeof(*e));
 	e->k = *k;
-	e->next = vs->buckets[b];
-	vs->buckets[b] = e;
-	vs->count[set_index(k)]++;
+	e->vs = vs;
+	e->next = a->tab[b];
+	a->tab[b] = e;
+	a->nentries++;
+	vs->count[elem_set_index(k)]++;
 	return e;
 }
 
 static void
-entry_free(struct entry *e)
+entry_free(struct admit *a, struct entry *e)
 {
+	e->vs->count[elem_set_index(&e->k)]--;
+	a->nentries--;
 	for (int i = 0; i < MAX_NAMES && e->names[i]; i++)
 		free(e->names[i]);
 	free(e);
+}
+
+/* Remove every entry the predicate selects. */
+static void
+entries_drop(struct admit *a, bool (*pred)(struct entry *, void *), void *arg)
+{
+	for (size_t b = 0; b < a->ntab; b++) {
+		struct entry **pp = &a->tab[b];
+
+		while (*pp) {
+			struct entry *e = *pp;
+
+			if (pred(e, arg)) {
+				*pp = e->next;
+				entry_free(a, e);
+			} else {
+				pp = &e->next;
+			}
+		}
+	}
 }
 
 static void
@@ -160,32 +214,51 @@ entry_name(struct entry *e, const char *name)
 		e->names[i] = xstrdup(name);
 }
 
-static void
-vmset_free(struct vmset *vs)
+static struct vmset *
+vmset_get(struct admit *a, const char *name, bool create)
 {
-	for (size_t b = 0; b < NBUCKETS; b++) {
-		while (vs->buckets[b]) {
-			struct entry *e = vs->buckets[b];
+	struct vmset *vs;
+	size_t b;
 
-			vs->buckets[b] = e->next;
-			entry_free(e);
-		}
+	if (a->nvmsets_slots == 0) {
+		a->nvmsets_slots = 1024;
+		a->vmsets = xcalloc(a->nvmsets_slots, sizeof(*a->vmsets));
 	}
-	free(vs);
+	b = name_hash(name) & (a->nvmsets_slots - 1);
+	for (vs = a->vmsets[b]; vs; vs = vs->next)
+		if (strcmp(vs->name, name) == 0)
+			return vs;
+	if (!create)
+		return NULL;
+	vs = xcalloc(1, sizeof(*vs));
+	snprintf(vs->name, sizeof(vs->name), "%s", name);
+	vs->next = a->vmsets[b];
+	a->vmsets[b] = vs;
+	a->nvmsets++;
+	return vs;
 }
 
 static void flush_cb(evutil_socket_t fd, short ev, void *arg);
 
 struct admit *
-admit_new(struct nft *n, struct event_base *base, const char *table)
+admit_new(struct nft *n, struct event_base *base, const char *table,
+	bool deladd)
 {
 	struct admit *a = xcalloc(1, sizeof(*a));
 
 	a->nft = n;
-	a->base = base;
+	a->deladd = deladd;
 	snprintf(a->table, sizeof(a->table), "%s", table);
 	a->flush_ev = event_new(base, -1, 0, flush_cb, a);
 	return a;
+}
+
+static bool
+pred_all(struct entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return true;
 }
 
 void
@@ -193,20 +266,38 @@ admit_free(struct admit *a)
 {
 	if (a == NULL)
 		return;
-	while (a->vms) {
-		struct vmset *vs = a->vms;
+	entries_drop(a, pred_all, NULL);
+	free(a->tab);
+	for (size_t b = 0; b < a->nvmsets_slots; b++) {
+		while (a->vmsets[b]) {
+			struct vmset *vs = a->vmsets[b];
 
-		a->vms = vs->next;
-		vmset_free(vs);
+			a->vmsets[b] = vs->next;
+			free(vs);
+		}
 	}
+	free(a->vmsets);
+	free(a->broken);
 	event_free(a->flush_ev);
 	free(a);
+}
+
+void
+admit_set_monitor(struct admit *a, struct nft_mon *m)
+{
+	a->mon = m;
 }
 
 const struct admit_stats *
 admit_stats(const struct admit *a)
 {
 	return &a->st;
+}
+
+bool
+admit_idle(const struct admit *a)
+{
+	return a->open == NULL && a->inflight == 0;
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -236,21 +327,25 @@ batch_wait(struct abatch *b, struct admit_req *r)
 }
 
 static struct abatch *
-open_batch(struct admit *a)
+open_batch(struct admit *a, struct vmset *vs)
 {
-	if (a->open == NULL) {
-		a->open = xcalloc(1, sizeof(*a->open));
-		a->open->a = a;
-		/* Run once this loop iteration's callbacks are done, so
-		 * every answer completing now shares one batch. */
-		event_active(a->flush_ev, 0, 0);
+	if (vs->open == NULL) {
+		vs->open = xcalloc(1, sizeof(*vs->open));
+		vs->open->a = a;
+		vs->open->vs = vs;
+		if (a->open == NULL)
+			/* Run once this loop iteration's callbacks are
+			 * done, so every answer completing now shares its
+			 * VM's batch. */
+			event_active(a->flush_ev, 0, 0);
+		vs->next_open = a->open;
+		a->open = vs;
 	}
-	return a->open;
+	return vs->open;
 }
 
 static void
-touch(struct abatch *b, struct vmset *vs, struct entry *e, uint64_t value,
-	bool extend, const char *name)
+touch(struct abatch *b, struct entry *e, uint64_t value, const char *name)
 {
 	struct touch *t;
 
@@ -258,9 +353,7 @@ touch(struct abatch *b, struct vmset *vs, struct entry *e, uint64_t value,
 	t = &b->t[b->nt++];
 	memset(t, 0, sizeof(*t));
 	t->e = e;
-	t->vs = vs;
 	t->value = value;
-	t->extend = extend;
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	e->expiry = value;
 	e->pending = b;
@@ -271,9 +364,9 @@ touch(struct abatch *b, struct vmset *vs, struct entry *e, uint64_t value,
  * vm->natoms + 1 (the atoms, and icmp). */
 static size_t
 keys_for(const struct vm *vm, const struct ipaddr *ad,
-	const struct ports *ps, struct portspec *atoms, struct ekey *out)
+	const struct ports *ps, struct portspec *atoms, struct elem_key *out)
 {
-	struct ekey k = {.family = (uint8_t)ad->family};
+	struct elem_key k = {.family = (uint8_t)ad->family};
 	size_t n = 0, na;
 
 	memcpy(k.addr, ad->b, ad->family == AF_INET ? 4 : 16);
@@ -297,6 +390,15 @@ keys_for(const struct vm *vm, const struct ipaddr *ad,
 	return n;
 }
 
+/* Fail the request before anything is touched. */
+static void
+refuse(struct admit_req *r, int err, const char *msg)
+{
+	r->err = err;
+	snprintf(r->msg, sizeof(r->msg), "%s", msg);
+	req_finish_one(r, 0, "");
+}
+
 void
 admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 	const char *name, const struct dns_addr *addrs, size_t naddrs,
@@ -309,41 +411,48 @@ admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 	/* Every element, however many port ranges the policy has: a VM must
 	 * never be handed an address with one of its elements missing. */
 	struct portspec *atoms = xcalloc(vm->natoms + 1, sizeof(*atoms));
-	struct ekey *keys = xcalloc(vm->natoms + 2, sizeof(*keys));
+	struct elem_key *keys = xcalloc(vm->natoms + 2, sizeof(*keys));
+	size_t grow[SET_COUNT] = {0};
 
 	a->st.requests++;
-	a->set_size = c->limits.set_size;
 	r->cb = cb;
 	r->arg = arg;
 	r->nwait = 1; /* held until the loop below is done */
+	/* A change to the table that we have not read yet would make the
+	 * shadow lie: read the notifications first. */
+	if (a->mon != NULL)
+		nft_mon_dispatch(a->mon);
+	if (a->broken != NULL) {
+		a->st.broken++;
+		refuse(r, EAGAIN, a->broken);
+		goto out;
+	}
 	/* First check room in every set this answer would grow, so that a
 	 * refused answer admits nothing at all. */
-	size_t grow[SET_KINDS * 2] = {0};
 	for (size_t i = 0; i < naddrs; i++) {
 		size_t nk = keys_for(vm, &addrs[i].a, ports, atoms, keys);
 
 		for (size_t j = 0; j < nk; j++)
-			if (entry_get(vs, &keys[j], false) == NULL)
-				grow[set_index(&keys[j])]++;
+			if (entry_get(a, vs, &keys[j], false) == NULL)
+				grow[elem_set_index(&keys[j])]++;
 	}
-	for (int s = 0; s < SET_KINDS * 2; s++) {
+	for (int s = 0; s < SET_COUNT; s++) {
 		if (grow[s] > 0 && vs->count[s] + grow[s] > c->limits.set_size) {
+			char msg[128];
+
 			a->st.full++;
-			r->err = ENFILE;
-			snprintf(r->msg, sizeof(r->msg), "a set of VM %s is full "
+			snprintf(msg, sizeof(msg), "a set of VM %s is full "
 				"(limits: set-size %u)", vm->name,
 				c->limits.set_size);
-			req_finish_one(r, 0, "");
-			free(atoms);
-			free(keys);
-			return;
+			refuse(r, ENFILE, msg);
+			goto out;
 		}
 	}
 	for (size_t i = 0; i < naddrs; i++) {
 		size_t nk = keys_for(vm, &addrs[i].a, ports, atoms, keys);
 
 		for (size_t j = 0; j < nk; j++) {
-			struct entry *e = entry_get(vs, &keys[j], false);
+			struct entry *e = entry_get(a, vs, &keys[j], false);
 
 			if (e != NULL && e->expiry >= need) {
 				/* Long enough already; if the batch that
@@ -355,137 +464,59 @@ admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 				continue;
 			}
 			if (e == NULL)
-				e = entry_get(vs, &keys[j], true);
+				e = entry_get(a, vs, &keys[j], true);
 			/* One second more than needed: cached answers count
 			 * their TTL down in whole seconds, in step with the
 			 * clock, so later hits for the same answer find the
 			 * element long enough and cost no netlink round trip. */
-			touch(open_batch(a), vs, e, need + 1000,
-				e->committed > now + 500, name);
-			batch_wait(a->open, r);
+			touch(open_batch(a, vs), e, need + 1000, name);
+			batch_wait(vs->open, r);
 		}
 	}
-	if (r->nwait == 1 && r->err == 0)
+	if (r->nwait == 1)
 		a->st.noop++;
+	req_finish_one(r, 0, "");
+out:
 	free(atoms);
 	free(keys);
-	req_finish_one(r, 0, "");
 }
 
 /* ---- batches ------------------------------------------------------------- */
 
-static void
-elem_key(struct nftnl_set_elem *el, const struct ekey *k, bool end)
-{
-	uint8_t buf[24] = {0};
-	size_t alen = k->family == AF_INET ? 4 : 16;
-	uint16_t port = end ? k->hi : k->lo;
-
-	memcpy(buf, k->addr, alen);
-	if (k->kind != SET_PORTS) {
-		nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, buf, (uint32_t)alen);
-		return;
-	}
-	/* addr . inet_proto . inet_service, each padded to 32 bits */
-	buf[alen] = k->proto;
-	buf[alen + 4] = (uint8_t)(port >> 8);
-	buf[alen + 5] = (uint8_t)port;
-	nftnl_set_elem_set(el, end ? NFTNL_SET_ELEM_KEY_END : NFTNL_SET_ELEM_KEY,
-		buf, (uint32_t)alen + 8);
-}
-
-static struct nftnl_set *
-set_for(struct nftnl_set **sets, size_t *nsets, const char *table,
-	const char *name)
-{
-	for (size_t i = 0; i < *nsets; i++)
-		if (strcmp(nftnl_set_get_str(sets[i], NFTNL_SET_NAME), name) == 0)
-			return sets[i];
-	sets[*nsets] = nftnl_set_alloc();
-	nftnl_set_set_str(sets[*nsets], NFTNL_SET_TABLE, table);
-	nftnl_set_set_str(sets[*nsets], NFTNL_SET_NAME, name);
-	nftnl_set_set_u32(sets[*nsets], NFTNL_SET_FAMILY, NFPROTO_INET);
-	return sets[(*nsets)++];
-}
-
-static void
-add_msgs(struct nft_batch *nb, struct nftnl_set **sets, size_t nsets,
-	uint16_t type)
-{
-	for (size_t i = 0; i < nsets; i++) {
-		struct nftnl_set_elems_iter *it = nftnl_set_elems_iter_create(
-			sets[i]);
-		char what[128];
-		int more = 1;
-
-		snprintf(what, sizeof(what), "%s set %s",
-			type == NFT_MSG_NEWSETELEM ? "elements of"
-						   : "old elements of",
-			nftnl_set_get_str(sets[i], NFTNL_SET_NAME));
-		while (nftnl_set_elems_iter_cur(it) != NULL && more > 0) {
-			struct nlmsghdr *nlh = nft_batch_msg(nb, type,
-				NFPROTO_INET, type == NFT_MSG_NEWSETELEM
-						      ? NLM_F_CREATE : 0,
-				70000, what);
-
-			more = nftnl_set_elems_nlmsg_build_payload_iter(nlh, it);
-		}
-		nftnl_set_elems_iter_destroy(it);
-		nftnl_set_free(sets[i]);
-	}
-}
-
 static void batch_done(int err, const char *msg, void *arg);
+
+/* Kernels that keep the old timeout of a re-added element (before 6.12)
+ * get a delete and an add in the same transaction, for every element the
+ * kernel may hold: never just an add that it would ignore. */
+static bool
+needs_delete(const struct admit *a, const struct entry *e, uint64_t now)
+{
+	/* The kernel's clock started its timeout after ours did: it may
+	 * hold an element a little past what we think its end is. A delete
+	 * of one already gone fails with ENOENT, which deladd_retry()
+	 * settles by asking the kernel. */
+	return a->deladd && e->committed + 1000 > now;
+}
 
 static void
 batch_send(struct admit *a, struct abatch *b)
 {
-	struct nftnl_set **add = xcalloc(b->nt + 1, sizeof(*add));
-	struct nftnl_set **del = xcalloc(b->nt + 1, sizeof(*del));
-	size_t nadd = 0, ndel = 0;
+	struct elems_msgs *m = elems_msgs_new(a->table);
 	struct nft_batch *nb = nft_batch_new(a->nft);
 	uint64_t now = util_now_ms();
 
 	for (size_t i = 0; i < b->nt; i++) {
 		const struct touch *t = &b->t[i];
-		char sn[SET_NAME_MAX];
-		struct nftnl_set_elem *el;
-		struct nftnl_udata_buf *ud;
-		uint64_t left = t->value > now ? t->value - now : 1000;
 
-		ruleset_set_name(sn, sizeof(sn), t->vs->name,
-			(enum set_kind)t->e->k.kind, t->e->k.family);
-		if (a->deladd && t->extend && !b->retried) {
-			el = nftnl_set_elem_alloc();
-			elem_key(el, &t->e->k, false);
-			if (t->e->k.kind == SET_PORTS)
-				elem_key(el, &t->e->k, true);
-			nftnl_set_elem_add(set_for(del, &ndel, a->table, sn), el);
-		}
-		el = nftnl_set_elem_alloc();
-		elem_key(el, &t->e->k, false);
-		if (t->e->k.kind == SET_PORTS)
-			elem_key(el, &t->e->k, true);
-		nftnl_set_elem_set_u64(el, NFTNL_SET_ELEM_TIMEOUT, left);
-		/* The kernel refreshes an existing element only when the
-		 * timeout differs or an expiration is given: give it. */
-		nftnl_set_elem_set_u64(el, NFTNL_SET_ELEM_EXPIRATION, left);
-		/* The name that admitted it, for whoever reads the set. */
-		ud = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
-		nftnl_udata_put_strz(ud, NFTNL_UDATA_SET_ELEM_COMMENT, t->name);
-		nftnl_set_elem_set(el, NFTNL_SET_ELEM_USERDATA,
-			nftnl_udata_buf_data(ud), nftnl_udata_buf_len(ud));
-		nftnl_udata_buf_free(ud);
-		nftnl_set_elem_add(set_for(add, &nadd, a->table, sn), el);
+		if (needs_delete(a, t->e, now))
+			elems_msgs_del(m, b->vs->name, &t->e->k);
+		elems_msgs_add(m, b->vs->name, &t->e->k,
+			t->value > now ? t->value - now : 1000, t->name);
 	}
-	/* Old kernels ignore the timeout of a re-added element: delete and
-	 * add in the same transaction, so the element is never missing. */
-	add_msgs(nb, del, ndel, NFT_MSG_DELSETELEM);
-	add_msgs(nb, add, nadd, NFT_MSG_NEWSETELEM);
-	free(add);
-	free(del);
+	elems_msgs_emit(m, nb);
 	a->st.batches++;
 	a->st.elements += b->nt;
+	a->inflight++;
 	nft_batch_send(nb, batch_done, b);
 }
 
@@ -498,25 +529,58 @@ batch_free(struct abatch *b)
 }
 
 static void
+resync_cb(const struct elem_key *k, uint64_t left_ms, const char *comment,
+	void *arg)
+{
+	struct abatch *b = arg;
+	uint64_t now = util_now_ms();
+
+	(void)comment;
+	for (size_t i = 0; i < b->nt; i++)
+		if (memcmp(&b->t[i].e->k, k, sizeof(*k)) == 0)
+			b->t[i].e->committed = now + left_ms;
+}
+
+/* A delete found an element gone: it expired between our look and the
+ * kernel's, or someone removed it. Learn from the kernel which elements
+ * of this batch it holds, and send again. */
+static bool
+deladd_retry(struct admit *a, struct abatch *b)
+{
+	bool seen[SET_COUNT] = {false};
+
+	if (!a->deladd || b->retries >= DELADD_RETRIES)
+		return false;
+	b->retries++;
+	for (size_t i = 0; i < b->nt; i++)
+		b->t[i].e->committed = 0;
+	for (size_t i = 0; i < b->nt; i++) {
+		int idx = elem_set_index(&b->t[i].e->k);
+
+		if (seen[idx])
+			continue;
+		seen[idx] = true;
+		if (elems_dump(a->table, b->vs->name, idx, resync_cb, b) < 0)
+			return false;
+	}
+	batch_send(a, b);
+	return true;
+}
+
+static void
 batch_done(int err, const char *msg, void *arg)
 {
 	struct abatch *b = arg;
 	struct admit *a = b->a;
 
-	/* An element that expired between our look and the delete makes
-	 * the delete fail: add it again, without deletes. */
-	if (err == ENOENT && a->deladd && !b->retried) {
-		b->retried = true;
-		batch_send(a, b);
+	a->inflight--;
+	if (err == ENOENT && deladd_retry(a, b))
 		return;
-	}
 	for (size_t i = 0; i < b->nt; i++) {
 		struct entry *e = b->t[i].e;
 
-		if (err == 0) {
-			if (b->t[i].value > e->committed)
-				e->committed = b->t[i].value;
-		}
+		if (err == 0 && b->t[i].value > e->committed)
+			e->committed = b->t[i].value;
 		if (e->pending == b) {
 			e->pending = NULL;
 			/* The transaction was aborted whole: the kernel
@@ -527,7 +591,8 @@ batch_done(int err, const char *msg, void *arg)
 	}
 	if (err != 0) {
 		a->st.failures++;
-		log_warnx("admitting addresses failed: %s", msg);
+		log_warnx("VM %s: admitting addresses failed: %s", b->vs->name,
+			msg);
 	}
 	for (size_t i = 0; i < b->nw; i++)
 		req_finish_one(b->w[i], err, msg);
@@ -538,342 +603,426 @@ static void
 flush_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct admit *a = arg;
-	struct abatch *b = a->open;
 
-	a->open = NULL;
-	if (b != NULL)
+	(void)fd;
+	(void)ev;
+	while (a->open != NULL) {
+		struct vmset *vs = a->open;
+		struct abatch *b = vs->open;
+
+		a->open = vs->next_open;
+		vs->next_open = NULL;
+		vs->open = NULL;
 		batch_send(a, b);
+	}
 }
 
 /* ---- shadow maintenance ------------------------------------------------- */
+
+static bool
+pred_expired(struct entry *e, void *arg)
+{
+	return e->pending == NULL && e->expiry < *(uint64_t *)arg;
+}
 
 void
 admit_sweep(struct admit *a)
 {
 	uint64_t now = util_now_ms();
 
-	for (struct vmset *vs = a->vms; vs; vs = vs->next) {
-		for (size_t b = 0; b < NBUCKETS; b++) {
-			struct entry **pp = &vs->buckets[b];
+	entries_drop(a, pred_expired, &now);
+}
 
-			while (*pp) {
-				struct entry *e = *pp;
+static bool
+pred_vm_gone(struct entry *e, void *arg)
+{
+	const struct config *c = arg;
 
-				if (e->pending == NULL && e->expiry < now) {
-					*pp = e->next;
-					vs->count[set_index(&e->k)]--;
-					entry_free(e);
-				} else {
-					pp = &e->next;
-				}
-			}
-		}
-	}
+	return e->pending == NULL &&
+	       policy_vm_by_name(c->vms, c->nvms, e->vs->name) == NULL;
 }
 
 void
 admit_retain(struct admit *a, const struct config *c)
 {
-	struct vmset **pp = &a->vms;
-
-	while (*pp) {
-		struct vmset *vs = *pp;
-		bool keep = false;
-
-		for (size_t i = 0; i < c->nvms && !keep; i++)
-			keep = strcmp(c->vms[i].name, vs->name) == 0;
-		/* Entries waiting on a batch stay until it completes. */
-		for (size_t b = 0; !keep && b < NBUCKETS; b++)
-			for (struct entry *e = vs->buckets[b]; e && !keep;
-			     e = e->next)
-				keep = e->pending != NULL;
-		if (keep) {
-			pp = &vs->next;
-			continue;
-		}
-		*pp = vs->next;
-		vmset_free(vs);
-	}
+	/* Entries waiting on a batch stay until it completes; the sweep
+	 * takes them then (their VM's sets are gone from the kernel). */
+	entries_drop(a, pred_vm_gone, (void *)c);
 }
 
-static int
-comment_cb(const struct nftnl_udata *attr, void *data)
-{
-	const char **out = data;
+/* ---- adoption: the shadow from the kernel ---------------------------------- */
 
-	if (nftnl_udata_type(attr) == NFTNL_UDATA_SET_ELEM_COMMENT &&
-	    nftnl_udata_len(attr) > 0 &&
-	    ((const char *)nftnl_udata_get(attr))[nftnl_udata_len(attr) - 1] ==
-		    '\0')
-		*out = nftnl_udata_get(attr);
-	return 0;
-}
+struct adopt {
+	struct admit *a;
+	struct vmset *vs;
+	uint64_t now;
+	size_t n;
+};
 
-/* The name in the element's comment, if we wrote one. */
 static void
-adopt_name(struct entry *e, struct nftnl_set_elem *el)
+adopt_cb(const struct elem_key *k, uint64_t left_ms, const char *comment,
+	void *arg)
 {
-	const char *name = NULL;
+	struct adopt *ad = arg;
+	struct entry *e = entry_get(ad->a, ad->vs, k, true);
 	char norm[NAME_MAX_LEN + 1];
-	uint32_t len;
-	const void *ud = nftnl_set_elem_get(el, NFTNL_SET_ELEM_USERDATA, &len);
 
-	if (ud == NULL)
-		return;
-	nftnl_udata_parse(ud, len, comment_cb, &name);
-	if (name && policy_normalise_name(name, norm, sizeof(norm)) == 0)
+	e->committed = e->expiry = ad->now + left_ms;
+	if (comment && policy_normalise_name(comment, norm, sizeof(norm)) == 0)
 		entry_name(e, norm);
-}
-
-static void
-adopt_set(struct admit *a, struct vmset *vs, enum set_kind kind, int family)
-{
-	struct nftnl_set *s = nftnl_set_alloc();
-	struct nftnl_set_elems_iter *it;
-	struct nftnl_set_elem *el;
-	char sn[SET_NAME_MAX];
-	uint64_t now = util_now_ms();
-	size_t alen = family == AF_INET ? 4 : 16;
-
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, a->table);
-	nftnl_set_set_str(s, NFTNL_SET_NAME,
-		ruleset_set_name(sn, sizeof(sn), vs->name, kind, family));
-	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
-	if (nft_dump_elems(s) < 0) {
-		nftnl_set_free(s);
-		return;
-	}
-	it = nftnl_set_elems_iter_create(s);
-	while ((el = nftnl_set_elems_iter_next(it)) != NULL) {
-		struct ekey k = {.family = (uint8_t)family, .kind = kind};
-		uint32_t klen = 0, elen = 0;
-		const uint8_t *key = nftnl_set_elem_get(el, NFTNL_SET_ELEM_KEY,
-			&klen);
-		struct entry *e;
-
-		if (key == NULL || klen < alen ||
-		    !nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_EXPIRATION))
-			continue;
-		memcpy(k.addr, key, alen);
-		if (kind == SET_PORTS) {
-			const uint8_t *end = nftnl_set_elem_get(el,
-				NFTNL_SET_ELEM_KEY_END, &elen);
-
-			if (klen != alen + 8 || end == NULL || elen != klen)
-				continue;
-			k.proto = key[alen];
-			k.lo = (uint16_t)(key[alen + 4] << 8 | key[alen + 5]);
-			k.hi = (uint16_t)(end[alen + 4] << 8 | end[alen + 5]);
-		}
-		e = entry_get(vs, &k, true);
-		e->committed = e->expiry = now +
-			nftnl_set_elem_get_u64(el, NFTNL_SET_ELEM_EXPIRATION);
-		adopt_name(e, el);
-	}
-	nftnl_set_elems_iter_destroy(it);
-	nftnl_set_free(s);
+	ad->n++;
 }
 
 int
 admit_adopt(struct admit *a, const struct config *c)
 {
-	for (size_t i = 0; i < c->nvms; i++) {
-		struct vmset *vs = vmset_get(a, c->vms[i].name, true);
+	struct adopt ad = {.a = a, .now = util_now_ms()};
 
-		for (int k = 0; k < SET_KINDS; k++) {
-			adopt_set(a, vs, (enum set_kind)k, AF_INET);
-			adopt_set(a, vs, (enum set_kind)k, AF_INET6);
-		}
+	for (size_t i = 0; i < c->nvms; i++) {
+		ad.vs = vmset_get(a, c->vms[i].name, true);
+		for (int k = 0; k < SET_COUNT; k++)
+			if (elems_dump(a->table, c->vms[i].name, k, adopt_cb,
+				    &ad) < 0 &&
+			    errno != ENOENT) {
+				log_warn("reading set %d of VM %s", k,
+					c->vms[i].name);
+				return -1;
+			}
 	}
+	if (ad.n > 0)
+		log_info("adopted %zu elements from table inet %s", ad.n,
+			a->table);
 	return 0;
 }
 
-/* ---- kernel feature probe ------------------------------------------------ */
+/* ---- plans: changes to the shadow that ride a ruleset transaction ------ */
 
-static void
-probe_done(int err, const char *msg, void *arg)
-{
-	*(int *)arg = err;
-}
-
-static int
-probe_run(struct admit *a, const char *table, int step)
-{
-	struct nft_batch *nb = nft_batch_new(a->nft);
-	struct nftnl_set *s = nftnl_set_alloc();
-	struct nftnl_set_elem *el;
-	struct nlmsghdr *nlh;
-	uint32_t key = htonl(0xC0000201);
-	int rc = -1;
-
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, "p");
-	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
-	if (step == 0) {
-		struct nftnl_table *t = nftnl_table_alloc();
-
-		nftnl_table_set_str(t, NFTNL_TABLE_NAME, table);
-		nlh = nft_batch_msg(nb, NFT_MSG_NEWTABLE, NFPROTO_INET,
-			NLM_F_CREATE, 512, "probe table");
-		nftnl_table_nlmsg_build_payload(nlh, t);
-		nftnl_table_free(t);
-		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, 7);
-		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 4);
-		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT);
-		nftnl_set_set_u32(s, NFTNL_SET_ID, 1);
-		nlh = nft_batch_msg(nb, NFT_MSG_NEWSET, NFPROTO_INET,
-			NLM_F_CREATE, 1024, "probe set");
-		nftnl_set_nlmsg_build_payload(nlh, s);
-	}
-	if (step <= 1) {
-		el = nftnl_set_elem_alloc();
-		nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, &key, 4);
-		nftnl_set_elem_set_u64(el, NFTNL_SET_ELEM_TIMEOUT,
-			step == 0 ? 10000 : 20000);
-		nftnl_set_elem_add(s, el);
-		nlh = nft_batch_msg(nb, NFT_MSG_NEWSETELEM, NFPROTO_INET,
-			NLM_F_CREATE, 1024, "probe element");
-		nftnl_set_elems_nlmsg_build_payload(nlh, s);
-	} else {
-		struct nftnl_table *t = nftnl_table_alloc();
-
-		nftnl_table_set_str(t, NFTNL_TABLE_NAME, table);
-		nlh = nft_batch_msg(nb, NFT_MSG_DELTABLE, NFPROTO_INET, 0, 512,
-			"probe table");
-		nftnl_table_nlmsg_build_payload(nlh, t);
-		nftnl_table_free(t);
-	}
-	nftnl_set_free(s);
-	nft_batch_send(nb, probe_done, &rc);
-	nft_wait(a->nft, 5000);
-	return rc;
-}
-
-void
-admit_probe(struct admit *a)
-{
-	char table[64];
-	struct nftnl_set *s;
-	const char *force = getenv("DNSFENCE_FORCE_DELADD");
-
-	snprintf(table, sizeof(table), "%s-probe", a->table);
-	if (force != NULL && strcmp(force, "1") == 0) {
-		a->deladd = true;
-		log_info("element timeouts: delete + add (forced)");
-		return;
-	}
-	a->deladd = true; /* the safe choice if the probe fails */
-	if (probe_run(a, table, 0) == 0 && probe_run(a, table, 1) == 0) {
-		s = nftnl_set_alloc();
-		nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
-		nftnl_set_set_str(s, NFTNL_SET_NAME, "p");
-		nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
-		if (nft_dump_elems(s) == 0) {
-			struct nftnl_set_elems_iter *it =
-				nftnl_set_elems_iter_create(s);
-			struct nftnl_set_elem *el = nftnl_set_elems_iter_next(it);
-
-			if (el && nftnl_set_elem_get_u64(el,
-					  NFTNL_SET_ELEM_TIMEOUT) == 20000)
-				a->deladd = false;
-			nftnl_set_elems_iter_destroy(it);
-		}
-		nftnl_set_free(s);
-	}
-	probe_run(a, table, 2);
-	log_info("element timeouts: %s", a->deladd
-		? "delete + add (this kernel keeps the old timeout on re-add)"
-		: "updated in place on re-add");
-}
-
-/* ---- reload ---------------------------------------------------------------- */
-
-struct admit_prune {
-	struct entry **e;
-	size_t n;
+struct plan_set {
+	struct entry *e;
+	uint64_t value;
 };
 
-/* Does the new policy still admit this element for one of its names? */
-static bool
-still_admitted(const struct vm *vm, const struct entry *e)
-{
-	if (e->many || e->names[0] == NULL)
-		return true;
-	for (int i = 0; i < MAX_NAMES && e->names[i]; i++) {
-		struct verdict v;
-		bool keep = false;
+struct admit_plan {
+	struct entry **del; /* leave the shadow on success */
+	size_t ndel;
+	struct plan_set *set; /* committed on success */
+	size_t nset;
+	bool restore;
+	uint64_t damage; /* a restore repairs what was seen until then */
+};
 
-		policy_decide(vm, e->names[i], &v);
-		if (v.allowed && v.ports.any)
-			keep = true;
-		else if (v.allowed && e->k.kind == SET_ICMP)
-			keep = v.ports.icmp;
-		else if (v.allowed && e->k.kind == SET_PORTS)
-			for (size_t j = 0; j < v.ports.n && !keep; j++)
-				keep = v.ports.v[j].proto == e->k.proto &&
-				       v.ports.v[j].lo <= e->k.lo &&
-				       e->k.hi <= v.ports.v[j].hi;
-		verdict_finish(&v);
-		if (keep)
+static void
+plan_del(struct admit_plan *p, struct elems_msgs *m, struct entry *e)
+{
+	elems_msgs_del(m, e->vs->name, &e->k);
+	p->del = xreallocarray(p->del, p->ndel + 1, sizeof(*p->del));
+	p->del[p->ndel++] = e;
+}
+
+static void
+plan_add(struct admit_plan *p, struct elems_msgs *m, struct entry *e,
+	uint64_t value, uint64_t now)
+{
+	elems_msgs_add(m, e->vs->name, &e->k, value - now,
+		e->names[0] ? e->names[0] : NULL);
+	p->set = xreallocarray(p->set, p->nset + 1, sizeof(*p->set));
+	p->set[p->nset].e = e;
+	p->set[p->nset++].value = value;
+}
+
+static bool
+ports_admit(const struct ports *ps, const struct elem_key *k)
+{
+	if (ps->any)
+		return true;
+	if (k->kind == SET_ICMP)
+		return ps->icmp;
+	if (k->kind != SET_PORTS)
+		return false;
+	for (size_t j = 0; j < ps->n; j++)
+		if (ps->v[j].proto == k->proto && ps->v[j].lo <= k->lo &&
+		    k->hi <= ps->v[j].hi)
 			return true;
-	}
 	return false;
 }
 
-struct admit_prune *
-admit_prune(struct admit *a, const struct config *c, struct nft_batch *b)
+enum names_verdict {
+	NAMES_UNKNOWN, /* none recorded, or more than we keep */
+	NAMES_NONE,    /* none of them is allowed any more */
+	NAMES_SOME,
+};
+
+/* The ports the VM's new rules give the names that admitted e: their
+ * union, in out (released by the caller). */
+static enum names_verdict
+names_ports(const struct vm *vm, const struct entry *e, struct ports *out)
 {
-	struct admit_prune *p = xcalloc(1, sizeof(*p));
-	struct nftnl_set **del = NULL;
-	size_t ndel = 0;
-	uint64_t soon = util_now_ms() + 2000;
+	enum names_verdict nv = NAMES_NONE;
 
-	for (size_t v = 0; v < c->nvms; v++) {
-		struct vmset *vs = vmset_get(a, c->vms[v].name, false);
+	memset(out, 0, sizeof(*out));
+	if (e->many || e->names[0] == NULL)
+		return NAMES_UNKNOWN;
+	for (int i = 0; i < MAX_NAMES && e->names[i]; i++) {
+		struct verdict v;
 
-		for (size_t bk = 0; vs && bk < NBUCKETS; bk++) {
-			for (struct entry *e = vs->buckets[bk]; e; e = e->next) {
-				struct nftnl_set_elem *el;
-				char sn[SET_NAME_MAX];
-
-				/* One that may expire before the kernel sees
-				 * the batch would fail it (ENOENT): it goes
-				 * on its own within seconds anyway. */
-				if (e->pending || e->committed < soon ||
-				    still_admitted(&c->vms[v], e))
-					continue;
-				del = xreallocarray(del, ndel + 1, sizeof(*del));
-				ruleset_set_name(sn, sizeof(sn), vs->name,
-					(enum set_kind)e->k.kind, e->k.family);
-				el = nftnl_set_elem_alloc();
-				elem_key(el, &e->k, false);
-				if (e->k.kind == SET_PORTS)
-					elem_key(el, &e->k, true);
-				nftnl_set_elem_add(set_for(del, &ndel, a->table,
-							   sn), el);
-				p->e = xreallocarray(p->e, p->n + 1,
-					sizeof(*p->e));
-				p->e[p->n++] = e;
-			}
+		policy_decide(vm, e->names[i], &v);
+		if (v.allowed) {
+			nv = NAMES_SOME;
+			policy_ports_union(out, &v.ports);
 		}
+		verdict_finish(&v);
 	}
-	add_msgs(b, del, ndel, NFT_MSG_DELSETELEM);
-	free(del);
+	return nv;
+}
+
+static bool
+is_atom(const struct vm *vm, const struct elem_key *k)
+{
+	for (size_t i = 0; i < vm->natoms; i++)
+		if (vm->atoms[i].proto == k->proto && vm->atoms[i].lo == k->lo &&
+		    vm->atoms[i].hi == k->hi)
+			return true;
+	return false;
+}
+
+/* A port element cut for the old rules overlaps the new cut (tcp/443
+ * became tcp/443-444): replace it with the new atoms that cover it and
+ * that the names still have, for the time it had left. */
+static void
+recut(struct admit *a, struct admit_plan *p, struct elems_msgs *m,
+	const struct vm *vm, struct entry *e, const struct ports *ps,
+	uint64_t now)
+{
+	struct elem_key k = e->k;
+
+	for (size_t i = 0; i < vm->natoms; i++) {
+		const struct portspec *at = &vm->atoms[i];
+		struct entry *n;
+
+		if (at->proto != e->k.proto || at->hi < e->k.lo ||
+		    at->lo > e->k.hi)
+			continue;
+		k.lo = at->lo;
+		k.hi = at->hi;
+		if (!ports_admit(ps, &k))
+			continue;
+		n = entry_get(a, e->vs, &k, true);
+		if (n->expiry >= e->expiry)
+			continue;
+		for (int j = 0; j < MAX_NAMES && e->names[j]; j++)
+			entry_name(n, e->names[j]);
+		n->expiry = e->expiry;
+		plan_add(p, m, n, e->expiry, now);
+	}
+}
+
+/* What the new rules make of one element: kept, replaced, or deleted. */
+static void
+prune_one(struct admit *a, struct admit_plan *p, struct elems_msgs *m,
+	const struct vm *old, const struct vm *vm, struct entry *e,
+	uint64_t now)
+{
+	struct ports ps;
+	enum names_verdict nv = names_ports(vm, e, &ps);
+	bool atom;
+
+	if (e->pending != NULL || e->expiry < now + SOON_MS)
+		goto out;
+	if (nv == NAMES_UNKNOWN) {
+		/* Names unknown (an element someone else added) or too many
+		 * to judge one by one: kept only if the VM's rules did not
+		 * change at all; at start-up, never. */
+		if (old == NULL || !policy_vm_same_rules(old, vm))
+			plan_del(p, m, e);
+		goto out;
+	}
+	atom = e->k.kind != SET_PORTS || is_atom(vm, &e->k);
+	if (nv == NAMES_NONE || !atom || !ports_admit(&ps, &e->k))
+		plan_del(p, m, e);
+	if (nv == NAMES_SOME && !atom)
+		recut(a, p, m, vm, e, &ps, now);
+out:
+	policy_ports_finish(&ps);
+}
+
+struct admit_plan *
+admit_prune(struct admit *a, const struct config *old, const struct config *c,
+	struct nft_batch *b)
+{
+	struct admit_plan *p = xcalloc(1, sizeof(*p));
+	struct elems_msgs *m = elems_msgs_new(a->table);
+	uint64_t now = util_now_ms();
+	size_t n = 0;
+	struct entry **all = xcalloc(a->nentries + 1, sizeof(*all));
+
+	/* A snapshot first: recut() adds entries while we walk. */
+	for (size_t bk = 0; bk < a->ntab; bk++)
+		for (struct entry *e = a->tab[bk]; e; e = e->next)
+			all[n++] = e;
+	for (size_t i = 0; i < n; i++) {
+		struct entry *e = all[i];
+		const struct vm *vm = policy_vm_by_name(c->vms, c->nvms,
+			e->vs->name);
+		const struct vm *ovm = old ? policy_vm_by_name(old->vms,
+			old->nvms, e->vs->name) : NULL;
+
+		/* A VM that goes takes its sets with it. */
+		if (vm != NULL)
+			prune_one(a, p, m, ovm, vm, e, now);
+	}
+	free(all);
+	elems_msgs_emit(m, b);
 	return p;
 }
 
+static bool
+pred_zero(struct entry *e, void *arg)
+{
+	(void)arg;
+	return e->pending == NULL && e->expiry == 0;
+}
+
 void
-admit_prune_done(struct admit *a, struct admit_prune *p, bool ok)
+admit_plan_done(struct admit *a, struct admit_plan *p, bool ok)
 {
 	if (p == NULL)
 		return;
-	for (size_t i = 0; ok && i < p->n; i++) {
-		struct entry *e = p->e[i];
+	for (size_t i = 0; i < p->nset; i++) {
+		struct entry *e = p->set[i].e;
 
-		/* Forget it: expiry 0 lets the next sweep remove it, and
-		 * the next answer that needs it adds it again. */
-		e->expiry = e->committed = 0;
+		if (ok && p->set[i].value > e->committed)
+			e->committed = p->set[i].value;
+		if (!ok)
+			e->expiry = e->committed;
 	}
-	free(p->e);
+	/* Forgotten: the next answer that needs one adds it again. */
+	for (size_t i = 0; ok && i < p->ndel; i++)
+		p->del[i]->expiry = p->del[i]->committed = 0;
+	if (ok && p->restore && p->damage == a->damage) {
+		log_info("table inet %s is whole again", a->table);
+		free(a->broken);
+		a->broken = NULL;
+	}
+	entries_drop(a, pred_zero, NULL);
+	free(p->del);
+	free(p->set);
 	free(p);
+}
+
+/* ---- damage: our table changed behind our back --------------------------- */
+
+void
+admit_broken(struct admit *a, const char *why)
+{
+	a->damage++;
+	if (a->broken == NULL)
+		a->broken = xasprintf("table inet %s changed behind dnsfenced's "
+				      "back (%s): being reinstalled", a->table,
+			why);
+}
+
+bool
+admit_is_broken(const struct admit *a)
+{
+	return a->broken != NULL;
+}
+
+struct restore {
+	struct admit *a;
+	struct vmset *vs;
+	uint64_t now;
+	struct entry **seen;
+	uint64_t *left;
+	size_t nseen;
+};
+
+static void
+restore_cb(const struct elem_key *k, uint64_t left_ms, const char *comment,
+	void *arg)
+{
+	struct restore *r = arg;
+	struct entry *e = entry_get(r->a, r->vs, k, false);
+	char norm[NAME_MAX_LEN + 1];
+
+	if (e == NULL) {
+		/* Someone else's element: known from now on, so that the
+		 * shadow tells the truth about the kernel. */
+		e = entry_get(r->a, r->vs, k, true);
+		e->expiry = r->now + left_ms;
+		if (comment && policy_normalise_name(comment, norm,
+				       sizeof(norm)) == 0)
+			entry_name(e, norm);
+	}
+	e->committed = r->now + left_ms;
+	r->seen = xreallocarray(r->seen, r->nseen + 1, sizeof(*r->seen));
+	r->seen[r->nseen++] = e;
+}
+
+/* The kernel's elements of one VM, after someone else's change: each
+ * entry's committed time becomes the kernel's (0 when it is gone). */
+static int
+restore_read(struct admit *a, struct vmset *vs, const bool *have_set,
+	uint64_t now)
+{
+	struct restore r = {.a = a, .vs = vs, .now = now};
+
+	for (size_t bk = 0; bk < a->ntab; bk++)
+		for (struct entry *e = a->tab[bk]; e; e = e->next)
+			if (e->vs == vs)
+				e->committed = 0;
+	for (int k = 0; k < SET_COUNT; k++) {
+		if (!have_set[k])
+			continue;
+		if (elems_dump(a->table, vs->name, k, restore_cb, &r) < 0 &&
+		    errno != ENOENT) {
+			free(r.seen);
+			return -1;
+		}
+	}
+	free(r.seen);
+	return 0;
+}
+
+struct admit_plan *
+admit_restore(struct admit *a, const struct config *c,
+	bool (*set_exists)(const char *set, void *arg), void *arg,
+	struct nft_batch *b)
+{
+	struct admit_plan *p = xcalloc(1, sizeof(*p));
+	struct elems_msgs *m = elems_msgs_new(a->table);
+	uint64_t now = util_now_ms();
+
+	p->restore = true;
+	p->damage = a->damage;
+	for (size_t v = 0; v < c->nvms; v++) {
+		struct vmset *vs = vmset_get(a, c->vms[v].name, false);
+		bool have[SET_COUNT];
+		char sn[SET_NAME_MAX];
+
+		if (vs == NULL)
+			continue;
+		for (int k = 0; k < SET_COUNT; k++)
+			have[k] = set_exists(elems_set_name(sn, sizeof(sn),
+						     vs->name, k), arg);
+		if (restore_read(a, vs, have, now) < 0) {
+			log_warn("reading the sets of VM %s", vs->name);
+			elems_msgs_emit(m, b);
+			admit_plan_done(a, p, false);
+			return NULL;
+		}
+	}
+	/* Every element the shadow says is live goes back for the time it
+	 * has left, unless the kernel holds it that long already. */
+	for (size_t bk = 0; bk < a->ntab; bk++) {
+		for (struct entry *e = a->tab[bk]; e; e = e->next) {
+			if (e->expiry < now + SOON_MS ||
+			    e->committed + 1000 >= e->expiry)
+				continue;
+			if (needs_delete(a, e, now))
+				elems_msgs_del(m, e->vs->name, &e->k);
+			plan_add(p, m, e, e->expiry, now);
+		}
+	}
+	elems_msgs_emit(m, b);
+	return p;
 }

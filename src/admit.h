@@ -3,8 +3,10 @@
  * when it lives, so an answer whose elements already outlive its TTL costs
  * no netlink round trip; an answer that needs a change waits for the ACK of
  * the batch carrying it (and of any earlier batch still carrying one of its
- * elements). Elements of answers completing in the same loop iteration are
- * coalesced into one batch. Expiry is only ever extended. */
+ * elements). Elements of one VM's answers completing in the same loop
+ * iteration are coalesced into one transaction; each VM has its own, so one
+ * VM's kernel error never fails another VM's answers. Expiry is only ever
+ * extended. */
 #ifndef DNSFENCE_ADMIT_H
 #define DNSFENCE_ADMIT_H
 
@@ -22,17 +24,21 @@ struct event_base;
  * message naming what failed. */
 typedef void (*admit_done_cb)(int err, const char *msg, void *arg);
 
+/** deladd: the kernel keeps an element's old timeout when it is added
+ * again (before Linux 6.12): extensions are a delete and an add in one
+ * transaction. */
 struct admit *admit_new(struct nft *n, struct event_base *base,
-	const char *table);
+	const char *table, bool deladd);
 void admit_free(struct admit *a);
+/** Read m's notifications before trusting the shadow for an answer. */
+void admit_set_monitor(struct admit *a, struct nft_mon *m);
 
-/** Fill the shadow from the kernel's sets (start-up adoption). */
+/** Fill the shadow from the kernel's sets of c's VMs (start-up). */
 int admit_adopt(struct admit *a, const struct config *c);
 /** Forget VMs that c no longer has (after a reload). */
 void admit_retain(struct admit *a, const struct config *c);
-/** Probe whether re-adding an element replaces its timeout (Linux 6.12+);
- * otherwise extensions use delete + add in one batch. */
-void admit_probe(struct admit *a);
+/** No batch collecting or in flight. */
+bool admit_idle(const struct admit *a);
 
 /** Admit addrs for vm with the given ports, for at least timeout_s
  * seconds. cb may run before this returns (nothing to change, or a
@@ -42,21 +48,35 @@ void admit_request(struct admit *a, const struct config *c,
 	size_t naddrs, const struct ports *ports, uint32_t timeout_s,
 	admit_done_cb cb, void *arg);
 
-struct admit_prune;
-/** Add to b (a reload's transaction) the deletion of every element that no
- * rule of c admits any more: an element is kept while one of the names
- * that admitted it is still allowed with its ports, or when those names
- * are unknown (adopted from a kernel set without comments). */
-struct admit_prune *admit_prune(struct admit *a, const struct config *c,
+/* Changes to the shadow that ride a ruleset transaction, applied by
+ * admit_plan_done() once its outcome is known. */
+struct admit_plan;
+/** Add to b (the transaction installing c, which replaces old; old NULL
+ * at start-up) what c makes of every element: deleted when none of the
+ * names that admitted it is allowed its ports any more (or when those
+ * names are unknown and the VM's rules changed), replaced when its port
+ * range was cut differently. */
+struct admit_plan *admit_prune(struct admit *a, const struct config *old,
+	const struct config *c, struct nft_batch *b);
+/** After someone else changed our table: read what the kernel holds and
+ * add to b every element the shadow says is live and the kernel lacks (or
+ * holds for less). set_exists tells which sets survived. NULL if the
+ * kernel could not be read. */
+struct admit_plan *admit_restore(struct admit *a, const struct config *c,
+	bool (*set_exists)(const char *set, void *arg), void *arg,
 	struct nft_batch *b);
-/** The reload's outcome: on success the pruned elements leave the shadow. */
-void admit_prune_done(struct admit *a, struct admit_prune *p, bool ok);
+void admit_plan_done(struct admit *a, struct admit_plan *p, bool ok);
+
+/** Our table changed behind our back: every request fails (SERVFAIL)
+ * until a restore plan completes. */
+void admit_broken(struct admit *a, const char *why);
+bool admit_is_broken(const struct admit *a);
 
 /** Drop shadow entries that have expired (call now and then). */
 void admit_sweep(struct admit *a);
 
 struct admit_stats {
-	uint64_t requests, noop, batches, elements, failures, full;
+	uint64_t requests, noop, batches, elements, failures, full, broken;
 };
 const struct admit_stats *admit_stats(const struct admit *a);
 

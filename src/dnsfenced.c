@@ -12,6 +12,7 @@
 
 #include "build-config.h"
 #include "admit.h"
+#include "elems.h"
 #include "config.h"
 #include "log.h"
 #include "nft.h"
@@ -19,6 +20,7 @@
 #include "ruleset.h"
 #include "server.h"
 
+#include <libnftnl/set.h>
 #include <unbound.h>
 
 #define NFT_TIMEOUT_MS 10000
@@ -28,12 +30,20 @@ struct daemon {
 	struct config *conf; /* until the server owns it */
 	struct config *next; /* being installed by a reload */
 	struct ub_ctx *next_ctx;
-	struct admit_prune *prune;
+	struct admit_plan *plan; /* of the transaction in flight */
+	bool installing;	 /* a reload or a repair is in flight */
 	struct server *srv;
+	struct admit *admit;
 	struct nft *nft;
+	struct nft_mon *mon;
 	struct event_base *base;
-	struct event *ev_nft, *ev_hup, *ev_term, *ev_int, *ev_timo;
+	struct event *ev_nft, *ev_mon, *ev_hup, *ev_term, *ev_int, *ev_timo;
+	struct event *ev_reload, *ev_repair;
 };
+
+/* How often a reload or a repair looks again whether admission batches
+ * are still in flight (they complete within milliseconds). */
+static const struct timeval wait_tv = {.tv_usec = 2000};
 
 static void
 usage(void)
@@ -108,11 +118,63 @@ reload_done(int err, const char *msg, void *arg)
 	} else {
 		log_info("reloaded: %zu VM policies", d->next->nvms);
 		server_swap(d->srv, d->next, d->next_ctx);
+		admit_retain(d->admit, d->next);
 	}
-	admit_prune_done(server_admit(d->srv), d->prune, err == 0);
-	d->prune = NULL;
+	admit_plan_done(d->admit, d->plan, err == 0);
+	d->plan = NULL;
 	d->next = NULL;
 	d->next_ctx = NULL;
+	d->installing = false;
+	server_reload_end(d->srv);
+	if (admit_is_broken(d->admit) && !evtimer_pending(d->ev_repair, NULL))
+		evtimer_add(d->ev_repair, &wait_tv);
+}
+
+static void
+reload_abort(struct daemon *d)
+{
+	config_free(d->next);
+	d->next = NULL;
+	d->installing = false;
+	server_reload_end(d->srv);
+	if (admit_is_broken(d->admit) && !evtimer_pending(d->ev_repair, NULL))
+		evtimer_add(d->ev_repair, &wait_tv);
+}
+
+/* The new configuration is loaded and answers are waiting: once no
+ * admission batch is in flight (each was judged by the old rules), one
+ * transaction installs the new rules and prunes what they no longer
+ * admit. */
+static void
+reload_send(evutil_socket_t fd, short ev, void *arg)
+{
+	struct daemon *d = arg;
+	struct diag diag = {0};
+	struct nft_batch *b;
+
+	(void)fd;
+	(void)ev;
+	if (!admit_idle(d->admit)) {
+		evtimer_add(d->ev_reload, &wait_tv);
+		return;
+	}
+	if ((b = ruleset_build(d->nft, d->next)) == NULL) {
+		reload_abort(d);
+		return;
+	}
+	/* A new libunbound context (and cache) for the new settings; queries
+	 * in flight finish on the old one. */
+	d->next_ctx = resolver_ctx_new(d->next, &diag, d->base);
+	if (d->next_ctx == NULL) {
+		for (size_t i = 0; i < diag.n; i++)
+			log_warnx("%s", diag.msgs[i]);
+		diag_finish(&diag);
+		nft_batch_free(b);
+		reload_abort(d);
+		return;
+	}
+	d->plan = admit_prune(d->admit, server_config(d->srv), d->next, b);
+	nft_batch_send(b, reload_done, d);
 }
 
 static void
@@ -120,7 +182,6 @@ reload(struct daemon *d)
 {
 	struct diag diag = {0};
 	struct config *c;
-	struct nft_batch *b;
 
 	if (d->next != NULL) {
 		log_warnx("reload already in progress");
@@ -141,25 +202,140 @@ reload(struct daemon *d)
 		config_free(c);
 		return;
 	}
-	if ((b = ruleset_build(d->nft, c)) == NULL) {
-		config_free(c);
-		return;
-	}
-	/* A new libunbound context (and cache) for the new settings; queries
-	 * in flight finish on the old one. */
-	d->next_ctx = resolver_ctx_new(c, &diag, d->base);
-	if (d->next_ctx == NULL) {
-		for (size_t i = 0; i < diag.n; i++)
-			log_warnx("%s", diag.msgs[i]);
-		diag_finish(&diag);
-		nft_batch_free(b);
-		config_free(c);
-		return;
-	}
 	d->next = c;
-	/* Elements only removed rules admitted go in the same transaction. */
-	d->prune = admit_prune(server_admit(d->srv), c, b);
-	nft_batch_send(b, reload_done, d);
+	server_reload_begin(d->srv);
+	if (!d->installing) {
+		d->installing = true;
+		reload_send(-1, 0, d);
+	}
+	/* else a repair is in flight: reload_send follows it. */
+}
+
+/* ---- our table changed behind our back ------------------------------------ */
+
+static void
+damage_cb(const char *what, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (!admit_is_broken(d->admit))
+		log_warnx("table inet %s: %s by someone else; answers are "
+			  "SERVFAIL until it is reinstalled",
+			server_config(d->srv)->table, what);
+	admit_broken(d->admit, what);
+	if (!evtimer_pending(d->ev_repair, NULL))
+		evtimer_add(d->ev_repair, &wait_tv);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct names {
+	char **v;
+	size_t n;
+};
+
+static bool
+set_exists(const char *set, void *arg)
+{
+	struct names *ns = arg;
+
+	return ns->n > 0 &&
+	       bsearch(&set, ns->v, ns->n, sizeof(*ns->v), cmp_str) != NULL;
+}
+
+/* The names of the sets our table has now. */
+static int
+read_set_names(const char *table, struct names *ns)
+{
+	struct nftnl_set_list *l;
+	struct nftnl_set_list_iter *it;
+	struct nftnl_set *s;
+
+	if (nft_dump_sets(table, &l) < 0)
+		return -1;
+	if (l == NULL)
+		return 0;
+	it = nftnl_set_list_iter_create(l);
+	while ((s = nftnl_set_list_iter_next(it)) != NULL) {
+		ns->v = xreallocarray(ns->v, ns->n + 1, sizeof(*ns->v));
+		ns->v[ns->n++] = xstrdup(nftnl_set_get_str(s, NFTNL_SET_NAME));
+	}
+	nftnl_set_list_iter_destroy(it);
+	nftnl_set_list_free(l);
+	qsort(ns->v, ns->n, sizeof(*ns->v), cmp_str);
+	return 0;
+}
+
+static void
+repair_done(int err, const char *msg, void *arg)
+{
+	struct daemon *d = arg;
+
+	admit_plan_done(d->admit, d->plan, err == 0);
+	d->plan = NULL;
+	d->installing = false;
+	if (err != 0)
+		log_warnx("reinstalling table inet %s failed: %s",
+			server_config(d->srv)->table, msg);
+	else if (!admit_is_broken(d->admit))
+		log_info("reinstalled table inet %s with its live elements",
+			server_config(d->srv)->table);
+	if (d->next != NULL) {
+		/* A reload waited for us. */
+		d->installing = true;
+		reload_send(-1, 0, d);
+	} else if (admit_is_broken(d->admit)) {
+		struct timeval tv = {.tv_usec = err ? 200000 : 2000};
+
+		evtimer_add(d->ev_repair, &tv);
+	}
+}
+
+/* Reinstall the table as the running configuration wants it, with every
+ * element still live, in one transaction. */
+static void
+repair(evutil_socket_t fd, short ev, void *arg)
+{
+	struct daemon *d = arg;
+	const struct config *c = server_config(d->srv);
+	struct names ns = {0};
+	struct nft_batch *b;
+
+	(void)fd;
+	(void)ev;
+	if (d->installing || !admit_idle(d->admit)) {
+		if (!d->installing)
+			evtimer_add(d->ev_repair, &wait_tv);
+		return; /* repair_done or reload_done comes back here */
+	}
+	/* Settle every notification already queued first. */
+	nft_mon_dispatch(d->mon);
+	if (read_set_names(c->table, &ns) < 0 ||
+	    (b = ruleset_build(d->nft, c)) == NULL) {
+		struct timeval tv = {.tv_usec = 200000};
+
+		log_warn("reading table inet %s", c->table);
+		evtimer_add(d->ev_repair, &tv);
+		goto out;
+	}
+	d->plan = admit_restore(d->admit, c, set_exists, &ns, b);
+	if (d->plan == NULL) {
+		struct timeval tv = {.tv_usec = 200000};
+
+		nft_batch_free(b);
+		evtimer_add(d->ev_repair, &tv);
+		goto out;
+	}
+	d->installing = true;
+	nft_batch_send(b, repair_done, d);
+out:
+	for (size_t i = 0; i < ns.n; i++)
+		free(ns.v[i]);
+	free(ns.v);
 }
 
 static void
@@ -202,7 +378,7 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 		(unsigned long long)st->servfail_upstream,
 		(unsigned long long)st->servfail_admit,
 		(unsigned long long)st->servfail_limit);
-	const struct admit_stats *as = admit_stats(server_admit(d->srv));
+	const struct admit_stats *as = admit_stats(d->admit);
 
 	log_info("admission: %llu answers, %llu needing no change, %llu "
 		 "batches, %llu elements, %llu failed batches, %llu refused "
@@ -222,23 +398,70 @@ start_done(int err, const char *msg, void *arg)
 
 	*rc = err;
 	if (err != 0)
-		log_warnx("installing the nftables table failed: %s", msg);
+		log_warnx("installing the nftables table failed, nothing was "
+			  "changed: %s", msg);
 }
 
+static void
+mon_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)ev;
+	nft_mon_dispatch(d->mon);
+}
+
+/* Before start-up installs anything: elements may be refreshed in place,
+ * or need delete + add (kernels before 6.12)? */
+static bool
+want_deladd(void)
+{
+	const char *force = getenv("DNSFENCE_FORCE_DELADD");
+	int r;
+
+	if (force != NULL && strcmp(force, "1") == 0) {
+		log_info("element timeouts: delete + add (forced)");
+		return true;
+	}
+	r = elems_probe_timeout_update();
+	log_info("element timeouts: %s", r == 1 ? "updated in place on re-add"
+		: r == 0 ? "delete + add (this kernel keeps the old timeout "
+			   "on re-add)"
+			 : "delete + add (the kernel could not be probed)");
+	return r != 1;
+}
+
+/* The table in one transaction, with the elements a previous run left
+ * adopted and, in the same transaction, those the configuration no
+ * longer admits removed. */
 static int
 install(struct daemon *d)
 {
 	struct nft_batch *b;
+	struct admit_plan *plan;
 	int rc = -1;
 
 	if ((d->nft = nft_open()) == NULL)
 		return -1;
+	d->admit = admit_new(d->nft, d->base, d->conf->table, want_deladd());
+	/* Listening before the install: no change to the table from now on
+	 * goes unseen. */
+	d->mon = nft_mon_open(d->conf->table, nft_portid(d->nft), damage_cb,
+		d);
+	if (d->mon == NULL)
+		return -1;
+	admit_set_monitor(d->admit, d->mon);
+	if (admit_adopt(d->admit, d->conf) < 0)
+		return -1;
 	if ((b = ruleset_build(d->nft, d->conf)) == NULL)
 		return -1;
+	plan = admit_prune(d->admit, NULL, d->conf, b);
 	nft_batch_send(b, start_done, &rc);
-	if (nft_wait(d->nft, NFT_TIMEOUT_MS) < 0 && rc == -1)
+	if (rc == -1 && nft_wait(d->nft, NFT_TIMEOUT_MS) < 0 && rc == -1)
 		log_warnx("installing the nftables table: no answer from the "
 			  "kernel");
+	admit_plan_done(d->admit, plan, rc == 0);
 	return rc == 0 ? 0 : -1;
 }
 
@@ -253,7 +476,8 @@ start_server(struct daemon *d)
 		diag_finish(&diag);
 		return -1;
 	}
-	if ((d->srv = server_new(d->base, d->nft, d->conf, ctx)) == NULL) {
+	d->srv = server_new(d->base, d->nft, d->admit, d->conf, ctx);
+	if (d->srv == NULL) {
 		ub_ctx_delete(ctx);
 		return -1;
 	}
@@ -268,6 +492,11 @@ run(struct daemon *d)
 
 	d->ev_nft = event_new(d->base, nft_fd(d->nft), EV_READ | EV_PERSIST,
 		nft_cb, d);
+	d->ev_mon = event_new(d->base, nft_mon_fd(d->mon), EV_READ | EV_PERSIST,
+		mon_cb, d);
+	d->ev_reload = evtimer_new(d->base, reload_send, d);
+	d->ev_repair = evtimer_new(d->base, repair, d);
+	event_add(d->ev_mon, NULL);
 	d->ev_hup = evsignal_new(d->base, SIGHUP, signal_cb, d);
 	d->ev_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
 	d->ev_int = evsignal_new(d->base, SIGINT, signal_cb, d);
@@ -283,6 +512,9 @@ run(struct daemon *d)
 	sd_notify_ready();
 	event_base_dispatch(d->base);
 	event_free(d->ev_nft);
+	event_free(d->ev_mon);
+	event_free(d->ev_reload);
+	event_free(d->ev_repair);
 	event_free(d->ev_hup);
 	event_free(d->ev_term);
 	event_free(d->ev_int);
@@ -332,6 +564,8 @@ main(int argc, char **argv)
 		fatalx("event_base_new");
 	if (install(&d) < 0 || start_server(&d) < 0) {
 		nft_close(d.nft);
+		nft_mon_close(d.mon);
+		admit_free(d.admit);
 		config_free(d.conf);
 		event_base_free(d.base);
 		return 1;
@@ -340,7 +574,10 @@ main(int argc, char **argv)
 	/* Batches in flight complete (cancelled) while the queries waiting
 	 * on them still exist. */
 	nft_close(d.nft);
+	admit_plan_done(d.admit, d.plan, false);
 	server_free(d.srv);
+	admit_free(d.admit);
+	nft_mon_close(d.mon);
 	ub_ctx_delete(d.next_ctx);
 	config_free(d.next);
 	event_base_free(d.base);

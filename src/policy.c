@@ -504,3 +504,47 @@ policy_vm_finish(struct vm *vm)
 	free(vm->file);
 	memset(vm, 0, sizeof(*vm));
 }
+
+const struct vm *
+policy_vm_by_name(const struct vm *vms, size_t nvms, const char *name)
+{
+	for (size_t i = 0; i < nvms; i++)
+		if (strcmp(vms[i].name, name) == 0)
+			return &vms[i];
+	return NULL;
+}
+
+static bool
+ports_same(const struct ports *a, const struct ports *b)
+{
+	return a->any == b->any && a->icmp == b->icmp && a->n == b->n &&
+	       (a->n == 0 || memcmp(a->v, b->v, a->n * sizeof(*a->v)) == 0);
+}
+
+static bool
+rules_same(const struct rule *a, size_t na, const struct rule *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++) {
+		if (a[i].is_net != b[i].is_net ||
+		    a[i].require_dnssec != b[i].require_dnssec ||
+		    !ports_same(&a[i].ports, &b[i].ports))
+			return false;
+		if (a[i].is_net ? memcmp(&a[i].net, &b[i].net,
+					  sizeof(a[i].net)) != 0
+				: a[i].pat.kind != b[i].pat.kind ||
+					  strcmp(a[i].pat.name,
+						  b[i].pat.name) != 0)
+			return false;
+	}
+	return true;
+}
+
+bool
+policy_vm_same_rules(const struct vm *a, const struct vm *b)
+{
+	return a->default_allow == b->default_allow &&
+	       rules_same(a->allow, a->nallow, b->allow, b->nallow) &&
+	       rules_same(a->deny, a->ndeny, b->deny, b->ndeny);
+}

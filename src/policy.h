@@ -128,6 +128,13 @@ void verdict_finish(struct verdict *v);
 const struct vm *policy_find_vm(const struct vm *vms, size_t nvms,
 	const struct ipaddr *addr, const char *ifname);
 
+/** The VM of that name, or NULL. */
+const struct vm *policy_vm_by_name(const struct vm *vms, size_t nvms,
+	const char *name);
+/** Do a and b decide every name the same way (default, allow and deny
+ * rules, their ports)? */
+bool policy_vm_same_rules(const struct vm *a, const struct vm *b);
+
 /** TTL the VM is handed: ttl capped at max (never raised to min). */
 uint32_t policy_ttl_handed(const struct ttl_conf *t, uint32_t ttl);
 /** Seconds the element must stay: clamp(ttl, min, max) + grace. */

@@ -19,13 +19,6 @@
 
 #include "log.h"
 
-/* nftables' datatype numbers, for the set key types `nft list` shows. */
-#define TYPE_IPADDR 7
-#define TYPE_IP6ADDR 8
-#define TYPE_INET_PROTO 12
-#define TYPE_INET_SERVICE 13
-#define TYPE_BITS 6
-
 /* Our base chains run just before the usual filter chains (Qubes' own
  * tables hook at priority 0): a drop here is final whatever comes later,
  * and our counters see every packet a VM sends. See doc/nftables.md. */
@@ -38,17 +31,31 @@ struct builder {
 	const struct config *c;
 	const char *table;
 	uint32_t set_id;
+	/* sorted, for lookups that stay cheap with thousands of VMs */
+	char **want_sets, **want_chains;
+	size_t nwant_sets, nwant_chains;
+	struct nftnl_set **have_sets;
+	size_t nhave_sets;
 };
 
-const char *
-ruleset_set_name(char *buf, size_t len, const char *vm, enum set_kind kind,
-	int family)
+static int
+cmp_str(const void *a, const void *b)
 {
-	static const char *const tail[SET_KINDS] = {"", "_ports", "_icmp"};
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
-	snprintf(buf, len, "%s_v%c%s", vm, family == AF_INET ? '4' : '6',
-		tail[kind]);
-	return buf;
+static bool
+in_sorted(char **v, size_t n, const char *s)
+{
+	return n > 0 && bsearch(&s, v, n, sizeof(*v), cmp_str) != NULL;
+}
+
+static void
+free_strs(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
 }
 
 /* ---- expressions ------------------------------------------------------ */
@@ -379,11 +386,11 @@ msg_del(struct builder *bd, uint16_t type, const char *name)
 
 /* The set as we want it; compared with what the kernel has. */
 static struct nftnl_set *
-set_want(struct builder *bd, const char *name, enum set_kind kind, int family)
+set_want(struct builder *bd, const char *name, int idx)
 {
 	struct nftnl_set *s = nftnl_set_alloc();
-	uint32_t at = family == AF_INET ? TYPE_IPADDR : TYPE_IP6ADDR;
-	uint32_t alen = addr_len(family);
+	uint8_t fields[3];
+	size_t nfields = elems_concat(idx, fields);
 
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, bd->table);
 	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
@@ -392,23 +399,13 @@ set_want(struct builder *bd, const char *name, enum set_kind kind, int family)
 	/* Twice the limit dnsfenced enforces itself: expired elements count
 	 * in the kernel until its garbage collection runs. */
 	nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, bd->c->limits.set_size * 2);
-	if (kind == SET_PORTS) {
-		/* addr . inet_proto . inet_service, each field padded to a
-		 * 32-bit register, with ranges (pipapo). */
-		uint8_t fields[3] = {(uint8_t)alen, 1, 2};
-
-		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE,
-			((at << TYPE_BITS | TYPE_INET_PROTO) << TYPE_BITS) |
-				TYPE_INET_SERVICE);
-		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, alen + 4 + 4);
-		nftnl_set_set_u32(s, NFTNL_SET_FLAGS,
-			NFT_SET_TIMEOUT | NFT_SET_INTERVAL | NFT_SET_CONCAT);
-		nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, fields, 3);
-	} else {
-		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, at);
-		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, alen);
-		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT);
-	}
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, elems_key_type(idx));
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, elems_key_len(idx));
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, elems_set_flags(idx));
+	/* Port sets: ranges over a concatenation (pipapo). */
+	if (nfields > 0)
+		nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, fields,
+			(uint32_t)nfields);
 	return s;
 }
 
@@ -438,20 +435,68 @@ set_same_key(const struct nftnl_set *a, const struct nftnl_set *b)
 		       (nftnl_set_get_u32(b, NFTNL_SET_FLAGS) & NFT_SET_INTERVAL);
 }
 
-static struct nftnl_set *
-find_set(struct nftnl_set_list *l, const char *name)
+static int
+cmp_set(const void *a, const void *b)
 {
-	struct nftnl_set_list_iter *it;
-	struct nftnl_set *s;
+	return strcmp(nftnl_set_get_str(*(struct nftnl_set *const *)a,
+			      NFTNL_SET_NAME),
+		nftnl_set_get_str(*(struct nftnl_set *const *)b,
+			NFTNL_SET_NAME));
+}
 
-	if (l == NULL)
+static int
+cmp_name_set(const void *key, const void *b)
+{
+	return strcmp(key, nftnl_set_get_str(*(struct nftnl_set *const *)b,
+				   NFTNL_SET_NAME));
+}
+
+static struct nftnl_set *
+find_set(struct builder *bd, const char *name)
+{
+	struct nftnl_set **s;
+
+	if (bd->nhave_sets == 0)
 		return NULL;
-	it = nftnl_set_list_iter_create(l);
-	while ((s = nftnl_set_list_iter_next(it)) != NULL)
-		if (strcmp(nftnl_set_get_str(s, NFTNL_SET_NAME), name) == 0)
-			break;
-	nftnl_set_list_iter_destroy(it);
-	return s;
+	s = bsearch(name, bd->have_sets, bd->nhave_sets, sizeof(*s),
+		cmp_name_set);
+	return s ? *s : NULL;
+}
+
+/* The sets and chains the configuration wants, and the sets the kernel
+ * has, sorted by name. */
+static void
+index_names(struct builder *bd, struct nftnl_set_list *have)
+{
+	const struct config *c = bd->c;
+	char name[SET_NAME_MAX];
+
+	bd->want_sets = xcalloc(c->nvms * SET_COUNT + 1, sizeof(char *));
+	bd->want_chains = xcalloc(c->nvms + 1, sizeof(char *));
+	for (size_t v = 0; v < c->nvms; v++) {
+		for (int k = 0; k < SET_COUNT; k++)
+			bd->want_sets[bd->nwant_sets++] = xstrdup(elems_set_name(
+				name, sizeof(name), c->vms[v].name, k));
+		bd->want_chains[bd->nwant_chains++] = xasprintf("vm_%s",
+			c->vms[v].name);
+	}
+	qsort(bd->want_sets, bd->nwant_sets, sizeof(char *), cmp_str);
+	qsort(bd->want_chains, bd->nwant_chains, sizeof(char *), cmp_str);
+	if (have != NULL) {
+		struct nftnl_set_list_iter *it = nftnl_set_list_iter_create(
+			have);
+		struct nftnl_set *s;
+
+		while ((s = nftnl_set_list_iter_next(it)) != NULL) {
+			bd->have_sets = xreallocarray(bd->have_sets,
+				bd->nhave_sets + 1, sizeof(*bd->have_sets));
+			bd->have_sets[bd->nhave_sets++] = s;
+		}
+		nftnl_set_list_iter_destroy(it);
+		if (bd->nhave_sets > 0)
+			qsort(bd->have_sets, bd->nhave_sets,
+				sizeof(*bd->have_sets), cmp_set);
+	}
 }
 
 static void
@@ -543,39 +588,26 @@ carry_elements(struct builder *bd, struct nftnl_set *old,
 static void
 sets_sync(struct builder *bd, struct nftnl_set_list *have)
 {
-	struct nftnl_set_list_iter *it;
-	struct nftnl_set *s;
 	char name[SET_NAME_MAX];
-	static const int fams[2] = {AF_INET, AF_INET6};
 
+	(void)have;
 	/* Sets nobody wants any more go first. Rules referring to them were
 	 * flushed earlier in the same transaction. */
-	if (have != NULL) {
-		it = nftnl_set_list_iter_create(have);
-		while ((s = nftnl_set_list_iter_next(it)) != NULL) {
-			const char *sn = nftnl_set_get_str(s, NFTNL_SET_NAME);
-			bool keep = false;
+	for (size_t i = 0; i < bd->nhave_sets; i++) {
+		const char *sn = nftnl_set_get_str(bd->have_sets[i],
+			NFTNL_SET_NAME);
 
-			for (size_t v = 0; v < bd->c->nvms && !keep; v++)
-				for (int k = 0; k < SET_KINDS * 2 && !keep; k++)
-					keep = strcmp(sn, ruleset_set_name(name,
-						sizeof(name), bd->c->vms[v].name,
-						(enum set_kind)(k / 2),
-						fams[k % 2])) == 0;
-			if (!keep)
-				msg_del(bd, NFT_MSG_DELSET, sn);
-		}
-		nftnl_set_list_iter_destroy(it);
+		if (!in_sorted(bd->want_sets, bd->nwant_sets, sn))
+			msg_del(bd, NFT_MSG_DELSET, sn);
 	}
 	for (size_t v = 0; v < bd->c->nvms; v++) {
-		for (int k = 0; k < SET_KINDS * 2; k++) {
-			enum set_kind kind = (enum set_kind)(k / 2);
+		for (int k = 0; k < SET_COUNT; k++) {
 			struct nftnl_set *want, *old;
 
-			ruleset_set_name(name, sizeof(name), bd->c->vms[v].name,
-				kind, fams[k % 2]);
-			want = set_want(bd, name, kind, fams[k % 2]);
-			old = find_set(have, name);
+			elems_set_name(name, sizeof(name), bd->c->vms[v].name,
+				k);
+			want = set_want(bd, name, k);
+			old = find_set(bd, name);
 			if (old != NULL && !set_same(want, old)) {
 				msg_del(bd, NFT_MSG_DELSET, name);
 				msg_newset(bd, want);
@@ -603,7 +635,6 @@ chain_wanted(struct builder *bd, const struct nftnl_chain *ch)
 {
 	const char *name = nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME);
 	bool base = nftnl_chain_is_set(ch, NFTNL_CHAIN_HOOKNUM);
-	char vc[64];
 
 	if (strcmp(name, "forward") == 0 || strcmp(name, "input") == 0) {
 		/* A base chain is kept only if it hooks where we want it:
@@ -618,10 +649,7 @@ chain_wanted(struct builder *bd, const struct nftnl_chain *ch)
 		return false;
 	if (strcmp(name, "vms_to_listen") == 0)
 		return true;
-	for (size_t v = 0; v < bd->c->nvms; v++)
-		if (strcmp(name, vm_chain(vc, sizeof(vc), &bd->c->vms[v])) == 0)
-			return true;
-	return false;
+	return in_sorted(bd->want_chains, bd->nwant_chains, name);
 }
 
 static void
@@ -697,8 +725,8 @@ rules_sets(struct builder *bd, const char *chain, const struct vm *vm,
 	r = rule_new(bd, chain);
 	m_nfproto(r, family);
 	m_load_addr(r, family, true);
-	e_lookup(r, ruleset_set_name(set, sizeof(set), vm->name, SET_ANY,
-			    family), REG(0));
+	e_lookup(r, elems_set_name(set, sizeof(set), vm->name,
+			    set_index(SET_ANY, family)), REG(0));
 	e_verdict(r, NF_ACCEPT, NULL);
 	rule_commit(bd, r, cmt);
 
@@ -710,8 +738,8 @@ rules_sets(struct builder *bd, const char *chain, const struct vm *vm,
 	m_load_addr(r, family, true);
 	e_meta(r, NFT_META_L4PROTO, REG(alen / 4));
 	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, REG(alen / 4 + 1));
-	e_lookup(r, ruleset_set_name(set, sizeof(set), vm->name, SET_PORTS,
-			    family), REG(0));
+	e_lookup(r, elems_set_name(set, sizeof(set), vm->name,
+			    set_index(SET_PORTS, family)), REG(0));
 	e_verdict(r, NF_ACCEPT, NULL);
 	rule_commit(bd, r, cmt);
 
@@ -719,8 +747,8 @@ rules_sets(struct builder *bd, const char *chain, const struct vm *vm,
 	m_nfproto(r, family);
 	m_icmp_echo(r, family);
 	m_load_addr(r, family, true);
-	e_lookup(r, ruleset_set_name(set, sizeof(set), vm->name, SET_ICMP,
-			    family), REG(0));
+	e_lookup(r, elems_set_name(set, sizeof(set), vm->name,
+			    set_index(SET_ICMP, family)), REG(0));
 	e_verdict(r, NF_ACCEPT, NULL);
 	rule_commit(bd, r, cmt);
 }
@@ -874,6 +902,7 @@ ruleset_build(struct nft *n, const struct config *c)
 			nftnl_chain_list_free(chains);
 		return NULL;
 	}
+	index_names(&bd, sets);
 	bd.b = nft_batch_new(n);
 	msg_table(&bd);
 	chains_flush(&bd, chains);
@@ -892,5 +921,8 @@ ruleset_build(struct nft *n, const struct config *c)
 		nftnl_chain_list_free(chains);
 	if (sets)
 		nftnl_set_list_free(sets);
+	free_strs(bd.want_sets, bd.nwant_sets);
+	free_strs(bd.want_chains, bd.nwant_chains);
+	free(bd.have_sets);
 	return bd.b;
 }

@@ -40,6 +40,7 @@ struct query {
 	uint32_t cap;
 	struct event *timo;
 	struct query *prev, *next;
+	struct query *parked; /* next query waiting out a reload */
 };
 
 struct server {
@@ -53,6 +54,8 @@ struct server {
 	struct vmcount *counts;
 	size_t ncounts;
 	struct query *queries;
+	bool reloading;
+	struct query *parked; /* answers waiting for the reload's outcome */
 	struct server_stats st;
 	uint8_t out[DNS_MAXMSG];
 };
@@ -201,43 +204,58 @@ admit_done(int err, const char *msg, void *arg)
 	query_unref(q);
 }
 
-/* Returns true when admission took over the query. */
+static bool decide(struct query *q);
+
+/* The configuration changed while the query was out: the answer is
+ * judged by the rules in force now, never by the ones it started with. */
 static bool
-resolved(struct query *q, int rcode, const uint8_t *pkt, size_t len, int sec,
-	const char *why)
+redecide(struct query *q)
 {
-	const struct config *c = q->gen->conf;
+	struct server *s = q->srv;
+	const struct config *c = s->gen->conf;
+	const struct vm *vm = policy_vm_by_name(c->vms, c->nvms, q->vm->name);
+
+	s->gen->refs++;
+	gen_unref(s, q->gen);
+	q->gen = s->gen;
+	verdict_finish(&q->v);
+	memset(&q->v, 0, sizeof(q->v));
+	if (vm == NULL) {
+		s->st.refused_unknown++;
+		reply_error(q, DNS_R_REFUSED, EDE_PROHIBITED,
+			"no dnsfence policy for this address any more");
+		return false;
+	}
+	q->vm = vm;
+	return decide(q);
+}
+
+/* Admit the answer's addresses (the rules in force now decide which, and
+ * for which ports); true when admission took over the query. */
+static bool
+admit_answer(struct query *q)
+{
+	const struct config *c;
 	struct dns_answer ans;
 
-	if (rcode != 0 || pkt == NULL) {
-		q->srv->st.servfail_upstream++;
-		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER, "resolution failed");
+	/* Answered already (SERVFAIL on timeout): nothing to admit. */
+	if (q->cl == NULL)
 		return false;
-	}
-	if (sec == 1) {
-		/* Bogus: never used, whatever the client's CD bit says. */
-		q->srv->st.servfail_bogus++;
-		log_info("VM %s, %s: bogus answer refused: %s", q->vm->name,
-			q->q.qname, why ? why : "?");
-		reply_error(q, DNS_R_SERVFAIL, EDE_DNSSEC_BOGUS, why);
+	if (q->gen != q->srv->gen && !redecide(q))
 		return false;
-	}
-	if (q->v.require_dnssec && sec != 2) {
+	c = q->gen->conf;
+	if (q->v.require_dnssec && q->sec != 2) {
 		q->srv->st.servfail_insecure++;
 		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER,
 			"insecure answer; this name requires DNSSEC");
 		return false;
 	}
-	if (dnswire_walk(pkt, len, q->q.qname_wire, q->q.qname_wire_len,
+	if (dnswire_walk(q->pkt, q->len, q->q.qname_wire, q->q.qname_wire_len,
 		    c->limits.addrs_per_answer, &ans) < 0) {
 		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER,
 			"malformed answer from the resolver");
 		return false;
 	}
-	q->pkt = xcalloc(1, len);
-	memcpy(q->pkt, pkt, len);
-	q->len = len;
-	q->sec = sec;
 	if (ans.truncated_addrs) {
 		q->srv->st.servfail_limit++;
 		log_warnx("VM %s, %s: more than %u addresses in one answer "
@@ -261,6 +279,40 @@ resolved(struct query *q, int rcode, const uint8_t *pkt, size_t len, int sec,
 			ans.min_ttl), admit_done, q);
 	dnswire_answer_finish(&ans);
 	return true;
+}
+
+/* Returns true when admission (or a reload in progress) took over the
+ * query. */
+static bool
+resolved(struct query *q, int rcode, const uint8_t *pkt, size_t len, int sec,
+	const char *why)
+{
+	struct server *s = q->srv;
+
+	if (rcode != 0 || pkt == NULL) {
+		s->st.servfail_upstream++;
+		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER, "resolution failed");
+		return false;
+	}
+	if (sec == 1) {
+		/* Bogus: never used, whatever the client's CD bit says. */
+		s->st.servfail_bogus++;
+		log_info("VM %s, %s: bogus answer refused: %s", q->vm->name,
+			q->q.qname, why ? why : "?");
+		reply_error(q, DNS_R_SERVFAIL, EDE_DNSSEC_BOGUS, why);
+		return false;
+	}
+	q->pkt = xcalloc(1, len);
+	memcpy(q->pkt, pkt, len);
+	q->len = len;
+	q->sec = sec;
+	if (s->reloading && q->cl != NULL) {
+		/* Which rules admit it is known once the reload is done. */
+		q->parked = s->parked;
+		s->parked = q;
+		return true;
+	}
+	return admit_answer(q);
 }
 
 static void
@@ -409,8 +461,8 @@ sweep_cb(evutil_socket_t fd, short ev, void *arg)
 }
 
 struct server *
-server_new(struct event_base *base, struct nft *nft, struct config *c,
-	struct ub_ctx *ctx)
+server_new(struct event_base *base, struct nft *nft, struct admit *admit,
+	struct config *c, struct ub_ctx *ctx)
 {
 	struct server *s = xcalloc(1, sizeof(*s));
 	struct timeval tv = {.tv_sec = 10};
@@ -423,13 +475,31 @@ server_new(struct event_base *base, struct nft *nft, struct config *c,
 		return NULL;
 	}
 	s->gen = gen_new(c, ctx);
-	s->admit = admit_new(nft, base, c->table);
-	admit_probe(s->admit);
-	admit_adopt(s->admit, c);
+	s->admit = admit;
 	s->reap_ev = event_new(base, -1, 0, reap_cb, s);
 	s->sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, s);
 	event_add(s->sweep_ev, &tv);
 	return s;
+}
+
+void
+server_reload_begin(struct server *s)
+{
+	s->reloading = true;
+}
+
+void
+server_reload_end(struct server *s)
+{
+	struct query *q;
+
+	s->reloading = false;
+	while ((q = s->parked) != NULL) {
+		s->parked = q->parked;
+		q->parked = NULL;
+		if (!admit_answer(q))
+			query_unref(q);
+	}
 }
 
 void
@@ -497,7 +567,6 @@ server_free(struct server *s)
 		config_free(g->conf);
 		free(g);
 	}
-	admit_free(s->admit);
 	event_free(s->reap_ev);
 	event_free(s->sweep_ev);
 	free(s->counts);

@@ -22,10 +22,16 @@ struct server_stats {
 		servfail_limit, formerr, answered;
 };
 
-/** Bind the listeners, adopt the kernel's elements into the shadow, probe
- * the kernel. Takes ownership of c and ctx on success; NULL on failure. */
+struct admit;
+/** Bind the listeners; admission goes through admit (which stays the
+ * caller's). Takes ownership of c and ctx on success; NULL on failure. */
 struct server *server_new(struct event_base *base, struct nft *nft,
-	struct config *c, struct ub_ctx *ctx);
+	struct admit *admit, struct config *c, struct ub_ctx *ctx);
+/** A reload is being installed: answers wait for its outcome, so that
+ * the rules in force decide what they admit. */
+void server_reload_begin(struct server *s);
+/** ... and it is over (server_swap first, if it succeeded). */
+void server_reload_end(struct server *s);
 /** Make c/ctx the generation new queries use (after a reload). */
 void server_swap(struct server *s, struct config *c, struct ub_ctx *ctx);
 const struct config *server_config(const struct server *s);

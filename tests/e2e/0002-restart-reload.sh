@@ -51,9 +51,10 @@ PY
 ok "dnsfenced tells systemd READY=1" notify_ready
 tb_daemon_stop TERM
 tb_daemon_start
-# Stand in for the resolver: admit an address as it would.
+# Stand in for the resolver: admit an address as it would, with the name
+# that admitted it in the comment (what a restart adopts it by).
 nsx "$FW" nft add element inet dnsfence work_v4_ports \
-	"{ 192.0.2.10 . tcp . 443 timeout 600s }"
+	"{ 192.0.2.10 . tcp . 443 timeout 600s comment \"www.example\" }"
 ok "an admitted address is reachable" reach_tcp "$VM_work" 192.0.2.10 443
 blocked "a port not admitted is not" reach_tcp "$VM_work" 192.0.2.11 443
 

@@ -87,17 +87,26 @@ ok "the unanswered queries end in SERVFAIL ($took s)" grep -q "status: SERVFAIL"
 ok "... within the resolver timeout" test "$took" -le 14
 ok "the VM can ask again afterwards" dns_is "$VM_work" NOERROR www.good.example
 
-# --- netlink failure: the table deleted behind the daemon's back
-nsx "$FW" nft delete table inet dnsfence
-ok "an answer whose elements cannot be added: SERVFAIL" \
+# --- netlink failure: an element the kernel refuses. Someone adds, by
+# hand, a port range overlapping the element an answer needs: the kernel
+# refuses ours (interval sets hold no overlaps).
+reinstalled() { grep -c "reinstalled table" "$TB_DIR/dnsfenced.log" || true; }
+n=$(reinstalled)
+nsx "$FW" nft add element inet dnsfence work_v4_ports \
+	'{ 192.0.2.180 . tcp . 400-500 timeout 1h }'
+for _ in $(seq 50); do [ "$(reinstalled)" -gt "$n" ] && break; sleep 0.1; done
+ok "an answer whose elements the kernel refuses: SERVFAIL" \
 	dns_is "$VM_work" SERVFAIL n80.fresh.good.example
-nl_logged() { grep -q "VM work, n80.fresh.good.example: answer withheld: .*No such file or directory" "$TB_DIR/dnsfenced.log"; }
+nl_logged() { grep -q "VM work, n80.fresh.good.example: answer withheld: .*File exists" "$TB_DIR/dnsfenced.log"; }
 ok "... logged with VM, name and the kernel's error" nl_logged
+ok "... and the VM's other elements still admit" \
+	reach_tcp "$VM_work" 192.0.2.10 443
+sed -i 's/tcp\/443]/tcp\/443, tcp\/8443]/' "$TB_DIR/vms/work.yaml"
 tb_reload
-table_back() { nsx "$FW" nft list table inet dnsfence >/dev/null; }
-ok "a reload puts the table back" table_back
-ok "... and answers admit again" dns_is "$VM_work" NOERROR n81.fresh.good.example
-ok "... reachable" reach_tcp "$VM_work" 192.0.2.181 443
+hand_gone() { [ "$(dw_expires work 192.0.2.180 tcp 400-500)" = -1 ]; }
+ok "a reload that changes work's rules removes the element no name admitted" hand_gone
+ok "... and answers admit again" dns_is "$VM_work" NOERROR n80.fresh.good.example
+ok "... reachable" reach_tcp "$VM_work" 192.0.2.180 443
 
 # --- DNS over TCP: several queries on one connection, a connection cap,
 # an idle timeout

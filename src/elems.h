@@ -1,0 +1,98 @@
+/* The elements of a VM's sets, for everything that writes or reads them:
+ * the fixed family of sets per VM and the key layout of each, element
+ * messages for a batch, element dumps, and the probe for how the kernel
+ * refreshes an element's timeout. ruleset.c (which creates the sets) and
+ * admit.c (which fills them) both go through here, so the layout is
+ * written down once. */
+#ifndef DNSFENCE_ELEMS_H
+#define DNSFENCE_ELEMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nft.h"
+
+/* The fixed family of sets of each VM, per address family. */
+enum set_kind {
+	SET_ANY,   /* <vm>_v4: every protocol and port */
+	SET_PORTS, /* <vm>_v4_ports: addr . proto . port(-range) */
+	SET_ICMP,  /* <vm>_v4_icmp: echo requests */
+	SET_KINDS
+};
+
+/* A VM's sets are numbered 0 .. SET_COUNT-1: kind, then family. */
+#define SET_COUNT (SET_KINDS * 2)
+#define SET_NAME_MAX 64
+
+int set_index(enum set_kind kind, int family);
+enum set_kind set_index_kind(int idx);
+int set_index_family(int idx);
+
+/** Name of one VM set, e.g. "work_v4_ports". */
+const char *elems_set_name(char *buf, size_t len, const char *vm, int idx);
+
+/* nftables' datatype numbers, for the key types `nft list` shows. */
+#define TYPE_IPADDR 7
+#define TYPE_IP6ADDR 8
+#define TYPE_INET_PROTO 12
+#define TYPE_INET_SERVICE 13
+#define TYPE_BITS 6
+
+/** Key type, key length and flags of set idx (NFTNL_SET_*). */
+uint32_t elems_key_type(int idx);
+uint32_t elems_key_len(int idx);
+uint32_t elems_set_flags(int idx);
+/** Field lengths of a concatenated key (NFTNL_SET_DESC_CONCAT); 0 when
+ * the key is a single field. */
+size_t elems_concat(int idx, uint8_t fields[3]);
+
+/* One element of one VM set. Compared and hashed as bytes: keep it
+ * zeroed where unused. */
+struct elem_key {
+	uint8_t family, kind, proto;
+	uint16_t lo, hi;
+	uint8_t addr[16];
+};
+
+static inline int
+elem_set_index(const struct elem_key *k)
+{
+	return set_index((enum set_kind)k->kind, k->family);
+}
+
+struct nftnl_set_elem;
+/** Write k as the element's key (and key end, for port ranges). */
+void elems_key_put(struct nftnl_set_elem *el, const struct elem_key *k);
+/** Read an element of set idx back; false if it is not one we could have
+ * written (wrong lengths, no key end where one is needed). */
+bool elems_key_get(struct nftnl_set_elem *el, int idx, struct elem_key *k);
+
+/* Element messages for one batch: elements are collected per set, then
+ * written as few NEWSETELEM/DELSETELEM messages as fit, deletions first. */
+struct elems_msgs;
+struct elems_msgs *elems_msgs_new(const char *table);
+/** Add (create or refresh) vm's element k with timeout_ms to live. The
+ * comment (the name that admitted it) is shown by `nft list`. */
+void elems_msgs_add(struct elems_msgs *m, const char *vm,
+	const struct elem_key *k, uint64_t timeout_ms, const char *comment);
+void elems_msgs_del(struct elems_msgs *m, const char *vm,
+	const struct elem_key *k);
+/** Write the messages into b and free m. */
+void elems_msgs_emit(struct elems_msgs *m, struct nft_batch *b);
+
+/** One element as the kernel holds it: ms left, and its comment. */
+typedef void (*elems_dump_cb)(const struct elem_key *k, uint64_t left_ms,
+	const char *comment, void *arg);
+/** Every element of vm's set idx; 0, or -1 if the set could not be read
+ * (errno ENOENT: no such set). */
+int elems_dump(const char *table, const char *vm, int idx, elems_dump_cb cb,
+	void *arg);
+
+/** Does re-adding an existing element replace its timeout (Linux
+ * 6.12+)? Probed in a network namespace of its own, so nothing is
+ * created where anyone could see it: 1 yes, 0 no, -1 it could not be
+ * told (then assume no: delete + add is right on every kernel). */
+int elems_probe_timeout_update(void);
+
+#endif
