@@ -376,7 +376,7 @@ keys_for(const struct vm *vm, const struct ipaddr *ad,
 		return n;
 	}
 	if (ps->icmp) {
-		k.kind = SET_ICMP;
+		elems_echo_key(&k, ad->family);
 		out[n++] = k;
 	}
 	na = policy_atoms_for(vm, ps, atoms, vm->natoms);
@@ -674,14 +674,18 @@ adopt_cb(const struct elem_key *k, uint64_t left_ms, const char *comment,
 }
 
 int
-admit_adopt(struct admit *a, const struct config *c)
+admit_adopt(struct admit *a, const struct config *c,
+	bool (*set_exists)(const char *set, void *arg), void *arg)
 {
 	struct adopt ad = {.a = a, .now = util_now_ms()};
+	char sn[SET_NAME_MAX];
 
 	for (size_t i = 0; i < c->nvms; i++) {
 		ad.vs = vmset_get(a, c->vms[i].name, true);
 		for (int k = 0; k < SET_COUNT; k++)
-			if (elems_dump(a->table, c->vms[i].name, k, adopt_cb,
+			if (set_exists(elems_set_name(sn, sizeof(sn),
+					       c->vms[i].name, k), arg) &&
+			    elems_dump(a->table, c->vms[i].name, k, adopt_cb,
 				    &ad) < 0 &&
 			    errno != ENOENT) {
 				log_warn("reading set %d of VM %s", k,
@@ -735,10 +739,10 @@ ports_admit(const struct ports *ps, const struct elem_key *k)
 {
 	if (ps->any)
 		return true;
-	if (k->kind == SET_ICMP)
-		return ps->icmp;
 	if (k->kind != SET_PORTS)
 		return false;
+	if (elems_is_echo(k))
+		return ps->icmp;
 	for (size_t j = 0; j < ps->n; j++)
 		if (ps->v[j].proto == k->proto && ps->v[j].lo <= k->lo &&
 		    k->hi <= ps->v[j].hi)
@@ -836,7 +840,8 @@ prune_one(struct admit *a, struct admit_plan *p, struct elems_msgs *m,
 			plan_del(p, m, e);
 		goto out;
 	}
-	atom = e->k.kind != SET_PORTS || is_atom(vm, &e->k);
+	atom = e->k.kind != SET_PORTS || elems_is_echo(&e->k) ||
+	       is_atom(vm, &e->k);
 	if (nv == NAMES_NONE || !atom || !ports_admit(&ps, &e->k))
 		plan_del(p, m, e);
 	if (nv == NAMES_SOME && !atom)

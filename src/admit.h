@@ -33,8 +33,10 @@ void admit_free(struct admit *a);
 /** Read m's notifications before trusting the shadow for an answer. */
 void admit_set_monitor(struct admit *a, struct nft_mon *m);
 
-/** Fill the shadow from the kernel's sets of c's VMs (start-up). */
-int admit_adopt(struct admit *a, const struct config *c);
+/** Fill the shadow from the kernel's sets of c's VMs (start-up);
+ * set_exists tells which sets there are. */
+int admit_adopt(struct admit *a, const struct config *c,
+	bool (*set_exists)(const char *set, void *arg), void *arg);
 /** Forget VMs that c no longer has (after a reload). */
 void admit_retain(struct admit *a, const struct config *c);
 /** No batch collecting or in flight. */

@@ -158,7 +158,9 @@ reload_send(evutil_socket_t fd, short ev, void *arg)
 		evtimer_add(d->ev_reload, &wait_tv);
 		return;
 	}
-	if ((b = ruleset_build(d->nft, d->next)) == NULL) {
+	/* After someone else's change, trust nothing of what was built. */
+	if ((b = ruleset_build(d->nft, d->next, admit_is_broken(d->admit)
+				? NULL : server_config(d->srv))) == NULL) {
 		reload_abort(d);
 		return;
 	}
@@ -271,6 +273,14 @@ read_set_names(const char *table, struct names *ns)
 }
 
 static void
+names_free(struct names *ns)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		free(ns->v[i]);
+	free(ns->v);
+}
+
+static void
 repair_done(int err, const char *msg, void *arg)
 {
 	struct daemon *d = arg;
@@ -315,7 +325,7 @@ repair(evutil_socket_t fd, short ev, void *arg)
 	/* Settle every notification already queued first. */
 	nft_mon_dispatch(d->mon);
 	if (read_set_names(c->table, &ns) < 0 ||
-	    (b = ruleset_build(d->nft, c)) == NULL) {
+	    (b = ruleset_build(d->nft, c, NULL)) == NULL) {
 		struct timeval tv = {.tv_usec = 200000};
 
 		log_warn("reading table inet %s", c->table);
@@ -333,9 +343,7 @@ repair(evutil_socket_t fd, short ev, void *arg)
 	d->installing = true;
 	nft_batch_send(b, repair_done, d);
 out:
-	for (size_t i = 0; i < ns.n; i++)
-		free(ns.v[i]);
-	free(ns.v);
+	names_free(&ns);
 }
 
 static void
@@ -440,6 +448,7 @@ install(struct daemon *d)
 {
 	struct nft_batch *b;
 	struct admit_plan *plan;
+	struct names ns = {0};
 	int rc = -1;
 
 	if ((d->nft = nft_open()) == NULL)
@@ -452,9 +461,16 @@ install(struct daemon *d)
 	if (d->mon == NULL)
 		return -1;
 	admit_set_monitor(d->admit, d->mon);
-	if (admit_adopt(d->admit, d->conf) < 0)
+	if (read_set_names(d->conf->table, &ns) < 0) {
+		log_warn("reading table inet %s", d->conf->table);
 		return -1;
-	if ((b = ruleset_build(d->nft, d->conf)) == NULL)
+	}
+	rc = admit_adopt(d->admit, d->conf, set_exists, &ns);
+	names_free(&ns);
+	if (rc < 0)
+		return -1;
+	rc = -1;
+	if ((b = ruleset_build(d->nft, d->conf, NULL)) == NULL)
 		return -1;
 	plan = admit_prune(d->admit, NULL, d->conf, b);
 	nft_batch_send(b, start_done, &rc);

@@ -6,6 +6,7 @@
 #include <libnftnl/table.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
+#include <netinet/in.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netlink.h>
 #include <sched.h>
@@ -41,7 +42,7 @@ set_index_family(int idx)
 const char *
 elems_set_name(char *buf, size_t len, const char *vm, int idx)
 {
-	static const char *const tail[SET_KINDS] = {"", "_ports", "_icmp"};
+	static const char *const tail[SET_KINDS] = {"", "_ports"};
 
 	snprintf(buf, len, "%s_v%c%s", vm,
 		set_index_family(idx) == AF_INET ? '4' : '6',
@@ -95,6 +96,22 @@ elems_concat(int idx, uint8_t fields[3])
 }
 
 /* ---- keys ------------------------------------------------------------------ */
+
+void
+elems_echo_key(struct elem_key *k, int family)
+{
+	k->kind = SET_PORTS;
+	k->proto = family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+	k->lo = k->hi = family == AF_INET ? ECHO_KEY_V4 : ECHO_KEY_V6;
+}
+
+bool
+elems_is_echo(const struct elem_key *k)
+{
+	return k->kind == SET_PORTS &&
+	       k->proto == (k->family == AF_INET ? IPPROTO_ICMP
+						 : IPPROTO_ICMPV6);
+}
 
 static void
 key_bytes(const struct elem_key *k, bool end, uint8_t buf[24], uint32_t *len)

@@ -13,13 +13,21 @@
 
 #include "nft.h"
 
-/* The fixed family of sets of each VM, per address family. */
+/* The fixed family of sets of each VM, per address family. Few sets: the
+ * kernel finds a set by name with a walk over its table's sets, so the
+ * cost of installing N VMs grows with the square of the sets per VM. */
 enum set_kind {
 	SET_ANY,   /* <vm>_v4: every protocol and port */
-	SET_PORTS, /* <vm>_v4_ports: addr . proto . port(-range) */
-	SET_ICMP,  /* <vm>_v4_icmp: echo requests */
+	SET_PORTS, /* <vm>_v4_ports: addr . proto . port(-range), and
+		    * addr . icmp . ECHO_KEY for echo requests */
 	SET_KINDS
 };
+
+/* An echo request in a ports set: the port field holds the ICMP type and
+ * code (the first two bytes of the transport header), 8.0 for ICMP and
+ * 128.0 for ICMPv6, which `nft list` shows as 2048 and 32768. */
+#define ECHO_KEY_V4 (8 << 8)
+#define ECHO_KEY_V6 (128 << 8)
 
 /* A VM's sets are numbered 0 .. SET_COUNT-1: kind, then family. */
 #define SET_COUNT (SET_KINDS * 2)
@@ -54,6 +62,10 @@ struct elem_key {
 	uint16_t lo, hi;
 	uint8_t addr[16];
 };
+
+/** The element of an echo request to an address of that family. */
+void elems_echo_key(struct elem_key *k, int family);
+bool elems_is_echo(const struct elem_key *k);
 
 static inline int
 elem_set_index(const struct elem_key *k)

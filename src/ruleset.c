@@ -29,6 +29,11 @@
 struct builder {
 	struct nft_batch *b;
 	const struct config *c;
+	const struct config *old; /* what the kernel holds, or NULL */
+	bool *keep_vm;		  /* per VM of c: its chain and sets stay */
+	bool keep_front;	  /* forward, input, vms_to_listen stay */
+	char **have_chains;
+	size_t nhave_chains;
 	const char *table;
 	uint32_t set_id;
 	/* sorted, for lookups that stay cheap with thousands of VMs */
@@ -246,6 +251,13 @@ m_l4proto(struct nftnl_rule *r, uint8_t proto)
 {
 	e_meta(r, NFT_META_L4PROTO, REG(0));
 	e_cmp(r, REG(0), NFT_CMP_EQ, &proto, sizeof(proto));
+}
+
+static void
+m_l4proto_not(struct nftnl_rule *r, uint8_t proto)
+{
+	e_meta(r, NFT_META_L4PROTO, REG(0));
+	e_cmp(r, REG(0), NFT_CMP_NEQ, &proto, sizeof(proto));
 }
 
 static void
@@ -601,7 +613,7 @@ sets_sync(struct builder *bd, struct nftnl_set_list *have)
 			msg_del(bd, NFT_MSG_DELSET, sn);
 	}
 	for (size_t v = 0; v < bd->c->nvms; v++) {
-		for (int k = 0; k < SET_COUNT; k++) {
+		for (int k = 0; k < SET_COUNT && !bd->keep_vm[v]; k++) {
 			struct nftnl_set *want, *old;
 
 			elems_set_name(name, sizeof(name), bd->c->vms[v].name,
@@ -652,6 +664,30 @@ chain_wanted(struct builder *bd, const struct nftnl_chain *ch)
 	return in_sorted(bd->want_chains, bd->nwant_chains, name);
 }
 
+static bool
+is_front(const char *name)
+{
+	return strcmp(name, "forward") == 0 || strcmp(name, "input") == 0 ||
+	       strcmp(name, "vms_to_listen") == 0;
+}
+
+/* A chain that this transaction leaves as it is, rules and all. */
+static bool
+chain_kept(struct builder *bd, const struct nftnl_chain *ch)
+{
+	const char *name = nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME);
+
+	if (!chain_wanted(bd, ch))
+		return false;
+	if (is_front(name))
+		return bd->keep_front;
+	for (size_t v = 0; v < bd->c->nvms; v++)
+		if (bd->keep_vm[v] && strncmp(name, "vm_", 3) == 0 &&
+		    strcmp(name + 3, bd->c->vms[v].name) == 0)
+			return true;
+	return false;
+}
+
 static void
 chains_flush(struct builder *bd, struct nftnl_chain_list *have)
 {
@@ -667,8 +703,9 @@ chains_flush(struct builder *bd, struct nftnl_chain_list *have)
 	 * moment where its policy alone decides. */
 	it = nftnl_chain_list_iter_create(have);
 	while ((ch = nftnl_chain_list_iter_next(it)) != NULL)
-		msg_del(bd, NFT_MSG_DELRULE,
-			nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME));
+		if (!chain_kept(bd, ch))
+			msg_del(bd, NFT_MSG_DELRULE,
+				nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME));
 	nftnl_chain_list_iter_destroy(it);
 	it = nftnl_chain_list_iter_create(have);
 	while ((ch = nftnl_chain_list_iter_next(it)) != NULL)
@@ -713,28 +750,57 @@ rule_net(struct builder *bd, const char *chain, const struct vm *vm,
 	}
 }
 
-static void
-rules_sets(struct builder *bd, const char *chain, const struct vm *vm,
-	int family)
+/* What the VM's name rules can admit: rules to look up only those, and
+ * only for the families the VM has addresses in (packets of another
+ * family never reach its chain). Every set lookup the kernel resolves by
+ * name costs a walk over the table's sets at install time. */
+struct kinds {
+	bool any, ports, echo;
+};
+
+static struct kinds
+vm_kinds(const struct vm *vm)
 {
-	char set[SET_NAME_MAX], cmt[128];
+	struct kinds k = {false, false, false};
+
+	for (size_t i = 0; i < vm->nallow; i++) {
+		const struct rule *ru = &vm->allow[i];
+
+		if (ru->is_net)
+			continue;
+		k.any |= ru->ports.any;
+		k.ports |= ru->ports.n > 0;
+		k.echo |= ru->ports.icmp;
+	}
+	return k;
+}
+
+static bool
+vm_has_family(const struct vm *vm, int family)
+{
+	for (size_t i = 0; i < vm->naddrs; i++)
+		if (vm->addrs[i].family == family)
+			return true;
+	return false;
+}
+
+static void
+rule_ports(struct builder *bd, const char *chain, const struct vm *vm,
+	int family, const char *cmt)
+{
+	char set[SET_NAME_MAX];
 	struct nftnl_rule *r;
 	uint32_t alen = addr_len(family);
-
-	snprintf(cmt, sizeof(cmt), "%s: names it resolved", vm->name);
-	r = rule_new(bd, chain);
-	m_nfproto(r, family);
-	m_load_addr(r, family, true);
-	e_lookup(r, elems_set_name(set, sizeof(set), vm->name,
-			    set_index(SET_ANY, family)), REG(0));
-	e_verdict(r, NF_ACCEPT, NULL);
-	rule_commit(bd, r, cmt);
+	uint8_t icmp = family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
 
 	/* daddr . l4proto . dport, each in its own 32-bit register. meta
 	 * l4proto stores one byte and zeroes the rest of its register, and
-	 * a 2-byte payload load zeroes the padding, as the set key expects. */
+	 * a 2-byte payload load zeroes the padding, as the set key expects.
+	 * Not for ICMP: there the bytes at the port's offset are the
+	 * checksum, which must never match an echo request's element. */
 	r = rule_new(bd, chain);
 	m_nfproto(r, family);
+	m_l4proto_not(r, icmp);
 	m_load_addr(r, family, true);
 	e_meta(r, NFT_META_L4PROTO, REG(alen / 4));
 	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, REG(alen / 4 + 1));
@@ -742,15 +808,54 @@ rules_sets(struct builder *bd, const char *chain, const struct vm *vm,
 			    set_index(SET_PORTS, family)), REG(0));
 	e_verdict(r, NF_ACCEPT, NULL);
 	rule_commit(bd, r, cmt);
+}
 
+static void
+rule_echo(struct builder *bd, const char *chain, const struct vm *vm,
+	int family, const char *cmt)
+{
+	char set[SET_NAME_MAX];
+	struct nftnl_rule *r;
+	uint32_t alen = addr_len(family);
+	uint8_t icmp = family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+
+	/* Echo requests: daddr . icmp . type,code in the same set. */
 	r = rule_new(bd, chain);
 	m_nfproto(r, family);
-	m_icmp_echo(r, family);
+	m_l4proto(r, icmp);
 	m_load_addr(r, family, true);
+	e_meta(r, NFT_META_L4PROTO, REG(alen / 4));
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, REG(alen / 4 + 1));
 	e_lookup(r, elems_set_name(set, sizeof(set), vm->name,
-			    set_index(SET_ICMP, family)), REG(0));
+			    set_index(SET_PORTS, family)), REG(0));
 	e_verdict(r, NF_ACCEPT, NULL);
 	rule_commit(bd, r, cmt);
+}
+
+static void
+rules_sets(struct builder *bd, const char *chain, const struct vm *vm,
+	int family)
+{
+	struct kinds kinds = vm_kinds(vm);
+	char set[SET_NAME_MAX], cmt[128];
+	struct nftnl_rule *r;
+
+	if (!vm_has_family(vm, family))
+		return;
+	snprintf(cmt, sizeof(cmt), "%s: names it resolved", vm->name);
+	if (kinds.any) {
+		r = rule_new(bd, chain);
+		m_nfproto(r, family);
+		m_load_addr(r, family, true);
+		e_lookup(r, elems_set_name(set, sizeof(set), vm->name,
+				    set_index(SET_ANY, family)), REG(0));
+		e_verdict(r, NF_ACCEPT, NULL);
+		rule_commit(bd, r, cmt);
+	}
+	if (kinds.ports)
+		rule_ports(bd, chain, vm, family, cmt);
+	if (kinds.echo)
+		rule_echo(bd, chain, vm, family, cmt);
 }
 
 static void
@@ -887,10 +992,113 @@ input_rules(struct builder *bd)
 	}
 }
 
-struct nft_batch *
-ruleset_build(struct nft *n, const struct config *c)
+static bool
+addrs_same(const struct ipaddr *a, const struct ipaddr *b)
 {
-	struct builder bd = {.c = c, .table = c->table};
+	return a->family == b->family &&
+	       memcmp(a->b, b->b, a->family == AF_INET ? 4 : 16) == 0;
+}
+
+static bool
+str_same(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Do forward, input and vms_to_listen come out the same from a and b?
+ * They hold the VMs' addresses and interfaces and the listen addresses. */
+static bool
+front_same(const struct config *a, const struct config *b)
+{
+	if (a->nvms != b->nvms || a->nlisten != b->nlisten ||
+	    a->log_drops != b->log_drops)
+		return false;
+	for (size_t i = 0; i < a->nlisten; i++)
+		if (!addrs_same(&a->listen[i].addr, &b->listen[i].addr) ||
+		    a->listen[i].port != b->listen[i].port)
+			return false;
+	for (size_t v = 0; v < a->nvms; v++) {
+		const struct vm *x = &a->vms[v], *y = &b->vms[v];
+
+		if (strcmp(x->name, y->name) != 0 || x->naddrs != y->naddrs ||
+		    !str_same(x->iface, y->iface))
+			return false;
+		for (size_t i = 0; i < x->naddrs; i++)
+			if (!addrs_same(&x->addrs[i], &y->addrs[i]))
+				return false;
+	}
+	return true;
+}
+
+static bool
+have_chain(struct builder *bd, const char *name)
+{
+	return in_sorted(bd->have_chains, bd->nhave_chains, name);
+}
+
+/* A VM whose rules (and the settings its chain and sets depend on) did
+ * not change keeps its chain and sets untouched, so that a reload costs
+ * what changed: each set the kernel has to look up by name costs a walk
+ * over every set of the table. */
+static bool
+vm_kept(struct builder *bd, const struct vm *vm)
+{
+	const struct config *c = bd->c, *old = bd->old;
+	const struct vm *ovm;
+	char name[SET_NAME_MAX];
+
+	if (old == NULL || old->log_drops != c->log_drops ||
+	    old->limits.set_size != c->limits.set_size)
+		return false;
+	ovm = policy_vm_by_name(old->vms, old->nvms, vm->name);
+	if (ovm == NULL || !policy_vm_same_rules(ovm, vm) ||
+	    !have_chain(bd, vm_chain(name, sizeof(name), vm)))
+		return false;
+	for (int k = 0; k < SET_COUNT; k++) {
+		struct nftnl_set *want, *have;
+		bool same;
+
+		elems_set_name(name, sizeof(name), vm->name, k);
+		if ((have = find_set(bd, name)) == NULL)
+			return false;
+		want = set_want(bd, name, k);
+		same = set_same(want, have);
+		nftnl_set_free(want);
+		if (!same)
+			return false;
+	}
+	return true;
+}
+
+static void
+index_chains(struct builder *bd, struct nftnl_chain_list *have)
+{
+	struct nftnl_chain_list_iter *it;
+	struct nftnl_chain *ch;
+	size_t front = 0;
+
+	if (have == NULL)
+		return;
+	it = nftnl_chain_list_iter_create(have);
+	while ((ch = nftnl_chain_list_iter_next(it)) != NULL) {
+		const char *name = nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME);
+
+		bd->have_chains = xreallocarray(bd->have_chains,
+			bd->nhave_chains + 1, sizeof(char *));
+		bd->have_chains[bd->nhave_chains++] = xstrdup(name);
+		if (is_front(name) && chain_wanted(bd, ch))
+			front++;
+	}
+	nftnl_chain_list_iter_destroy(it);
+	qsort(bd->have_chains, bd->nhave_chains, sizeof(char *), cmp_str);
+	bd->keep_front = front == 3 && bd->old != NULL &&
+			 front_same(bd->old, bd->c);
+}
+
+struct nft_batch *
+ruleset_build(struct nft *n, const struct config *c, const struct config *old)
+{
+	struct builder bd = {.c = c, .old = old, .table = c->table};
 	struct nftnl_set_list *sets = NULL;
 	struct nftnl_chain_list *chains = NULL;
 	char chain[64];
@@ -903,26 +1111,38 @@ ruleset_build(struct nft *n, const struct config *c)
 		return NULL;
 	}
 	index_names(&bd, sets);
+	index_chains(&bd, chains);
+	bd.keep_vm = xcalloc(c->nvms + 1, sizeof(*bd.keep_vm));
+	for (size_t v = 0; v < c->nvms; v++)
+		bd.keep_vm[v] = vm_kept(&bd, &c->vms[v]);
 	bd.b = nft_batch_new(n);
 	msg_table(&bd);
 	chains_flush(&bd, chains);
 	sets_sync(&bd, sets);
-	msg_chain(&bd, "forward", NF_INET_FORWARD, NF_DROP);
-	msg_chain(&bd, "input", NF_INET_LOCAL_IN, NF_ACCEPT);
-	msg_chain(&bd, "vms_to_listen", -1, 0);
+	if (!bd.keep_front) {
+		msg_chain(&bd, "forward", NF_INET_FORWARD, NF_DROP);
+		msg_chain(&bd, "input", NF_INET_LOCAL_IN, NF_ACCEPT);
+		msg_chain(&bd, "vms_to_listen", -1, 0);
+	}
 	for (size_t v = 0; v < c->nvms; v++)
-		msg_chain(&bd, vm_chain(chain, sizeof(chain), &c->vms[v]), -1,
-			0);
+		if (!bd.keep_vm[v])
+			msg_chain(&bd, vm_chain(chain, sizeof(chain),
+					       &c->vms[v]), -1, 0);
 	for (size_t v = 0; v < c->nvms; v++)
-		vm_rules(&bd, &c->vms[v]);
-	forward_rules(&bd);
-	input_rules(&bd);
+		if (!bd.keep_vm[v])
+			vm_rules(&bd, &c->vms[v]);
+	if (!bd.keep_front) {
+		forward_rules(&bd);
+		input_rules(&bd);
+	}
 	if (chains)
 		nftnl_chain_list_free(chains);
 	if (sets)
 		nftnl_set_list_free(sets);
 	free_strs(bd.want_sets, bd.nwant_sets);
 	free_strs(bd.want_chains, bd.nwant_chains);
+	free_strs(bd.have_chains, bd.nhave_chains);
 	free(bd.have_sets);
+	free(bd.keep_vm);
 	return bd.b;
 }

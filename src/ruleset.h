@@ -12,7 +12,10 @@
 
 /** Build the batch that makes the kernel's table match c, keeping the
  * elements of sets that stay. Reads the current table first (synchronous
- * dump). NULL (and a log line) if the table could not be read. */
-struct nft_batch *ruleset_build(struct nft *n, const struct config *c);
+ * dump). old: the configuration the kernel's table was built from, whose
+ * unchanged VMs (chain and sets) are left alone; NULL rebuilds every rule.
+ * NULL (and a log line) if the table could not be read. */
+struct nft_batch *ruleset_build(struct nft *n, const struct config *c,
+	const struct config *old);
 
 #endif
