@@ -539,9 +539,11 @@ server_free(struct server *s)
 
 	if (s == NULL)
 		return;
-	/* Clients first: nobody is answered during shutdown. */
+	/* Clients first: nobody is answered during shutdown. The frontend
+	 * releases what it handed out. */
 	for (q = s->queries; q; q = q->next) {
-		free(q->cl);
+		if (q->cl)
+			frontend_reply(q->cl, NULL, 0);
 		answered(q);
 	}
 	frontend_free(s->fe);
