@@ -13,12 +13,7 @@ N=${SCALE_N:-1000} # SCALE_N: for trying the test itself at a smaller size
 
 dw_setup
 tb_vm work 1
-# A small set-size: the kernel's hash sets reserve memory in proportion
-# to their size, times 4 * 1,000 sets.
-dw_config <<'C'
-limits:
-  set-size: 1024
-C
+dw_config </dev/null
 tb_policy work <<'P'
 addresses: [10.137.1.10]
 interface: vif1.0
