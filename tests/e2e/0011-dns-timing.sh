@@ -23,6 +23,10 @@ allow:
     ports: [tcp/443]
 P
 tb_daemon_start
+if [ "${DNSFENCE_FORCE_DELADD:-}" = 1 ]; then
+	ok "the delete + add path is in use (DNSFENCE_FORCE_DELADD=1)" \
+		grep -q "delete + add (forced)" "$TB_DIR/dnsfenced.log"
+fi
 
 # --- add before answer: 100 fresh names, 100 fresh addresses, each
 # connected to with no delay at all after its answer (one SYN, 900 ms).

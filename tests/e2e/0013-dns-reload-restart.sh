@@ -84,10 +84,17 @@ policy "tcp/443" ""
 tb_reload
 
 # Kernels without element timeout update: delete + add in one batch.
+# (When the whole test runs with DNSFENCE_FORCE_DELADD=1, as its -deladd
+# variant does, every start above used this path already; keep it so.)
 tb_daemon_stop TERM
+deladd_before=${DNSFENCE_FORCE_DELADD-unset}
 export DNSFENCE_FORCE_DELADD=1
 tb_daemon_start
-unset DNSFENCE_FORCE_DELADD
+if [ "$deladd_before" = unset ]; then
+	unset DNSFENCE_FORCE_DELADD
+else
+	DNSFENCE_FORCE_DELADD=$deladd_before
+fi
 ok "the delete + add path is in use" grep -q "delete + add (forced)" "$TB_DIR/dnsfenced.log"
 dig_vm "$VM_work" short.good.example >/dev/null
 sleep 4

@@ -9,12 +9,19 @@
 #                      signing: validation must fail
 #   insecure.example.  not signed, no DS: provably insecure
 #   dead.example.      delegated to 192.0.2.99, where nothing answers
+#   slow.example.      not signed, no DS (insecure), delegated to
+#                      192.0.2.54: tests/tools/slowdns.py relays, after a
+#                      delay, what a second nsd at 192.0.2.55 answers
+#                      (*.slow.example A 192.0.2.60); started only by
+#                      mi_serve_slow
 # and mi_serve starts nsd in the "up" namespace at 192.0.2.53 (every zone
 # on one server; resolvers follow the DS chain all the same). Writes
 # DIR/root.key (the trust anchor) and DIR/root.hints.
 
 MI_NS=192.0.2.53
 MI_DEAD=192.0.2.99
+MI_SLOW=192.0.2.54
+MI_SLOW_NSD=192.0.2.55
 
 # mi_sign NAME FILE: sign FILE as zone NAME with a fresh KSK+ZSK; writes
 # FILE.signed and NAME's DS records to FILE.ds.
@@ -60,6 +67,10 @@ mi_build() {
 	  for i in $(seq 1 100); do
 		echo "n$i.fresh.good.example. 300 IN A 192.0.2.$((100 + i))"
 	  done
+	  # Twenty names, one address.
+	  for i in $(seq 1 20); do
+		echo "m$i.many.good.example. 300 IN A 192.0.2.50"
+	  done
 	  for i in $(seq 1 40); do
 		echo "big.good.example. 300 IN A 203.0.113.$i"
 	  done
@@ -73,6 +84,8 @@ mi_build() {
 	  echo "www.bogus.example. 300 IN A 192.0.2.30"; } >"$z/bogus.example"
 	{ mi_soa insecure.example.
 	  echo "www.insecure.example. 300 IN A 192.0.2.40"; } >"$z/insecure.example"
+	{ mi_soa slow.example.
+	  echo "*.slow.example. 300 IN A 192.0.2.60"; } >"$z/slow.example"
 	for c in good other bogus; do
 		mi_sign "$c.example." "$z/$c.example" || return 1
 	done
@@ -88,6 +101,9 @@ mi_build() {
 	  # A delegation to a server that never answers (insecure: no DS).
 	  echo "dead.example. 300 IN NS ns.dead.example."
 	  echo "ns.dead.example. 300 IN A $MI_DEAD"
+	  # A delegation to the slow server (insecure: no DS).
+	  echo "slow.example. 300 IN NS ns.slow.example."
+	  echo "ns.slow.example. 300 IN A $MI_SLOW"
 	  cat "$z/good.example.ds" "$z/other.example.ds" "$z/bogus.example.ds"
 	} >"$z/example"
 	mi_sign example. "$z/example" || return 1
@@ -130,6 +146,34 @@ mi_build() {
 		printf 'zone:\n  name: "%s"\n  zonefile: "%s"\n' "$n" "$file" \
 			>>"$d/nsd.conf"
 	done
+}
+
+# mi_serve_slow DIR DELAY: serve slow.example. from a second nsd at
+# $MI_SLOW_NSD behind tests/tools/slowdns.py at $MI_SLOW, which answers
+# DELAY seconds late. Both are stopped by the test bed's EXIT trap.
+mi_serve_slow() {
+	local d=$1 delay=$2 slowdns
+	slowdns=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tools" && pwd)/slowdns.py
+	sed -e "s/ip-address: $MI_NS/ip-address: $MI_SLOW_NSD/" \
+	    -e "s|$d/\(zone.list\|xfrdfile\|xfrd.state\|nsd.pid\|nsd.log\)|$d/slow-\1|" \
+	    -e '/^zone:/,$d' "$d/nsd.conf" >"$d/slow-nsd.conf"
+	printf 'zone:\n  name: "slow.example."\n  zonefile: "slow.example"\n' \
+		>>"$d/slow-nsd.conf"
+	tb_host "$MI_SLOW_NSD"
+	tb_host "$MI_SLOW"
+	nsd-checkconf "$d/slow-nsd.conf" || return 1
+	tb_bg "$d/slow-nsd.out" "$UP" nsd -d -c "$d/slow-nsd.conf"
+	tb_bg "$d/slowdns.log" "$UP" python3 "$slowdns" "$MI_SLOW" "$MI_SLOW_NSD" "$delay"
+	MI_SLOW_PID=$TB_LAST
+	tb_wait_for "$d/slowdns.log" listening 5 || return 1
+	for _ in $(seq 50); do
+		nsx "$UP" dig +short +time=1 +tries=1 @"$MI_SLOW_NSD" \
+			www.slow.example A >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "the slow zone's nsd did not come up" >&2
+	cat "$d/slow-nsd.out" >&2
+	return 1
 }
 
 # Start nsd in the upstream namespace; log queries to DIR/nsd.log.

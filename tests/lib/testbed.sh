@@ -168,7 +168,19 @@ tb_daemon_start() {
 	tb_bg "$TB_DIR/dnsfenced.log" "$FW" ${DNSFENCE_WRAP:-} "$DNSFENCED" \
 		-c "$TB_DIR/dnsfence.yaml" "$@"
 	DAEMON_PID=$TB_LAST
-	tb_wait_for "$TB_DIR/dnsfenced.log" "ready" "${TB_READY_WAIT:-10}"
+	# Ready, or gone (a failed start need not wait the whole bound).
+	local i
+	for i in $(seq $((${TB_READY_WAIT:-10} * 10))); do
+		grep -q "ready" "$TB_DIR/dnsfenced.log" 2>/dev/null && return 0
+		if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+			grep -q "ready" "$TB_DIR/dnsfenced.log" 2>/dev/null && return 0
+			echo "dnsfenced exited before it was ready" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+	echo "timed out waiting for 'ready' in $TB_DIR/dnsfenced.log" >&2
+	return 1
 }
 
 # Stop the daemon with a signal (TERM by default) and wait for it.
