@@ -10,10 +10,13 @@
 #include "elems.h"
 #include "log.h"
 
-/* Names remembered per element, so a reload knows exactly what still
- * admits it. An element reached through more names than this is kept
- * by a reload only if its VM's rules did not change at all. */
-#define MAX_NAMES 16
+/* What admitted each element, so that a reload knows exactly what still
+ * admits it: up to MAX_NAMES names, and up to MAX_RULES rules (by
+ * identity, see policy_rule_id). Past the names, the rules decide (while
+ * the VM's deny rules stay the same); past both, the element is kept only
+ * by a reload that leaves its VM's rules exactly as they were. */
+#define MAX_NAMES 64
+#define MAX_RULES 16
 
 /* An element closer than this to its end is not deleted by a reload or
  * at start-up (it goes on its own): the delete could reach the kernel
@@ -33,8 +36,10 @@ struct entry {
 	uint64_t expiry;	/* ms, monotonic: what we asked for */
 	uint64_t committed;	/* what the kernel has acknowledged; 0: none */
 	struct abatch *pending; /* the latest batch carrying it */
-	char *names[MAX_NAMES]; /* that admitted it */
-	bool many;		/* more than MAX_NAMES */
+	char **names;		/* that admitted it */
+	uint64_t *rules;	/* ... and the rules that did */
+	uint8_t nnames, nrules;
+	bool names_over, rules_over; /* more than we keep */
 	struct entry *next;	/* hash chain */
 };
 
@@ -175,8 +180,10 @@ entry_free(struct admit *a, struct entry *e)
 {
 	e->vs->count[elem_set_index(&e->k)]--;
 	a->nentries--;
-	for (int i = 0; i < MAX_NAMES && e->names[i]; i++)
+	for (int i = 0; i < e->nnames; i++)
 		free(e->names[i]);
+	free(e->names);
+	free(e->rules);
 	free(e);
 }
 
@@ -200,18 +207,63 @@ entries_drop(struct admit *a, bool (*pred)(struct entry *, void *), void *arg)
 	}
 }
 
-static void
-entry_name(struct entry *e, const char *name)
-{
-	int i;
+static bool
+ports_admit(const struct ports *ps, const struct elem_key *k);
 
-	for (i = 0; i < MAX_NAMES && e->names[i]; i++)
+static void
+entry_rule(struct entry *e, uint64_t id)
+{
+	for (int i = 0; i < e->nrules; i++)
+		if (e->rules[i] == id)
+			return;
+	if (e->nrules == MAX_RULES) {
+		e->rules_over = true;
+		return;
+	}
+	e->rules = xreallocarray(e->rules, e->nrules + 1, sizeof(*e->rules));
+	e->rules[e->nrules++] = id;
+}
+
+/* The rules of vm through which name admits e. */
+static void
+entry_rules_of(struct entry *e, const struct vm *vm, const char *name)
+{
+	for (size_t i = 0; i < vm->nallow; i++) {
+		const struct rule *r = &vm->allow[i];
+
+		if (!r->is_net && policy_pattern_match(&r->pat, name) &&
+		    ports_admit(&r->ports, &e->k))
+			entry_rule(e, policy_rule_id(r));
+	}
+}
+
+static void
+entry_forget_rules(struct entry *e)
+{
+	free(e->rules);
+	e->rules = NULL;
+	e->nrules = 0;
+	e->rules_over = false;
+}
+
+/* Record that name admitted e; vm (NULL when unknown: an adopted
+ * comment) gives the rules it came through. */
+static void
+entry_name(struct entry *e, const char *name, const struct vm *vm)
+{
+	for (int i = 0; i < e->nnames; i++)
 		if (strcmp(e->names[i], name) == 0)
 			return;
-	if (i == MAX_NAMES)
-		e->many = true;
+	if (vm != NULL)
+		entry_rules_of(e, vm, name);
 	else
-		e->names[i] = xstrdup(name);
+		e->rules_over = true; /* rules unknown */
+	if (e->nnames == MAX_NAMES) {
+		e->names_over = true;
+		return;
+	}
+	e->names = xreallocarray(e->names, e->nnames + 1, sizeof(*e->names));
+	e->names[e->nnames++] = xstrdup(name);
 }
 
 static struct vmset *
@@ -345,7 +397,8 @@ open_batch(struct admit *a, struct vmset *vs)
 }
 
 static void
-touch(struct abatch *b, struct entry *e, uint64_t value, const char *name)
+touch(struct abatch *b, struct entry *e, uint64_t value, const char *name,
+	const struct vm *vm)
 {
 	struct touch *t;
 
@@ -357,7 +410,7 @@ touch(struct abatch *b, struct entry *e, uint64_t value, const char *name)
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	e->expiry = value;
 	e->pending = b;
-	entry_name(e, name);
+	entry_name(e, name, vm);
 }
 
 /* The elements one address needs for the given ports; out has room for
@@ -460,7 +513,7 @@ admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 				 * never release an answer early. */
 				if (e->pending != NULL)
 					batch_wait(e->pending, r);
-				entry_name(e, name);
+				entry_name(e, name, vm);
 				continue;
 			}
 			if (e == NULL)
@@ -469,7 +522,7 @@ admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 			 * their TTL down in whole seconds, in step with the
 			 * clock, so later hits for the same answer find the
 			 * element long enough and cost no netlink round trip. */
-			touch(open_batch(a, vs), e, need + 1000, name);
+			touch(open_batch(a, vs), e, need + 1000, name, vm);
 			batch_wait(vs->open, r);
 		}
 	}
@@ -669,7 +722,7 @@ adopt_cb(const struct elem_key *k, uint64_t left_ms, const char *comment,
 
 	e->committed = e->expiry = ad->now + left_ms;
 	if (comment && policy_normalise_name(comment, norm, sizeof(norm)) == 0)
-		entry_name(e, norm);
+		entry_name(e, norm, NULL);
 	ad->n++;
 }
 
@@ -728,7 +781,7 @@ plan_add(struct admit_plan *p, struct elems_msgs *m, struct entry *e,
 	uint64_t value, uint64_t now)
 {
 	elems_msgs_add(m, e->vs->name, &e->k, value - now,
-		e->names[0] ? e->names[0] : NULL);
+		e->nnames > 0 ? e->names[e->nnames - 1] : NULL);
 	p->set = xreallocarray(p->set, p->nset + 1, sizeof(*p->set));
 	p->set[p->nset].e = e;
 	p->set[p->nset++].value = value;
@@ -764,9 +817,9 @@ names_ports(const struct vm *vm, const struct entry *e, struct ports *out)
 	enum names_verdict nv = NAMES_NONE;
 
 	memset(out, 0, sizeof(*out));
-	if (e->many || e->names[0] == NULL)
+	if (e->names_over || e->nnames == 0)
 		return NAMES_UNKNOWN;
-	for (int i = 0; i < MAX_NAMES && e->names[i]; i++) {
+	for (int i = 0; i < e->nnames; i++) {
 		struct verdict v;
 
 		policy_decide(vm, e->names[i], &v);
@@ -813,11 +866,42 @@ recut(struct admit *a, struct admit_plan *p, struct elems_msgs *m,
 		n = entry_get(a, e->vs, &k, true);
 		if (n->expiry >= e->expiry)
 			continue;
-		for (int j = 0; j < MAX_NAMES && e->names[j]; j++)
-			entry_name(n, e->names[j]);
+		for (int j = 0; j < e->nnames; j++)
+			entry_name(n, e->names[j], vm);
+		n->names_over |= e->names_over;
 		n->expiry = e->expiry;
 		plan_add(p, m, n, e->expiry, now);
 	}
+}
+
+/* Names unknown (an element someone else added) or too many to judge one
+ * by one: the rules that admitted it decide, if they are known and the
+ * VM's deny rules did not change (a name one of them matched still
+ * matches it, and is still allowed); otherwise it is kept only if the
+ * VM's rules did not change at all. At start-up (old NULL), never. */
+static bool
+rules_still(const struct vm *old, const struct vm *vm, struct entry *e)
+{
+	size_t kept = 0;
+
+	if (old == NULL)
+		return false;
+	if (e->rules_over || e->nrules == 0 || !policy_vm_same_deny(old, vm))
+		return policy_vm_same_rules(old, vm);
+	for (int i = 0; i < e->nrules; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < vm->nallow && !found; j++)
+			found = !vm->allow[j].is_net &&
+				policy_rule_id(&vm->allow[j]) == e->rules[i];
+		if (found)
+			e->rules[kept++] = e->rules[i];
+	}
+	e->nrules = (uint8_t)kept;
+	/* A port piece the new rules cut differently cannot be judged by
+	 * rules alone: it goes (the next answer adds the new pieces). */
+	return kept > 0 && (e->k.kind != SET_PORTS || elems_is_echo(&e->k) ||
+				   is_atom(vm, &e->k));
 }
 
 /* What the new rules make of one element: kept, replaced, or deleted. */
@@ -833,10 +917,7 @@ prune_one(struct admit *a, struct admit_plan *p, struct elems_msgs *m,
 	if (e->pending != NULL || e->expiry < now + SOON_MS)
 		goto out;
 	if (nv == NAMES_UNKNOWN) {
-		/* Names unknown (an element someone else added) or too many
-		 * to judge one by one: kept only if the VM's rules did not
-		 * change at all; at start-up, never. */
-		if (old == NULL || !policy_vm_same_rules(old, vm))
+		if (!rules_still(old, vm, e))
 			plan_del(p, m, e);
 		goto out;
 	}
@@ -846,6 +927,12 @@ prune_one(struct admit *a, struct admit_plan *p, struct elems_msgs *m,
 		plan_del(p, m, e);
 	if (nv == NAMES_SOME && !atom)
 		recut(a, p, m, vm, e, &ps, now);
+	if (nv == NAMES_SOME) {
+		/* The rules that admit it now. */
+		entry_forget_rules(e);
+		for (int i = 0; i < e->nnames; i++)
+			entry_rules_of(e, vm, e->names[i]);
+	}
 out:
 	policy_ports_finish(&ps);
 }
@@ -956,7 +1043,7 @@ restore_cb(const struct elem_key *k, uint64_t left_ms, const char *comment,
 		e->expiry = r->now + left_ms;
 		if (comment && policy_normalise_name(comment, norm,
 				       sizeof(norm)) == 0)
-			entry_name(e, norm);
+			entry_name(e, norm, NULL);
 	}
 	e->committed = r->now + left_ms;
 	r->seen = xreallocarray(r->seen, r->nseen + 1, sizeof(*r->seen));

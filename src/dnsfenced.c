@@ -268,7 +268,8 @@ read_set_names(const char *table, struct names *ns)
 	}
 	nftnl_set_list_iter_destroy(it);
 	nftnl_set_list_free(l);
-	qsort(ns->v, ns->n, sizeof(*ns->v), cmp_str);
+	if (ns->n > 0)
+		qsort(ns->v, ns->n, sizeof(*ns->v), cmp_str);
 	return 0;
 }
 

@@ -548,3 +548,39 @@ policy_vm_same_rules(const struct vm *a, const struct vm *b)
 	       rules_same(a->allow, a->nallow, b->allow, b->nallow) &&
 	       rules_same(a->deny, a->ndeny, b->deny, b->ndeny);
 }
+
+bool
+policy_vm_same_deny(const struct vm *a, const struct vm *b)
+{
+	return a->default_allow == b->default_allow &&
+	       rules_same(a->deny, a->ndeny, b->deny, b->ndeny);
+}
+
+static uint64_t
+fnv64(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	return h;
+}
+
+uint64_t
+policy_rule_id(const struct rule *r)
+{
+	uint64_t h = 14695981039346656037ull;
+	uint8_t flags[4] = {(uint8_t)r->pat.kind, r->ports.any, r->ports.icmp,
+		r->require_dnssec};
+
+	h = fnv64(h, flags, sizeof(flags));
+	h = fnv64(h, r->pat.name, strlen(r->pat.name) + 1);
+	for (size_t i = 0; i < r->ports.n; i++) {
+		uint8_t p[5] = {r->ports.v[i].proto,
+			(uint8_t)(r->ports.v[i].lo >> 8), (uint8_t)r->ports.v[i].lo,
+			(uint8_t)(r->ports.v[i].hi >> 8), (uint8_t)r->ports.v[i].hi};
+
+		h = fnv64(h, p, sizeof(p));
+	}
+	return h;
+}

@@ -135,6 +135,12 @@ const struct vm *policy_vm_by_name(const struct vm *vms, size_t nvms,
  * rules, their ports)? */
 bool policy_vm_same_rules(const struct vm *a, const struct vm *b);
 
+/** Same default and deny rules? */
+bool policy_vm_same_deny(const struct vm *a, const struct vm *b);
+/** A name rule's identity across reloads: its pattern, ports and
+ * require-dnssec, hashed. */
+uint64_t policy_rule_id(const struct rule *r);
+
 /** TTL the VM is handed: ttl capped at max (never raised to min). */
 uint32_t policy_ttl_handed(const struct ttl_conf *t, uint32_t ttl);
 /** Seconds the element must stay: clamp(ttl, min, max) + grace. */

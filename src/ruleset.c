@@ -1090,7 +1090,9 @@ index_chains(struct builder *bd, struct nftnl_chain_list *have)
 			front++;
 	}
 	nftnl_chain_list_iter_destroy(it);
-	qsort(bd->have_chains, bd->nhave_chains, sizeof(char *), cmp_str);
+	if (bd->nhave_chains > 0)
+		qsort(bd->have_chains, bd->nhave_chains, sizeof(char *),
+			cmp_str);
 	bd->keep_front = front == 3 && bd->old != NULL &&
 			 front_same(bd->old, bd->c);
 }

@@ -2,7 +2,7 @@
 # 1,000 VM policies (interface.md: "1,000 and more"): dnsfenced starts with
 # them (999 VMs without namespaces, their vifX.0 absent, plus VM work), an
 # answer admits for work, a reload with one of the 1,000 changed loses
-# nothing: work's element stays and admits, every VM keeps its six sets.
+# nothing: work's element stays and admits, every VM keeps its four sets.
 # tests/bench/scale times the same thing at several sizes.
 . "$(dirname "$0")/../lib/testbed.sh"
 . "$(dirname "$0")/../lib/dnsworld.sh"
@@ -52,7 +52,7 @@ if [ "$started" = no ]; then
 	exit 1
 fi
 nsets() { nsx "$FW" nft list table inet dnsfence | grep -c '^[[:space:]]*set ' || true; }
-ok "... $((6 * N)) sets ($(nsets))" test "$(nsets)" -eq $((6 * N))
+ok "... $((4 * N)) sets ($(nsets))" test "$(nsets)" -eq $((4 * N))
 
 ok "work resolves www.good.example" dns_is "$VM_work" NOERROR www.good.example
 ok "... and reaches it" reach_tcp "$VM_work" 192.0.2.10 443
@@ -75,7 +75,7 @@ t0=$(date +%s%N)
 ok "a reload with one policy changed answers" reload_long
 ms=$((($(date +%s%N) - t0) / 1000000))
 ok "... and succeeds ($ms ms)" eval '! grep -q "reload failed" "$TB_DIR/dnsfenced.log"'
-ok "... still $((6 * N)) sets ($(nsets))" test "$(nsets)" -eq $((6 * N))
+ok "... still $((4 * N)) sets ($(nsets))" test "$(nsets)" -eq $((4 * N))
 e2=$(dw_expires work 192.0.2.10 tcp 443)
 ok "work's element stays ($e1 s, then $e2 s)" test "$e2" -gt 0 -a "$e2" -le "$e1"
 ok "... and admits" reach_tcp "$VM_work" 192.0.2.10 443
