@@ -984,7 +984,9 @@ admit_plan_done(struct admit *a, struct admit_plan *p, bool ok)
 
 		if (ok && p->set[i].value > e->committed)
 			e->committed = p->set[i].value;
-		if (!ok)
+		/* A failed restore keeps what the VMs were promised: the
+		 * next attempt puts it back. */
+		if (!ok && !p->restore)
 			e->expiry = e->committed;
 	}
 	/* Forgotten: the next answer that needs one adds it again. */

@@ -406,7 +406,11 @@ start_done(int err, const char *msg, void *arg)
 	int *rc = arg;
 
 	*rc = err;
-	if (err != 0)
+	if (err == ENOBUFS || err == ETIMEDOUT)
+		log_warnx("installing the nftables table: the kernel's answer "
+			  "was lost (%s); whether it was installed is unknown",
+			msg);
+	else if (err != 0)
 		log_warnx("installing the nftables table failed, nothing was "
 			  "changed: %s", msg);
 }
