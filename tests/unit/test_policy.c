@@ -276,6 +276,55 @@ test_atoms(void)
 	free(vm.atoms);
 }
 
+/* What a reload compares: the rules deciding names, and a rule's
+ * identity across configurations. */
+static void
+test_same(void)
+{
+	struct rule a[2] = {0}, b[2] = {0}, d[1] = {0};
+	struct portspec p443 = {IPPROTO_TCP, 443, 443};
+	struct portspec p444 = {IPPROTO_TCP, 443, 444};
+	struct vm x = {.name = "x", .allow = a, .nallow = 2};
+	struct vm y = {.name = "y", .allow = b, .nallow = 2};
+	const char *err;
+
+	for (int i = 0; i < 2; i++) {
+		policy_parse_name(i ? "mail.example.com" : "*.example.com",
+			&a[i].pat, &err);
+		b[i] = a[i];
+		a[i].ports.v = b[i].ports.v = &p443;
+		a[i].ports.n = b[i].ports.n = 1;
+	}
+	CHECK(policy_vm_same_rules(&x, &y) && policy_vm_same_deny(&x, &y));
+	CHECK(policy_rule_id(&a[0]) == policy_rule_id(&b[0]));
+	CHECK(policy_rule_id(&a[0]) != policy_rule_id(&a[1]));
+	b[1].ports.v = &p444;
+	CHECK(!policy_vm_same_rules(&x, &y) && policy_vm_same_deny(&x, &y));
+	CHECK(policy_rule_id(&a[1]) != policy_rule_id(&b[1]));
+	b[1].ports.v = &p443;
+	b[1].require_dnssec = true;
+	CHECK(!policy_vm_same_rules(&x, &y));
+	CHECK(policy_rule_id(&a[1]) != policy_rule_id(&b[1]));
+	b[1].require_dnssec = false;
+	b[1].ports.icmp = true;
+	CHECK(policy_rule_id(&a[1]) != policy_rule_id(&b[1]));
+	b[1].ports.icmp = false;
+	policy_parse_name("*.ads.example.com", &d[0].pat, &err);
+	y.deny = d;
+	y.ndeny = 1;
+	CHECK(!policy_vm_same_rules(&x, &y) && !policy_vm_same_deny(&x, &y));
+	y.ndeny = 0;
+	y.default_allow = true;
+	CHECK(!policy_vm_same_deny(&x, &y));
+	y.default_allow = false;
+	y.nallow = 1;
+	CHECK(!policy_vm_same_rules(&x, &y));
+
+	struct vm vms[2] = {x, y};
+	CHECK(policy_vm_by_name(vms, 2, "y") == &vms[1]);
+	CHECK(policy_vm_by_name(vms, 2, "z") == NULL);
+}
+
 int
 main(void)
 {
@@ -288,5 +337,6 @@ main(void)
 	test_decide();
 	test_find_vm();
 	test_atoms();
+	test_same();
 	return check_done("policy");
 }
