@@ -73,4 +73,32 @@ after=$(counter_of vm_work "work: not admitted")
 ok "ICMP timestamp requests to it are dropped ($before -> $after)" \
 	test "$after" -ge $((before + 3))
 
+
+# An ICMP message that is not an echo request, whose checksum field (the
+# bytes at a port's offset) reads 0x0800, as "icmp . 2048" would: the
+# ports rule must not look at ICMP at all (its `meta l4proto != icmp`).
+before=$(counter_of vm_work "work: not admitted")
+nsx "$VM_work" python3 - <<'PY'
+import socket, struct
+def fold(s):
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return s
+# Timestamp request (type 13): header with checksum 0x0800, id, seq, and
+# three timestamps; the last 16 bits are chosen so that the checksum over
+# the whole message is valid with 0x0800 in its field.
+body = struct.pack("!BBHHHII", 13, 0, 0x0800, 1, 1, 0, 0) + b"\0\0"
+s = fold(sum(struct.unpack("!%dH" % (len(body) // 2), body)))
+fill = (0xffff - s) & 0xffff
+m = body + struct.pack("!H", fill)
+assert fold(sum(struct.unpack("!%dH" % (len(m) // 2), m))) == 0xffff
+sk = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+for _ in range(3):
+    sk.sendto(m, ("192.0.2.10", 0))
+PY
+sleep 0.2
+after=$(counter_of vm_work "work: not admitted")
+ok "ICMP timestamp requests with checksum 0x0800 are dropped ($before -> $after)" \
+	test "$after" -ge $((before + 3))
+
 tb_done
