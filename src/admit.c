@@ -40,6 +40,7 @@ struct entry {
 	uint64_t *rules;	/* ... and the rules that did */
 	uint8_t nnames, nrules;
 	bool names_over, rules_over; /* more than we keep */
+	bool forever;		/* in the kernel without a timeout */
 	struct entry *next;	/* hash chain */
 };
 
@@ -589,6 +590,9 @@ resync_cb(const struct elem_key *k, uint64_t left_ms, const char *comment,
 	uint64_t now = util_now_ms();
 
 	(void)comment;
+	/* (One without a timeout is deleted and added with ours.) */
+	if (left_ms == ELEMS_FOREVER)
+		left_ms = UINT32_MAX;
 	for (size_t i = 0; i < b->nt; i++)
 		if (memcmp(&b->t[i].e->k, k, sizeof(*k)) == 0)
 			b->t[i].e->committed = now + left_ms;
@@ -629,6 +633,14 @@ batch_done(int err, const char *msg, void *arg)
 	a->inflight--;
 	if (err == ENOENT && deladd_retry(a, b))
 		return;
+	/* A change to the table committed after ours may already be queued:
+	 * read it before releasing any answer on the strength of this ACK. */
+	if (err == 0 && a->mon != NULL)
+		nft_mon_dispatch(a->mon);
+	if (err == 0 && a->broken != NULL) {
+		err = EAGAIN;
+		msg = a->broken;
+	}
 	for (size_t i = 0; i < b->nt; i++) {
 		struct entry *e = b->t[i].e;
 
@@ -720,6 +732,14 @@ adopt_cb(const struct elem_key *k, uint64_t left_ms, const char *comment,
 	struct entry *e = entry_get(ad->a, ad->vs, k, true);
 	char norm[NAME_MAX_LEN + 1];
 
+	if (left_ms == ELEMS_FOREVER) {
+		/* No answer of ours ever made one that never expires: the
+		 * start-up prune removes it. */
+		e->forever = true;
+		e->committed = e->expiry = ELEMS_FOREVER;
+		ad->n++;
+		return;
+	}
 	e->committed = e->expiry = ad->now + left_ms;
 	if (comment && policy_normalise_name(comment, norm, sizeof(norm)) == 0)
 		entry_name(e, norm, NULL);
@@ -914,6 +934,10 @@ prune_one(struct admit *a, struct admit_plan *p, struct elems_msgs *m,
 	enum names_verdict nv = names_ports(vm, e, &ps);
 	bool atom;
 
+	if (e->forever) {
+		plan_del(p, m, e);
+		goto out;
+	}
 	if (e->pending != NULL || e->expiry < now + SOON_MS)
 		goto out;
 	if (nv == NAMES_UNKNOWN) {
@@ -1025,9 +1049,6 @@ struct restore {
 	struct admit *a;
 	struct vmset *vs;
 	uint64_t now;
-	struct entry **seen;
-	uint64_t *left;
-	size_t nseen;
 };
 
 static void
@@ -1038,9 +1059,20 @@ restore_cb(const struct elem_key *k, uint64_t left_ms, const char *comment,
 	struct entry *e = entry_get(r->a, r->vs, k, false);
 	char norm[NAME_MAX_LEN + 1];
 
+	if (left_ms == ELEMS_FOREVER) {
+		/* Never expires: no answer vouches for that; it goes (and
+		 * an element of ours under it comes back, see below). */
+		if (e == NULL)
+			e = entry_get(r->a, r->vs, k, true);
+		e->forever = true;
+		e->committed = 0;
+		return;
+	}
 	if (e == NULL) {
-		/* Someone else's element: known from now on, so that the
-		 * shadow tells the truth about the kernel. */
+		/* Someone else's element, with a timeout: the shadow tells
+		 * the truth about the kernel, so it is known from now on,
+		 * and goes at its end (or with the next reload that changes
+		 * the VM's rules: no name vouches for it). */
 		e = entry_get(r->a, r->vs, k, true);
 		e->expiry = r->now + left_ms;
 		if (comment && policy_normalise_name(comment, norm,
@@ -1048,8 +1080,6 @@ restore_cb(const struct elem_key *k, uint64_t left_ms, const char *comment,
 			entry_name(e, norm, NULL);
 	}
 	e->committed = r->now + left_ms;
-	r->seen = xreallocarray(r->seen, r->nseen + 1, sizeof(*r->seen));
-	r->seen[r->nseen++] = e;
 }
 
 /* The kernel's elements of one VM, after someone else's change: each
@@ -1064,16 +1094,11 @@ restore_read(struct admit *a, struct vmset *vs, const bool *have_set,
 		for (struct entry *e = a->tab[bk]; e; e = e->next)
 			if (e->vs == vs)
 				e->committed = 0;
-	for (int k = 0; k < SET_COUNT; k++) {
-		if (!have_set[k])
-			continue;
-		if (elems_dump(a->table, vs->name, k, restore_cb, &r) < 0 &&
-		    errno != ENOENT) {
-			free(r.seen);
+	for (int k = 0; k < SET_COUNT; k++)
+		if (have_set[k] &&
+		    elems_dump(a->table, vs->name, k, restore_cb, &r) < 0 &&
+		    errno != ENOENT)
 			return -1;
-		}
-	}
-	free(r.seen);
 	return 0;
 }
 
@@ -1089,12 +1114,10 @@ admit_restore(struct admit *a, const struct config *c,
 	p->restore = true;
 	p->damage = a->damage;
 	for (size_t v = 0; v < c->nvms; v++) {
-		struct vmset *vs = vmset_get(a, c->vms[v].name, false);
+		struct vmset *vs = vmset_get(a, c->vms[v].name, true);
 		bool have[SET_COUNT];
 		char sn[SET_NAME_MAX];
 
-		if (vs == NULL)
-			continue;
 		for (int k = 0; k < SET_COUNT; k++)
 			have[k] = set_exists(elems_set_name(sn, sizeof(sn),
 						     vs->name, k), arg);
@@ -1106,14 +1129,25 @@ admit_restore(struct admit *a, const struct config *c,
 		}
 	}
 	/* Every element the shadow says is live goes back for the time it
-	 * has left, unless the kernel holds it that long already. */
+	 * has left, unless the kernel holds it that long already. One the
+	 * kernel holds without a timeout goes first. */
 	for (size_t bk = 0; bk < a->ntab; bk++) {
 		for (struct entry *e = a->tab[bk]; e; e = e->next) {
-			if (e->expiry < now + SOON_MS ||
-			    e->committed + 1000 >= e->expiry)
-				continue;
-			if (needs_delete(a, e, now))
+			bool ours = e->expiry != ELEMS_FOREVER;
+
+			if (e->forever) {
+				e->forever = false;
+				if (!ours || e->expiry < now + SOON_MS) {
+					plan_del(p, m, e);
+					continue;
+				}
 				elems_msgs_del(m, e->vs->name, &e->k);
+			} else if (e->expiry < now + SOON_MS ||
+				   e->committed + 1000 >= e->expiry) {
+				continue;
+			} else if (needs_delete(a, e, now)) {
+				elems_msgs_del(m, e->vs->name, &e->k);
+			}
 			plan_add(p, m, e, e->expiry, now);
 		}
 	}

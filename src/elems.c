@@ -381,11 +381,12 @@ elems_dump(const char *table, const char *vm, int idx, elems_dump_cb cb,
 	while ((el = nftnl_set_elems_iter_next(it)) != NULL) {
 		struct elem_key k;
 
-		/* Without an expiration it is no element of ours. */
-		if (!elems_key_get(el, idx, &k) ||
-		    !nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_EXPIRATION))
+		if (!elems_key_get(el, idx, &k))
 			continue;
-		cb(&k, nftnl_set_elem_get_u64(el, NFTNL_SET_ELEM_EXPIRATION),
+		cb(&k, nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_EXPIRATION)
+			       ? nftnl_set_elem_get_u64(el,
+					 NFTNL_SET_ELEM_EXPIRATION)
+			       : ELEMS_FOREVER,
 			elem_comment(el), arg);
 	}
 	nftnl_set_elems_iter_destroy(it);

@@ -93,7 +93,11 @@ void elems_msgs_del(struct elems_msgs *m, const char *vm,
 /** Write the messages into b and free m. */
 void elems_msgs_emit(struct elems_msgs *m, struct nft_batch *b);
 
-/** One element as the kernel holds it: ms left, and its comment. */
+/* left_ms of an element without a timeout. */
+#define ELEMS_FOREVER UINT64_MAX
+
+/** One element as the kernel holds it: ms left (ELEMS_FOREVER: it has no
+ * timeout), and its comment. */
 typedef void (*elems_dump_cb)(const struct elem_key *k, uint64_t left_ms,
 	const char *comment, void *arg);
 /** Every element of vm's set idx; 0, or -1 if the set could not be read

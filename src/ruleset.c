@@ -332,6 +332,9 @@ msg_table(struct builder *bd)
 
 	snprintf(what, sizeof(what), "table inet %s", bd->table);
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, bd->table);
+	/* Flags always, 0: a table someone made dormant is woken (without
+	 * the attribute the kernel keeps the flags it has). */
+	nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, 0);
 	nlh = nft_batch_msg(bd->b, NFT_MSG_NEWTABLE, NFPROTO_INET,
 		NLM_F_CREATE, 1024, what);
 	nftnl_table_nlmsg_build_payload(nlh, t);
@@ -1051,7 +1054,11 @@ vm_kept(struct builder *bd, const struct vm *vm)
 	    old->limits.set_size != c->limits.set_size)
 		return false;
 	ovm = policy_vm_by_name(old->vms, old->nvms, vm->name);
+	/* The chain also depends on which families the VM has addresses
+	 * in (see rules_sets). */
 	if (ovm == NULL || !policy_vm_same_rules(ovm, vm) ||
+	    vm_has_family(ovm, AF_INET) != vm_has_family(vm, AF_INET) ||
+	    vm_has_family(ovm, AF_INET6) != vm_has_family(vm, AF_INET6) ||
 	    !have_chain(bd, vm_chain(name, sizeof(name), vm)))
 		return false;
 	for (int k = 0; k < SET_COUNT; k++) {

@@ -35,7 +35,7 @@ tb_daemon_start
 in_any_set() {
 	local s
 	for s in work_v4 work_v4_ports work_v6 work_v6_ports; do
-		nsx "$FW" nft -j list set inet dnsfence "$s" | grep -q "\"$1\"" && {
+		nsx "$FW" nft -j list set inet dnsfence "$s" | grep "\"$1\"" >/dev/null && {
 			echo "# $1 is in $s"
 			return 0
 		}

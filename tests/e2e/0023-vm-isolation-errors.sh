@@ -43,8 +43,10 @@ tb_daemon_start
 ask() { dig_vm "$1" +noall +comments +answer "$2" A >"$3" 2>&1 || true; }
 status_in() { grep -o "status: [A-Z]*" "$1" | awk '{print $2}'; }
 addr_in() { awk '$4 == "A" {print $5; exit}' "$1"; }
-in_set() { # in_set SET ADDR
-	nsx "$FW" nft list set inet dnsfence "$1" | grep -qE "(^|[ {,])$2 \. tcp \. 443([ ,}]|$)"
+in_set() { # in_set SET ADDR (not grep -q: with pipefail, nft dying of
+	# SIGPIPE after an early match would read as "absent")
+	nsx "$FW" nft list set inet dnsfence "$1" |
+		grep -E "(^|[ {,])$2 \. tcp \. 443([ ,}]|$)" >/dev/null
 }
 
 # rounds DESC PERSONAL-NAMES -- WORK-NAMES: round i sends personal's i-th
