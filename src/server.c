@@ -51,7 +51,7 @@ struct server {
 	struct gen *gen;
 	struct gen *retired;
 	struct event *reap_ev, *sweep_ev;
-	struct vmcount *counts;
+	struct vmcount **counts; /* each its own allocation: queries hold them */
 	size_t ncounts;
 	struct query *queries;
 	bool reloading;
@@ -342,14 +342,19 @@ timo_cb(evutil_socket_t fd, short ev, void *arg)
 static struct vmcount *
 vm_count(struct server *s, const char *name)
 {
+	struct vmcount *vc;
+
 	for (size_t i = 0; i < s->ncounts; i++)
-		if (strcmp(s->counts[i].name, name) == 0)
-			return &s->counts[i];
+		if (strcmp(s->counts[i]->name, name) == 0)
+			return s->counts[i];
+	/* Queries in flight point at their VM's counter: growing the array
+	 * must not move the counters. */
+	vc = xcalloc(1, sizeof(*vc));
+	snprintf(vc->name, sizeof(vc->name), "%s", name);
 	s->counts = xreallocarray(s->counts, s->ncounts + 1,
 		sizeof(*s->counts));
-	memset(&s->counts[s->ncounts], 0, sizeof(*s->counts));
-	snprintf(s->counts[s->ncounts].name, VM_NAME_MAX + 1, "%s", name);
-	return &s->counts[s->ncounts++];
+	s->counts[s->ncounts++] = vc;
+	return vc;
 }
 
 static bool
@@ -571,6 +576,8 @@ server_free(struct server *s)
 	}
 	event_free(s->reap_ev);
 	event_free(s->sweep_ev);
+	for (size_t i = 0; i < s->ncounts; i++)
+		free(s->counts[i]);
 	free(s->counts);
 	free(s);
 }

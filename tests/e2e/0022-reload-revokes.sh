@@ -42,7 +42,7 @@ in_any_set() {
 	done
 	return 1
 }
-status_of() { grep -o "status: [A-Z]*" "$1" | awk '{print $2}'; }
+status_of() { { grep -o "status: [A-Z]*" "$1" || true; } | awk '{print $2}'; }
 
 # --- (a) an answer in flight across a reload that removes its rule.
 # Warm up: the resolver learns the slow server (a TXT query: the wildcard

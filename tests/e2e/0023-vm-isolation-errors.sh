@@ -41,7 +41,7 @@ tb_daemon_start
 
 # ask VM NAME OUT: one query, status and A records in OUT.
 ask() { dig_vm "$1" +noall +comments +answer "$2" A >"$3" 2>&1 || true; }
-status_in() { grep -o "status: [A-Z]*" "$1" | awk '{print $2}'; }
+status_in() { { grep -o "status: [A-Z]*" "$1" || true; } | awk '{print $2}'; }
 addr_in() { awk '$4 == "A" {print $5; exit}' "$1"; }
 in_set() { # in_set SET ADDR (not grep -q: with pipefail, nft dying of
 	# SIGPIPE after an early match would read as "absent")

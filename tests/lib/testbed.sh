@@ -26,7 +26,7 @@ FW="$TB_ID-fw"
 UP="$TB_ID-up"
 
 tb_cleanup() {
-	local pid ns
+	local rc=$? pid ns
 	# Stop the daemon first, checking it exits cleanly.
 	if [ -n "${DAEMON_PID:-}" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
 		tb_daemon_stop TERM || true
@@ -44,7 +44,9 @@ tb_cleanup() {
 	for ns in "${TB_NS[@]}"; do
 		ip netns del "$ns" 2>/dev/null || true
 	done
-	if [ "$TB_FAIL" -ne 0 ] && [ -f "$TB_DIR/dnsfenced.log" ]; then
+	# The daemon's log on any failure, an aborted script included.
+	if { [ "$TB_FAIL" -ne 0 ] || [ "$rc" -ne 0 ]; } &&
+		[ -f "$TB_DIR/dnsfenced.log" ]; then
 		echo "--- dnsfenced log"
 		tail -n 40 "$TB_DIR/dnsfenced.log"
 	fi
