@@ -40,8 +40,8 @@ struct entry {
 	uint64_t *rules;	/* ... and the rules that did */
 	uint8_t nnames, nrules;
 	bool names_over, rules_over; /* more than we keep */
-	bool forever;		/* in the kernel without a timeout */
-	struct entry *next;	/* hash chain */
+	bool forever;		     /* in the kernel without a timeout */
+	struct entry *next;	     /* hash chain */
 };
 
 /* The shadow of one VM's sets. */
@@ -208,8 +208,7 @@ entries_drop(struct admit *a, bool (*pred)(struct entry *, void *), void *arg)
 	}
 }
 
-static bool
-ports_admit(const struct ports *ps, const struct elem_key *k);
+static bool ports_admit(const struct ports *ps, const struct elem_key *k);
 
 static void
 entry_rule(struct entry *e, uint64_t id)
@@ -233,7 +232,7 @@ entry_rules_of(struct entry *e, const struct vm *vm, const char *name)
 		const struct rule *r = &vm->allow[i];
 
 		if (!r->is_net && policy_pattern_match(&r->pat, name) &&
-		    ports_admit(&r->ports, &e->k))
+			ports_admit(&r->ports, &e->k))
 			entry_rule(e, policy_rule_id(r));
 	}
 }
@@ -417,8 +416,8 @@ touch(struct abatch *b, struct entry *e, uint64_t value, const char *name,
 /* The elements one address needs for the given ports; out has room for
  * vm->natoms + 1 (the atoms, and icmp). */
 static size_t
-keys_for(const struct vm *vm, const struct ipaddr *ad,
-	const struct ports *ps, struct portspec *atoms, struct elem_key *out)
+keys_for(const struct vm *vm, const struct ipaddr *ad, const struct ports *ps,
+	struct portspec *atoms, struct elem_key *out)
 {
 	struct elem_key k = {.family = (uint8_t)ad->family};
 	size_t n = 0, na;
@@ -491,13 +490,15 @@ admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 				grow[elem_set_index(&keys[j])]++;
 	}
 	for (int s = 0; s < SET_COUNT; s++) {
-		if (grow[s] > 0 && vs->count[s] + grow[s] > c->limits.set_size) {
+		if (grow[s] > 0 &&
+			vs->count[s] + grow[s] > c->limits.set_size) {
 			char msg[128];
 
 			a->st.full++;
-			snprintf(msg, sizeof(msg), "a set of VM %s is full "
-				"(limits: set-size %u)", vm->name,
-				c->limits.set_size);
+			snprintf(msg, sizeof(msg),
+				"a set of VM %s is full "
+				"(limits: set-size %u)",
+				vm->name, c->limits.set_size);
 			refuse(r, ENFILE, msg);
 			goto out;
 		}
@@ -704,7 +705,7 @@ pred_vm_gone(struct entry *e, void *arg)
 	const struct config *c = arg;
 
 	return e->pending == NULL &&
-	       policy_vm_by_name(c->vms, c->nvms, e->vs->name) == NULL;
+		policy_vm_by_name(c->vms, c->nvms, e->vs->name) == NULL;
 }
 
 void
@@ -757,10 +758,11 @@ admit_adopt(struct admit *a, const struct config *c,
 		ad.vs = vmset_get(a, c->vms[i].name, true);
 		for (int k = 0; k < SET_COUNT; k++)
 			if (set_exists(elems_set_name(sn, sizeof(sn),
-					       c->vms[i].name, k), arg) &&
-			    elems_dump(a->table, c->vms[i].name, k, adopt_cb,
-				    &ad) < 0 &&
-			    errno != ENOENT) {
+					       c->vms[i].name, k),
+				    arg) &&
+				elems_dump(a->table, c->vms[i].name, k,
+					adopt_cb, &ad) < 0 &&
+				errno != ENOENT) {
 				log_warn("reading set %d of VM %s", k,
 					c->vms[i].name);
 				return -1;
@@ -818,7 +820,7 @@ ports_admit(const struct ports *ps, const struct elem_key *k)
 		return ps->icmp;
 	for (size_t j = 0; j < ps->n; j++)
 		if (ps->v[j].proto == k->proto && ps->v[j].lo <= k->lo &&
-		    k->hi <= ps->v[j].hi)
+			k->hi <= ps->v[j].hi)
 			return true;
 	return false;
 }
@@ -856,8 +858,8 @@ static bool
 is_atom(const struct vm *vm, const struct elem_key *k)
 {
 	for (size_t i = 0; i < vm->natoms; i++)
-		if (vm->atoms[i].proto == k->proto && vm->atoms[i].lo == k->lo &&
-		    vm->atoms[i].hi == k->hi)
+		if (vm->atoms[i].proto == k->proto &&
+			vm->atoms[i].lo == k->lo && vm->atoms[i].hi == k->hi)
 			return true;
 	return false;
 }
@@ -877,7 +879,7 @@ recut(struct admit *a, struct admit_plan *p, struct elems_msgs *m,
 		struct entry *n;
 
 		if (at->proto != e->k.proto || at->hi < e->k.lo ||
-		    at->lo > e->k.hi)
+			at->lo > e->k.hi)
 			continue;
 		k.lo = at->lo;
 		k.hi = at->hi;
@@ -920,8 +922,9 @@ rules_still(const struct vm *old, const struct vm *vm, struct entry *e)
 	e->nrules = (uint8_t)kept;
 	/* A port piece the new rules cut differently cannot be judged by
 	 * rules alone: it goes (the next answer adds the new pieces). */
-	return kept > 0 && (e->k.kind != SET_PORTS || elems_is_echo(&e->k) ||
-				   is_atom(vm, &e->k));
+	return kept > 0 &&
+		(e->k.kind != SET_PORTS || elems_is_echo(&e->k) ||
+			is_atom(vm, &e->k));
 }
 
 /* What the new rules make of one element: kept, replaced, or deleted. */
@@ -946,7 +949,7 @@ prune_one(struct admit *a, struct admit_plan *p, struct elems_msgs *m,
 		goto out;
 	}
 	atom = e->k.kind != SET_PORTS || elems_is_echo(&e->k) ||
-	       is_atom(vm, &e->k);
+		is_atom(vm, &e->k);
 	if (nv == NAMES_NONE || !atom || !ports_admit(&ps, &e->k))
 		plan_del(p, m, e);
 	if (nv == NAMES_SOME && !atom)
@@ -977,10 +980,11 @@ admit_prune(struct admit *a, const struct config *old, const struct config *c,
 			all[n++] = e;
 	for (size_t i = 0; i < n; i++) {
 		struct entry *e = all[i];
-		const struct vm *vm = policy_vm_by_name(c->vms, c->nvms,
-			e->vs->name);
-		const struct vm *ovm = old ? policy_vm_by_name(old->vms,
-			old->nvms, e->vs->name) : NULL;
+		const struct vm *vm =
+			policy_vm_by_name(c->vms, c->nvms, e->vs->name);
+		const struct vm *ovm = old
+			? policy_vm_by_name(old->vms, old->nvms, e->vs->name)
+			: NULL;
 
 		/* A VM that goes takes its sets with it. */
 		if (vm != NULL)
@@ -1034,9 +1038,10 @@ admit_broken(struct admit *a, const char *why)
 {
 	a->damage++;
 	if (a->broken == NULL)
-		a->broken = xasprintf("table inet %s changed behind dnsfenced's "
-				      "back (%s): being reinstalled", a->table,
-			why);
+		a->broken =
+			xasprintf("table inet %s changed behind dnsfenced's "
+				  "back (%s): being reinstalled",
+				a->table, why);
 }
 
 bool
@@ -1075,8 +1080,8 @@ restore_cb(const struct elem_key *k, uint64_t left_ms, const char *comment,
 		 * the VM's rules: no name vouches for it). */
 		e = entry_get(r->a, r->vs, k, true);
 		e->expiry = r->now + left_ms;
-		if (comment && policy_normalise_name(comment, norm,
-				       sizeof(norm)) == 0)
+		if (comment &&
+			policy_normalise_name(comment, norm, sizeof(norm)) == 0)
 			entry_name(e, norm, NULL);
 	}
 	e->committed = r->now + left_ms;
@@ -1096,8 +1101,8 @@ restore_read(struct admit *a, struct vmset *vs, const bool *have_set,
 				e->committed = 0;
 	for (int k = 0; k < SET_COUNT; k++)
 		if (have_set[k] &&
-		    elems_dump(a->table, vs->name, k, restore_cb, &r) < 0 &&
-		    errno != ENOENT)
+			elems_dump(a->table, vs->name, k, restore_cb, &r) < 0 &&
+			errno != ENOENT)
 			return -1;
 	return 0;
 }
@@ -1120,7 +1125,8 @@ admit_restore(struct admit *a, const struct config *c,
 
 		for (int k = 0; k < SET_COUNT; k++)
 			have[k] = set_exists(elems_set_name(sn, sizeof(sn),
-						     vs->name, k), arg);
+						     vs->name, k),
+				arg);
 		if (restore_read(a, vs, have, now) < 0) {
 			log_warn("reading the sets of VM %s", vs->name);
 			elems_msgs_emit(m, b);
@@ -1143,7 +1149,7 @@ admit_restore(struct admit *a, const struct config *c,
 				}
 				elems_msgs_del(m, e->vs->name, &e->k);
 			} else if (e->expiry < now + SOON_MS ||
-				   e->committed + 1000 >= e->expiry) {
+				e->committed + 1000 >= e->expiry) {
 				continue;
 			} else if (needs_delete(a, e, now)) {
 				elems_msgs_del(m, e->vs->name, &e->k);

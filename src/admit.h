@@ -45,10 +45,10 @@ bool admit_idle(const struct admit *a);
 /** Admit addrs for vm with the given ports, for at least timeout_s
  * seconds. cb may run before this returns (nothing to change, or a
  * refusal such as a full set). */
-void admit_request(struct admit *a, const struct config *c,
-	const struct vm *vm, const char *name, const struct dns_addr *addrs,
-	size_t naddrs, const struct ports *ports, uint32_t timeout_s,
-	admit_done_cb cb, void *arg);
+void admit_request(struct admit *a, const struct config *c, const struct vm *vm,
+	const char *name, const struct dns_addr *addrs, size_t naddrs,
+	const struct ports *ports, uint32_t timeout_s, admit_done_cb cb,
+	void *arg);
 
 /* Changes to the shadow that ride a ruleset transaction, applied by
  * admit_plan_done() once its outcome is known. */

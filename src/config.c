@@ -36,8 +36,7 @@ struct keyspec {
 	bool required;
 };
 
-static void
-lerr(struct loader *L, const struct ynode *n, const char *fmt, ...)
+static void lerr(struct loader *L, const struct ynode *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static void
@@ -75,7 +74,8 @@ walk_map(struct loader *L, const struct ynode *map, const struct keyspec *ks,
 	if (!expect_type(L, map, YN_MAP, what))
 		return;
 	for (i = 0; i + 1 < map->n; i += 2) {
-		const struct ynode *key = map->items[i], *val = map->items[i + 1];
+		const struct ynode *key = map->items[i],
+				   *val = map->items[i + 1];
 
 		if (key->type != YN_SCALAR) {
 			lerr(L, key, "keys must be scalars");
@@ -85,7 +85,8 @@ walk_map(struct loader *L, const struct ynode *map, const struct keyspec *ks,
 			if (strcmp(ks[k].key, key->value) == 0)
 				break;
 		if (ks[k].key == NULL) {
-			lerr(L, key, "unknown key '%s' in %s", key->value, what);
+			lerr(L, key, "unknown key '%s' in %s", key->value,
+				what);
 			continue;
 		}
 		if (seen[k]) {
@@ -114,7 +115,7 @@ scalar_u32(struct loader *L, const struct ynode *n, uint32_t lo, uint32_t hi,
 	errno = 0;
 	v = strtoull(n->value, &end, 10);
 	if (n->value[0] < '0' || n->value[0] > '9' || *end != '\0' ||
-	    errno != 0 || v < lo || v > hi) {
+		errno != 0 || v < lo || v > hi) {
 		lerr(L, n, "expected a whole number from %u to %u, not '%s'",
 			lo, hi, n->value);
 		return false;
@@ -216,8 +217,10 @@ k_listen(struct loader *L, const struct ynode *v, void *obj)
 		if (!expect_type(L, it, YN_SCALAR, "a listen address"))
 			continue;
 		if (parse_listen(it->value, &la) < 0) {
-			lerr(L, it, "bad listen address '%s' (ADDR, ADDR:PORT "
-				    "or [V6ADDR]:PORT)", it->value);
+			lerr(L, it,
+				"bad listen address '%s' (ADDR, ADDR:PORT "
+				"or [V6ADDR]:PORT)",
+				it->value);
 			continue;
 		}
 		*ARRAY_PUSH(c->listen, c->nlisten) = la;
@@ -270,9 +273,10 @@ k_table(struct loader *L, const struct ynode *v, void *obj)
 	struct config *c = obj;
 
 	if (!nft_ident_ok(v->value)) {
-		lerr(L, v, "bad table name '%s' (a letter, then letters, digits,"
-			   " '_' or '-'; %d at most)", v->value,
-			TABLE_NAME_MAX - 1);
+		lerr(L, v,
+			"bad table name '%s' (a letter, then letters, digits,"
+			" '_' or '-'; %d at most)",
+			v->value, TABLE_NAME_MAX - 1);
 		return;
 	}
 	free(c->table);
@@ -310,8 +314,7 @@ ta_space(char ch)
  * record go on over several lines: they separate tokens, and *paren notes
  * that one was passed. */
 static size_t
-ta_token(const char *s, size_t len, size_t *pos, const char **tok,
-	bool *paren)
+ta_token(const char *s, size_t len, size_t *pos, const char **tok, bool *paren)
 {
 	size_t i = *pos, start;
 
@@ -326,7 +329,7 @@ ta_token(const char *s, size_t len, size_t *pos, const char **tok,
 	}
 	start = i;
 	while (i < len && !ta_space(s[i]) && s[i] != '(' && s[i] != ')' &&
-	       s[i] != ';')
+		s[i] != ';')
 		i++;
 	*tok = s + start;
 	*pos = i;
@@ -356,7 +359,7 @@ ta_is_ttl(const char *t, size_t n)
 		return false;
 	for (size_t i = 1; i < n; i++)
 		if ((t[i] < '0' || t[i] > '9') &&
-		    memchr("sSmMhHdDwW", t[i], 10) == NULL)
+			memchr("sSmMhHdDwW", t[i], 10) == NULL)
 			return false;
 	return true;
 }
@@ -365,9 +368,9 @@ static bool
 ta_is_class(const char *t, size_t n)
 {
 	return ta_word(t, n, "IN") || ta_word(t, n, "CH") ||
-	       ta_word(t, n, "HS") || ta_word(t, n, "CS") ||
-	       (n > 5 && strncasecmp(t, "CLASS", 5) == 0 &&
-		       ta_digits(t + 5, n - 5));
+		ta_word(t, n, "HS") || ta_word(t, n, "CS") ||
+		(n > 5 && strncasecmp(t, "CLASS", 5) == 0 &&
+			ta_digits(t + 5, n - 5));
 }
 
 enum ta_line
@@ -448,14 +451,15 @@ anchor_problem(const char *path, char *why, size_t size)
 		return why;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > YAML_MAX_FILE) {
-		snprintf(why, size, "%s", S_ISREG(st.st_mode)
-			? "is larger than 1 MiB" : "is not a regular file");
+		snprintf(why, size, "%s",
+			S_ISREG(st.st_mode) ? "is larger than 1 MiB"
+					    : "is not a regular file");
 		close(fd);
 		return why;
 	}
 	buf = xcalloc(1, (size_t)st.st_size + 1);
 	while (len < (size_t)st.st_size &&
-	       (r = read(fd, buf + len, (size_t)st.st_size - len)) != 0) {
+		(r = read(fd, buf + len, (size_t)st.st_size - len)) != 0) {
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
@@ -473,14 +477,15 @@ anchor_problem(const char *path, char *why, size_t size)
 
 		eol = nl ? (size_t)(nl - buf) : len;
 		if (depth == 0 &&
-		    config_ta_line(buf + i, eol - i) == TA_LINE_ANCHOR)
+			config_ta_line(buf + i, eol - i) == TA_LINE_ANCHOR)
 			found = true;
 		depth = ta_depth(buf + i, eol - i, depth);
 	}
 	free(buf);
 	if (found)
 		return NULL;
-	snprintf(why, size, "holds no DS or DNSKEY record: DNSSEC validation "
+	snprintf(why, size,
+		"holds no DS or DNSKEY record: DNSSEC validation "
 		"would be off");
 	return why;
 }
@@ -495,7 +500,8 @@ k_trust_anchor(struct loader *L, const struct ynode *v, void *obj)
 	free(c->trust_anchor);
 	c->trust_anchor = path_resolve(L, v->value);
 	if (check_readable(L, v, c->trust_anchor) &&
-	    (why = anchor_problem(c->trust_anchor, buf, sizeof(buf))) != NULL)
+		(why = anchor_problem(c->trust_anchor, buf, sizeof(buf))) !=
+			NULL)
 		lerr(L, v, "trust-anchor-file %s %s", c->trust_anchor, why);
 }
 
@@ -532,8 +538,7 @@ server_ok(const char *s)
 		if (strlen(at + 1) > 5)
 			return false;
 		snprintf(tmp, sizeof(tmp), "udp/%s", at + 1);
-		return policy_parse_port(tmp, &ps, &err) == 0 &&
-		       ps.lo == ps.hi;
+		return policy_parse_port(tmp, &ps, &err) == 0 && ps.lo == ps.hi;
 	}
 	return true;
 }
@@ -550,8 +555,10 @@ server_list(struct loader *L, const struct ynode *v, size_t *n)
 		if (!expect_type(L, it, YN_SCALAR, "a server address"))
 			continue;
 		if (!server_ok(it->value)) {
-			lerr(L, it, "bad server address '%s' (ADDR or "
-				    "ADDR@PORT)", it->value);
+			lerr(L, it,
+				"bad server address '%s' (ADDR or "
+				"ADDR@PORT)",
+				it->value);
 			continue;
 		}
 		*ARRAY_PUSH(out, *n) = xstrdup(it->value);
@@ -580,13 +587,14 @@ k_stub_zones(struct loader *L, const struct ynode *v, void *obj)
 		if (!expect_type(L, k, YN_SCALAR, "a zone name"))
 			continue;
 		if (strcmp(k->value, ".") != 0 &&
-		    policy_normalise_name(k->value, zone, sizeof(zone)) < 0) {
+			policy_normalise_name(k->value, zone, sizeof(zone)) <
+				0) {
 			lerr(L, k, "malformed zone name '%s'", k->value);
 			continue;
 		}
 		for (size_t j = 0; j < c->nstubs; j++)
-			if (strcmp(c->stubs[j].zone, strcmp(k->value, ".")
-						? zone : ".") == 0)
+			if (strcmp(c->stubs[j].zone,
+				    strcmp(k->value, ".") ? zone : ".") == 0)
 				lerr(L, k, "duplicate key '%s'", k->value);
 		if (!expect_type(L, val, YN_SEQ, k->value))
 			continue;
@@ -611,7 +619,7 @@ k_options(struct loader *L, const struct ynode *v, void *obj)
 		struct kv *kv;
 
 		if (!expect_type(L, k, YN_SCALAR, "an option name") ||
-		    !expect_type(L, val, YN_SCALAR, k->value))
+			!expect_type(L, val, YN_SCALAR, k->value))
 			continue;
 		for (size_t j = 0; j < c->noptions; j++)
 			if (strcmp(c->options[j].key, k->value) == 0)
@@ -639,10 +647,10 @@ k_resolver(struct loader *L, const struct ynode *v, void *obj)
 	walk_map(L, v, resolver_keys, obj, "resolver");
 }
 
-#define U32_KEY(fn, field, lo, hi)                                            \
-	static void fn(struct loader *L, const struct ynode *v, void *obj)    \
-	{                                                                     \
-		scalar_u32(L, v, lo, hi, &((struct config *)obj)->field);     \
+#define U32_KEY(fn, field, lo, hi) \
+	static void fn(struct loader *L, const struct ynode *v, void *obj) \
+	{ \
+		scalar_u32(L, v, lo, hi, &((struct config *)obj)->field); \
 	}
 
 U32_KEY(k_ttl_min, ttl.min, 0, 604800)
@@ -806,8 +814,9 @@ r_ports(struct loader *L, const struct ynode *v, void *obj)
 
 	rc->ports = v;
 	if (v->n == 0)
-		lerr(L, v, "ports is empty: leave it out to allow every "
-			   "protocol and port");
+		lerr(L, v,
+			"ports is empty: leave it out to allow every "
+			"protocol and port");
 	for (size_t i = 0; i < v->n; i++) {
 		const struct ynode *it = v->items[i];
 		struct portspec p;
@@ -865,11 +874,13 @@ rule_list(struct loader *L, const struct ynode *v, bool allow)
 		if (rc.ports != NULL)
 			rc.r.ports.any = false;
 		if (it->type == YN_MAP && allow && !rc.name == !rc.net)
-			lerr(L, it, "an allow rule needs exactly one of 'name' "
-				    "or 'net'");
+			lerr(L, it,
+				"an allow rule needs exactly one of 'name' "
+				"or 'net'");
 		if (rc.net && rc.dnssec)
-			lerr(L, rc.dnssec, "require-dnssec applies to names, "
-					   "not to 'net' rules");
+			lerr(L, rc.dnssec,
+				"require-dnssec applies to names, "
+				"not to 'net' rules");
 		if (L->d->n != before) {
 			policy_ports_finish(&rc.r.ports);
 			continue;
@@ -976,7 +987,7 @@ check_claims(struct config *c, struct diag *d)
 
 			for (k = 0; k < ncl; k++)
 				if (cl[k].vm != i &&
-				    memcmp(&cl[k].a, a, sizeof(*a)) == 0)
+					memcmp(&cl[k].a, a, sizeof(*a)) == 0)
 					break;
 			if (k < ncl) {
 				const struct vm *o = &c->vms[cl[k].vm];
@@ -1008,8 +1019,10 @@ load_policies(struct config *c, struct diag *d)
 	DIR *dir;
 
 	if ((dir = opendir(c->policies)) == NULL) {
-		diag_add(d, c->policies, 0, 0, "cannot open the policies "
-			"directory: %s", strerror(errno));
+		diag_add(d, c->policies, 0, 0,
+			"cannot open the policies "
+			"directory: %s",
+			strerror(errno));
 		return;
 	}
 	while ((de = readdir(dir)) != NULL)
@@ -1026,16 +1039,19 @@ load_policies(struct config *c, struct diag *d)
 		struct vm *vm;
 
 		if (fl <= 5 || strcmp(names[i] + fl - 5, ".yaml") != 0) {
-			diag_add(d, path, 0, 0, "not a policy: policy files "
+			diag_add(d, path, 0, 0,
+				"not a policy: policy files "
 				"are named <vm-name>.yaml");
 			free(path);
 			continue;
 		}
 		names[i][fl - 5] = '\0';
 		if (!policy_vm_name_valid(names[i])) {
-			diag_add(d, path, 0, 0, "'%s' cannot name a VM: a "
+			diag_add(d, path, 0, 0,
+				"'%s' cannot name a VM: a "
 				"letter, then letters, digits, '_' or '-', %d "
-				"at most", names[i], VM_NAME_MAX);
+				"at most",
+				names[i], VM_NAME_MAX);
 			free(path);
 			continue;
 		}
@@ -1087,7 +1103,8 @@ config_load(const char *path, struct diag *d)
 	free(tmp);
 	config_defaults(c, L.dir);
 	if (ydoc_load(&doc, path, d) == 0) {
-		static const struct ynode empty = {.type = YN_MAP, .line = 1,
+		static const struct ynode empty = {.type = YN_MAP,
+			.line = 1,
 			.col = 1};
 		const char *why;
 		char buf[200];
@@ -1097,16 +1114,18 @@ config_load(const char *path, struct diag *d)
 		if (c->trust_anchor == NULL) {
 			c->trust_anchor = xstrdup(DEFAULT_TRUST_ANCHOR);
 			if (access(c->trust_anchor, R_OK) < 0)
-				diag_add(d, path, 0, 0, "cannot read the "
+				diag_add(d, path, 0, 0,
+					"cannot read the "
 					"default trust anchor %s: %s (set "
 					"resolver: trust-anchor-file)",
 					c->trust_anchor, strerror(errno));
 			else if ((why = anchor_problem(c->trust_anchor, buf,
 					  sizeof(buf))) != NULL)
-				diag_add(d, path, 0, 0, "the default trust "
+				diag_add(d, path, 0, 0,
+					"the default trust "
 					"anchor %s %s (set resolver: "
-					"trust-anchor-file)", c->trust_anchor,
-					why);
+					"trust-anchor-file)",
+					c->trust_anchor, why);
 		}
 	}
 	ydoc_finish(&doc);
@@ -1231,8 +1250,9 @@ config_dump(const struct config *c, FILE *out)
 			c->options[i].value);
 	fprintf(out, "ttl:\n  min: %u\n  max: %u\n  grace: %u\n", c->ttl.min,
 		c->ttl.max, c->ttl.grace);
-	fprintf(out, "limits:\n  set-size: %u\n  addresses-per-answer: %u\n"
-		     "  queries-per-vm: %u\n  tcp-clients: %u\n  tcp-idle: %u\n",
+	fprintf(out,
+		"limits:\n  set-size: %u\n  addresses-per-answer: %u\n"
+		"  queries-per-vm: %u\n  tcp-clients: %u\n  tcp-idle: %u\n",
 		c->limits.set_size, c->limits.addrs_per_answer,
 		c->limits.inflight_per_vm, c->limits.tcp_clients,
 		c->limits.tcp_idle);

@@ -74,12 +74,13 @@ sd_notify_ready(void)
 	int fd;
 
 	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
-	    strlen(path) >= sizeof(sun.sun_path))
+		strlen(path) >= sizeof(sun.sun_path))
 		return;
 	memcpy(sun.sun_path, path, strlen(path));
 	if (sun.sun_path[0] == '@')
 		sun.sun_path[0] = '\0';
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+		strlen(path));
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
 		return;
 	if (sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&sun, len) < 0)
@@ -159,8 +160,10 @@ reload_send(evutil_socket_t fd, short ev, void *arg)
 		return;
 	}
 	/* After someone else's change, trust nothing of what was built. */
-	if ((b = ruleset_build(d->nft, d->next, admit_is_broken(d->admit)
-				? NULL : server_config(d->srv))) == NULL) {
+	if ((b = ruleset_build(d->nft, d->next,
+		     admit_is_broken(d->admit) ? NULL
+					       : server_config(d->srv))) ==
+		NULL) {
 		reload_abort(d);
 		return;
 	}
@@ -246,7 +249,7 @@ set_exists(const char *set, void *arg)
 	struct names *ns = arg;
 
 	return ns->n > 0 &&
-	       bsearch(&set, ns->v, ns->n, sizeof(*ns->v), cmp_str) != NULL;
+		bsearch(&set, ns->v, ns->n, sizeof(*ns->v), cmp_str) != NULL;
 }
 
 /* The names of the sets our table has now. */
@@ -326,7 +329,7 @@ repair(evutil_socket_t fd, short ev, void *arg)
 	/* Settle every notification already queued first. */
 	nft_mon_dispatch(d->mon);
 	if (read_set_names(c->table, &ns) < 0 ||
-	    (b = ruleset_build(d->nft, c, NULL)) == NULL) {
+		(b = ruleset_build(d->nft, c, NULL)) == NULL) {
 		struct timeval tv = {.tv_usec = 200000};
 
 		log_warn("reading table inet %s", c->table);
@@ -391,12 +394,13 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 
 	log_info("admission: %llu answers, %llu needing no change, %llu "
 		 "batches, %llu elements, %llu failed batches, %llu refused "
-		 "(set full)", (unsigned long long)as->requests,
-		(unsigned long long)as->noop, (unsigned long long)as->batches,
+		 "(set full)",
+		(unsigned long long)as->requests, (unsigned long long)as->noop,
+		(unsigned long long)as->batches,
 		(unsigned long long)as->elements,
 		(unsigned long long)as->failures, (unsigned long long)as->full);
-	log_info("exiting on signal %d; table inet %s stays in place",
-		(int)sig, server_config(d->srv)->table);
+	log_info("exiting on signal %d; table inet %s stays in place", (int)sig,
+		server_config(d->srv)->table);
 	event_base_loopbreak(d->base);
 }
 
@@ -412,7 +416,8 @@ start_done(int err, const char *msg, void *arg)
 			msg);
 	else if (err != 0)
 		log_warnx("installing the nftables table failed, nothing was "
-			  "changed: %s", msg);
+			  "changed: %s",
+			msg);
 }
 
 static void
@@ -438,10 +443,12 @@ want_deladd(void)
 		return true;
 	}
 	r = elems_probe_timeout_update();
-	log_info("element timeouts: %s", r == 1 ? "updated in place on re-add"
-		: r == 0 ? "delete + add (this kernel keeps the old timeout "
-			   "on re-add)"
-			 : "delete + add (the kernel could not be probed)");
+	log_info("element timeouts: %s",
+		r == 1 ? "updated in place on re-add"
+			: r == 0
+			? "delete + add (this kernel keeps the old timeout "
+			  "on re-add)"
+			: "delete + add (the kernel could not be probed)");
 	return r != 1;
 }
 
@@ -461,8 +468,7 @@ install(struct daemon *d)
 	d->admit = admit_new(d->nft, d->base, d->conf->table, want_deladd());
 	/* Listening before the install: no change to the table from now on
 	 * goes unseen. */
-	d->mon = nft_mon_open(d->conf->table, nft_portid(d->nft), damage_cb,
-		d);
+	d->mon = nft_mon_open(d->conf->table, nft_portid(d->nft), damage_cb, d);
 	if (d->mon == NULL)
 		return -1;
 	admit_set_monitor(d->admit, d->mon);
@@ -528,8 +534,9 @@ run(struct daemon *d)
 	event_add(d->ev_int, NULL);
 	event_add(d->ev_timo, &tv);
 	log_info("ready: %zu VM policies, table inet %s, DNS on %zu "
-		 "addresses", server_config(d->srv)->nvms,
-		server_config(d->srv)->table, server_config(d->srv)->nlisten);
+		 "addresses",
+		server_config(d->srv)->nvms, server_config(d->srv)->table,
+		server_config(d->srv)->nlisten);
 	sd_notify_ready();
 	event_base_dispatch(d->base);
 	event_free(d->ev_nft);

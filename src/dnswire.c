@@ -28,7 +28,7 @@ get32(const uint8_t *p, size_t len, size_t off, uint32_t *v)
 	if (off > len || len - off < 4)
 		return -1;
 	*v = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 |
-	     (uint32_t)p[off + 2] << 8 | p[off + 3];
+		(uint32_t)p[off + 2] << 8 | p[off + 3];
 	return 0;
 }
 
@@ -134,9 +134,9 @@ parse_opt(const uint8_t *pkt, size_t len, size_t *off, struct dns_query *q)
 		return DNS_R_FORMERR;
 	(*off)++;
 	if (get16(pkt, len, *off, &type) < 0 || type != DNS_T_OPT ||
-	    get16(pkt, len, *off + 2, &cls) < 0 ||
-	    get32(pkt, len, *off + 4, &ttl) < 0 ||
-	    get16(pkt, len, *off + 8, &rdlen) < 0)
+		get16(pkt, len, *off + 2, &cls) < 0 ||
+		get32(pkt, len, *off + 4, &ttl) < 0 ||
+		get16(pkt, len, *off + 8, &rdlen) < 0)
 		return DNS_R_FORMERR;
 	*off += 10;
 	if (len - *off < rdlen)
@@ -146,8 +146,8 @@ parse_opt(const uint8_t *pkt, size_t len, size_t *off, struct dns_query *q)
 		uint16_t code, olen;
 
 		if (get16(pkt, end, *off, &code) < 0 ||
-		    get16(pkt, end, *off + 2, &olen) < 0 ||
-		    end - *off - 4 < olen)
+			get16(pkt, end, *off + 2, &olen) < 0 ||
+			end - *off - 4 < olen)
 			return DNS_R_FORMERR;
 		*off += 4 + (size_t)olen;
 	}
@@ -185,8 +185,8 @@ dnswire_parse_query(const uint8_t *pkt, size_t len, struct dns_query *q)
 	/* The question name is the first name: nothing to point back to,
 	 * so read_name refuses any pointer in it. */
 	if (read_name(pkt, len, &off, q->qname_wire, &q->qname_wire_len) < 0 ||
-	    get16(pkt, len, off, &q->qtype) < 0 ||
-	    get16(pkt, len, off + 2, &q->qclass) < 0)
+		get16(pkt, len, off, &q->qtype) < 0 ||
+		get16(pkt, len, off + 2, &q->qclass) < 0)
 		return DNS_R_FORMERR;
 	off += 4;
 	if (ar == 1 && (rc = parse_opt(pkt, len, &off, q)) != DNS_R_NOERROR)
@@ -200,8 +200,7 @@ dnswire_parse_query(const uint8_t *pkt, size_t len, struct dns_query *q)
 		char tmp[NAME_MAX_LEN + 2];
 
 		q->qname_ok = q->qname[0] != '\0' &&
-			      policy_normalise_name(q->qname, tmp,
-				      sizeof(tmp)) == 0;
+			policy_normalise_name(q->qname, tmp, sizeof(tmp)) == 0;
 	}
 	return DNS_R_NOERROR;
 }
@@ -304,13 +303,14 @@ put_opt(struct wbuf *w, const struct dns_query *q, int ede, const char *text)
 }
 
 static void
-put_header(struct wbuf *w, const struct dns_query *q, uint16_t flags,
-	int rcode, uint16_t qd, uint16_t an, uint16_t ns, uint16_t ar)
+put_header(struct wbuf *w, const struct dns_query *q, uint16_t flags, int rcode,
+	uint16_t qd, uint16_t an, uint16_t ns, uint16_t ar)
 {
 	put16(w, q->id);
-	put16(w, (uint16_t)(DNS_F_QR | (q->flags & (0xF << 11)) |
-				 (q->flags & (DNS_F_RD | DNS_F_CD)) | DNS_F_RA |
-				 flags | (rcode & 0xF)));
+	put16(w,
+		(uint16_t)(DNS_F_QR | (q->flags & (0xF << 11)) |
+			(q->flags & (DNS_F_RD | DNS_F_CD)) | DNS_F_RA | flags |
+			(rcode & 0xF)));
 	put16(w, qd);
 	put16(w, an);
 	put16(w, ns);
@@ -398,11 +398,11 @@ msg_parse(const uint8_t *pkt, size_t len, struct msg *m)
 			struct rr *r = &m->rrs[m->nrr];
 
 			if (read_name(pkt, len, &off, r->name, &r->nlen) < 0 ||
-			    get16(pkt, len, off, &r->type) < 0 ||
-			    get16(pkt, len, off + 2, &r->cls) < 0 ||
-			    get32(pkt, len, off + 4, &r->ttl) < 0 ||
-			    get16(pkt, len, off + 8, &r->rdlen) < 0 ||
-			    len - off - 10 < r->rdlen) {
+				get16(pkt, len, off, &r->type) < 0 ||
+				get16(pkt, len, off + 2, &r->cls) < 0 ||
+				get32(pkt, len, off + 4, &r->ttl) < 0 ||
+				get16(pkt, len, off + 8, &r->rdlen) < 0 ||
+				len - off - 10 < r->rdlen) {
 				msg_finish(m);
 				return -1;
 			}
@@ -428,8 +428,8 @@ add_addr(struct dns_answer *ans, size_t max, int family, const uint8_t *b)
 		ans->truncated_addrs = true;
 		return;
 	}
-	ans->addrs = xreallocarray(ans->addrs, ans->naddrs + 1,
-		sizeof(*ans->addrs));
+	ans->addrs =
+		xreallocarray(ans->addrs, ans->naddrs + 1, sizeof(*ans->addrs));
 	ans->addrs[ans->naddrs++].a = a;
 }
 
@@ -448,8 +448,8 @@ svcb_hints(const uint8_t *pkt, const struct rr *r, struct dns_answer *ans,
 		uint16_t key, vlen;
 
 		if (get16(pkt, end, off, &key) < 0 ||
-		    get16(pkt, end, off + 2, &vlen) < 0 ||
-		    end - off - 4 < vlen)
+			get16(pkt, end, off + 2, &vlen) < 0 ||
+			end - off - 4 < vlen)
 			return -1;
 		off += 4;
 		if ((key == 4 && vlen % 4) || (key == 6 && vlen % 16))
@@ -471,8 +471,8 @@ take_ttl(struct dns_answer *ans, uint32_t ttl)
 }
 
 int
-dnswire_walk(const uint8_t *pkt, size_t len, const uint8_t *qname,
-	size_t qlen, size_t max_addrs, struct dns_answer *ans)
+dnswire_walk(const uint8_t *pkt, size_t len, const uint8_t *qname, size_t qlen,
+	size_t max_addrs, struct dns_answer *ans)
 {
 	uint8_t chain[MAX_CHAIN + 1][DNS_MAXNAME];
 	size_t clen[MAX_CHAIN + 1], nchain = 1;
@@ -497,8 +497,8 @@ dnswire_walk(const uint8_t *pkt, size_t len, const uint8_t *qname,
 			uint8_t target[DNS_MAXNAME];
 
 			if (r->section != 0 || r->type != DNS_T_CNAME ||
-			    !name_eq(r->name, r->nlen, chain[nchain - 1],
-				    clen[nchain - 1]))
+				!name_eq(r->name, r->nlen, chain[nchain - 1],
+					clen[nchain - 1]))
 				continue;
 			if (read_name(pkt, r->rdoff + r->rdlen, &off, target,
 				    &tl) < 0)
@@ -564,12 +564,23 @@ static int
 rdata_name_at(uint16_t type)
 {
 	switch (type) {
-	case 2: case 3: case 4: case 5: case 7: case 8: case 9: case 12:
+	case 2:
+	case 3:
+	case 4:
+	case 5:
+	case 7:
+	case 8:
+	case 9:
+	case 12:
 	case 39: /* NS MD MF CNAME MB MG MR PTR DNAME */
 	case 6:	 /* SOA: two names, then 20 bytes */
-	case 14: case 17: /* MINFO, RP: two names */
+	case 14:
+	case 17: /* MINFO, RP: two names */
 		return 0;
-	case 15: case 18: case 21: case 36: /* MX AFSDB RT KX */
+	case 15:
+	case 18:
+	case 21:
+	case 36: /* MX AFSDB RT KX */
 		return 2;
 	case 33: /* SRV */
 		return 6;
@@ -633,9 +644,9 @@ dnssec_type(uint16_t t)
 }
 
 size_t
-dnswire_build_answer(const struct dns_query *q, const uint8_t *pkt,
-	size_t len, bool secure, uint32_t ttl_cap, size_t maxlen,
-	uint8_t *out, size_t outlen)
+dnswire_build_answer(const struct dns_query *q, const uint8_t *pkt, size_t len,
+	bool secure, uint32_t ttl_cap, size_t maxlen, uint8_t *out,
+	size_t outlen)
 {
 	struct wbuf w = {.p = out, .cap = outlen < maxlen ? outlen : maxlen};
 	uint16_t cnt[3] = {0, 0, 0}, flags = 0;
@@ -656,7 +667,8 @@ dnswire_build_answer(const struct dns_query *q, const uint8_t *pkt,
 		const struct rr *r = &m.rrs[i];
 
 		if (r->type == DNS_T_OPT ||
-		    (!q->do_bit && dnssec_type(r->type) && r->type != q->qtype))
+			(!q->do_bit && dnssec_type(r->type) &&
+				r->type != q->qtype))
 			continue;
 		/* Keep room for our OPT so truncation never drops it. */
 		if (q->edns)

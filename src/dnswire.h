@@ -70,8 +70,9 @@ struct dns_query {
 	uint16_t flags;
 	uint8_t qname_wire[DNS_MAXNAME]; /* as the client wrote it */
 	size_t qname_wire_len;
-	char qname[NAME_MAX_LEN + 2]; /* lower case, no trailing dot; "" = root */
-	bool qname_ok;		      /* qname is a host name policy can match */
+	char qname[NAME_MAX_LEN +
+		2];    /* lower case, no trailing dot; "" = root */
+	bool qname_ok; /* qname is a host name policy can match */
 	uint16_t qtype, qclass;
 	bool edns;
 	bool do_bit;
@@ -119,8 +120,8 @@ void dnswire_answer_finish(struct dns_answer *ans);
  * when the result exceeds maxlen, TC with the answer sections dropped.
  * Returns the length, or 0 if the resolver's message is malformed. */
 size_t dnswire_build_answer(const struct dns_query *q, const uint8_t *pkt,
-	size_t len, bool secure, uint32_t ttl_cap, size_t maxlen,
-	uint8_t *out, size_t outlen);
+	size_t len, bool secure, uint32_t ttl_cap, size_t maxlen, uint8_t *out,
+	size_t outlen);
 
 /** Wire name -> lower-case presentation without the trailing dot. */
 int dnswire_name_to_str(const uint8_t *wire, size_t len, char *out,

@@ -59,13 +59,13 @@ addr_len(int idx)
 uint32_t
 elems_key_type(int idx)
 {
-	uint32_t at = set_index_family(idx) == AF_INET ? TYPE_IPADDR
-						       : TYPE_IP6ADDR;
+	uint32_t at =
+		set_index_family(idx) == AF_INET ? TYPE_IPADDR : TYPE_IP6ADDR;
 
 	if (set_index_kind(idx) != SET_PORTS)
 		return at;
 	return ((at << TYPE_BITS | TYPE_INET_PROTO) << TYPE_BITS) |
-	       TYPE_INET_SERVICE;
+		TYPE_INET_SERVICE;
 }
 
 /* addr . inet_proto . inet_service: each field padded to a 32-bit
@@ -109,8 +109,8 @@ bool
 elems_is_echo(const struct elem_key *k)
 {
 	return k->kind == SET_PORTS &&
-	       k->proto == (k->family == AF_INET ? IPPROTO_ICMP
-						 : IPPROTO_ICMPV6);
+		k->proto ==
+		(k->family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6);
 }
 
 static void
@@ -237,7 +237,7 @@ msgset(struct elems_msgs *m, const char *name)
 	if (m->n * 2 >= m->nslot)
 		rehash(m);
 	for (s = str_hash(name) & (m->nslot - 1); m->slot[s];
-	     s = (s + 1) & (m->nslot - 1))
+		s = (s + 1) & (m->nslot - 1))
 		if (strcmp(m->v[m->slot[s] - 1].name, name) == 0)
 			return &m->v[m->slot[s] - 1];
 	m->v = xreallocarray(m->v, m->n + 1, sizeof(*m->v));
@@ -252,8 +252,8 @@ elems_msgs_add(struct elems_msgs *m, const char *vm, const struct elem_key *k,
 	uint64_t timeout_ms, const char *comment)
 {
 	char sn[SET_NAME_MAX];
-	struct msgset *ms = msgset(m, elems_set_name(sn, sizeof(sn), vm,
-		elem_set_index(k)));
+	struct msgset *ms = msgset(m,
+		elems_set_name(sn, sizeof(sn), vm, elem_set_index(k)));
 	struct nftnl_set_elem *el = nftnl_set_elem_alloc();
 
 	if (ms->add == NULL)
@@ -279,8 +279,8 @@ void
 elems_msgs_del(struct elems_msgs *m, const char *vm, const struct elem_key *k)
 {
 	char sn[SET_NAME_MAX];
-	struct msgset *ms = msgset(m, elems_set_name(sn, sizeof(sn), vm,
-		elem_set_index(k)));
+	struct msgset *ms = msgset(m,
+		elems_set_name(sn, sizeof(sn), vm, elem_set_index(k)));
 	struct nftnl_set_elem *el = nftnl_set_elem_alloc();
 
 	if (ms->del == NULL)
@@ -338,9 +338,9 @@ comment_cb(const struct nftnl_udata *attr, void *data)
 	const char **out = data;
 
 	if (nftnl_udata_type(attr) == NFTNL_UDATA_SET_ELEM_COMMENT &&
-	    nftnl_udata_len(attr) > 0 &&
-	    ((const char *)nftnl_udata_get(attr))[nftnl_udata_len(attr) - 1] ==
-		    '\0')
+		nftnl_udata_len(attr) > 0 &&
+		((const char *)nftnl_udata_get(
+			attr))[nftnl_udata_len(attr) - 1] == '\0')
 		*out = nftnl_udata_get(attr);
 	return 0;
 }
@@ -383,10 +383,11 @@ elems_dump(const char *table, const char *vm, int idx, elems_dump_cb cb,
 
 		if (!elems_key_get(el, idx, &k))
 			continue;
-		cb(&k, nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_EXPIRATION)
-			       ? nftnl_set_elem_get_u64(el,
-					 NFTNL_SET_ELEM_EXPIRATION)
-			       : ELEMS_FOREVER,
+		cb(&k,
+			nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_EXPIRATION)
+				? nftnl_set_elem_get_u64(el,
+					  NFTNL_SET_ELEM_EXPIRATION)
+				: ELEMS_FOREVER,
 			elem_comment(el), arg);
 	}
 	nftnl_set_elems_iter_destroy(it);
@@ -458,7 +459,7 @@ probe_child(void)
 	int updated = -1;
 
 	if (unshare(CLONE_NEWNET) < 0 &&
-	    unshare(CLONE_NEWUSER | CLONE_NEWNET) < 0)
+		unshare(CLONE_NEWUSER | CLONE_NEWNET) < 0)
 		return 3;
 	if ((n = nft_open()) == NULL)
 		return 2;
@@ -477,7 +478,7 @@ probe_child(void)
 		/* Re-added with 20 s right after 10 s: updated in place
 		 * only if more than 10 s are left. */
 		if (el != NULL &&
-		    nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_EXPIRATION))
+			nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_EXPIRATION))
 			updated = nftnl_set_elem_get_u64(el,
 					  NFTNL_SET_ELEM_EXPIRATION) > 10000;
 		nftnl_set_elems_iter_destroy(it);

@@ -109,13 +109,14 @@ listen_socket(const struct listen_addr *l, int type)
 	if (l->addr.family == AF_INET6) {
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 		setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
-		setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one,
+			sizeof(one));
 	} else {
 		setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
 		setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
 	}
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
-	    (type == SOCK_STREAM && listen(fd, 64) < 0)) {
+		(type == SOCK_STREAM && listen(fd, 64) < 0)) {
 		int e = errno;
 
 		close(fd);
@@ -157,13 +158,14 @@ udp_read_cb(evutil_socket_t fd, short ev, void *arg)
 			continue; /* no query is that large */
 		for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
 			if (cm->cmsg_level == IPPROTO_IP &&
-			    cm->cmsg_type == IP_PKTINFO)
+				cm->cmsg_type == IP_PKTINFO)
 				ifindex = (unsigned)((struct in_pktinfo *)
-						CMSG_DATA(cm))->ipi_ifindex;
+							     CMSG_DATA(cm))
+						  ->ipi_ifindex;
 			else if (cm->cmsg_level == IPPROTO_IPV6 &&
-				 cm->cmsg_type == IPV6_PKTINFO)
-				ifindex = ((struct in6_pktinfo *)
-						CMSG_DATA(cm))->ipi6_ifindex;
+				cm->cmsg_type == IPV6_PKTINFO)
+				ifindex = ((struct in6_pktinfo *)CMSG_DATA(cm))
+						  ->ipi6_ifindex;
 		}
 		cl = xcalloc(1, sizeof(*cl));
 		cl->fe = fe;
@@ -216,7 +218,7 @@ tcp_read_cb(struct bufferevent *bev, void *arg)
 
 	while (!c->dead) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) >
-		    TCP_OUT_MAX) {
+			TCP_OUT_MAX) {
 			bufferevent_disable(bev, EV_READ);
 			return; /* tcp_write_cb resumes */
 		}
@@ -305,8 +307,8 @@ frontend_reply(struct fe_client *cl, const uint8_t *pkt, size_t len)
 {
 	if (!cl->tcp) {
 		if (pkt != NULL &&
-		    sendto(cl->fd, pkt, len, 0, (struct sockaddr *)&cl->peer,
-			    cl->peerlen) < 0)
+			sendto(cl->fd, pkt, len, 0,
+				(struct sockaddr *)&cl->peer, cl->peerlen) < 0)
 			log_debug("udp reply: %s", strerror(errno));
 	} else {
 		struct fe_tcp *c = cl->conn;
@@ -345,15 +347,16 @@ frontend_new(struct event_base *base, const struct config *c, fe_query_cb cb,
 
 		if (ufd < 0 || (tfd = listen_socket(l, SOCK_STREAM)) < 0) {
 			log_warn("cannot listen on %s port %u",
-				policy_addr_str(&l->addr, a, sizeof(a)), l->port);
+				policy_addr_str(&l->addr, a, sizeof(a)),
+				l->port);
 			if (ufd >= 0)
 				close(ufd);
 			frontend_free(fe);
 			return NULL;
 		}
 		fe->udp[fe->nudp].fd = ufd;
-		fe->udp[fe->nudp].ev = event_new(base, ufd, EV_READ | EV_PERSIST,
-			udp_read_cb, fe);
+		fe->udp[fe->nudp].ev = event_new(base, ufd,
+			EV_READ | EV_PERSIST, udp_read_cb, fe);
 		event_add(fe->udp[fe->nudp++].ev, NULL);
 		fe->tcp[fe->ntcp] = evconnlistener_new(base, accept_cb, fe,
 			LEV_OPT_CLOSE_ON_FREE, -1, tfd);

@@ -21,8 +21,7 @@ log_init(const char *name, int verbosity)
 		openlog(name, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
 
-static void
-vlog(int pri, const char *err, const char *fmt, va_list ap)
+static void vlog(int pri, const char *err, const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));
 
 static void

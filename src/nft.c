@@ -23,7 +23,7 @@ struct nft_batch {
 	struct nft *n;
 	char *buf;
 	size_t len, cap;
-	size_t last; /* offset of the message being built, or SIZE_MAX */
+	size_t last;	/* offset of the message being built, or SIZE_MAX */
 	size_t lastmsg; /* offset of the last message started */
 	uint32_t first_seq, last_seq;
 	char **what; /* per message, index = seq - first_seq */
@@ -53,8 +53,10 @@ nft_open(void)
 	struct nft *n = xcalloc(1, sizeof(*n));
 	int one = 1, rcv = NFT_RCVBUF;
 
-	n->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (n->nl == NULL || mnl_socket_bind(n->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+	n->nl = mnl_socket_open2(NETLINK_NETFILTER,
+		SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (n->nl == NULL ||
+		mnl_socket_bind(n->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
 		log_warn("netlink socket");
 		nft_close(n);
 		return NULL;
@@ -230,7 +232,8 @@ nft_batch_send(struct nft_batch *b, nft_done_cb cb, void *arg)
 	((struct nlmsghdr *)(b->buf + b->lastmsg))->nlmsg_flags |= NLM_F_ACK;
 	reserve(b, 256);
 	nftnl_batch_end(b->buf + b->len, n->seq++);
-	b->len += NLMSG_ALIGN(((struct nlmsghdr *)(b->buf + b->len))->nlmsg_len);
+	b->len +=
+		NLMSG_ALIGN(((struct nlmsghdr *)(b->buf + b->len))->nlmsg_len);
 	b->last_seq = b->first_seq + (uint32_t)b->nwhat;
 	/* Every message may come back as an error (a few hundred bytes of
 	 * socket memory each): make room for all of them, so that the
@@ -285,7 +288,7 @@ ext_ack_cb(const struct nlattr *attr, void *data)
 	const char **msg = data;
 
 	if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG &&
-	    mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0)
+		mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0)
 		*msg = mnl_attr_get_str(attr);
 	return MNL_CB_OK;
 }
@@ -300,15 +303,15 @@ on_error_msg(struct nft *n, const struct nlmsghdr *nlh)
 	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
 		return;
 	for (b = n->pending; b; b = b->next)
-		if (nlh->nlmsg_seq - b->first_seq <=
-		    b->last_seq - b->first_seq)
+		if (nlh->nlmsg_seq - b->first_seq <= b->last_seq - b->first_seq)
 			break;
 	if (b == NULL)
 		return; /* a batch we gave up on already */
 	if (e->error != 0 && b->err == 0) {
 		uint32_t idx = nlh->nlmsg_seq - b->first_seq;
 		const char *what = idx >= 1 && idx <= b->nwhat
-					   ? b->what[idx - 1] : "batch";
+			? b->what[idx - 1]
+			: "batch";
 		char msg[512];
 
 		if (nlh->nlmsg_flags & NLM_F_ACK_TLVS) {
@@ -330,7 +333,7 @@ on_error_msg(struct nft *n, const struct nlmsghdr *nlh)
 	/* The ACK of the last message comes after every error of the batch;
 	 * an error on the begin marker means nothing else will come. */
 	if (nlh->nlmsg_seq == b->last_seq ||
-	    (nlh->nlmsg_seq == b->first_seq && e->error != 0)) {
+		(nlh->nlmsg_seq == b->first_seq && e->error != 0)) {
 		unlink_batch(n, b);
 		complete(n, b);
 	}
@@ -363,7 +366,8 @@ nft_dispatch(struct nft *n)
 				if (b->err == 0) {
 					b->err = err;
 					b->errmsg = xasprintf("netlink receive:"
-						" %s", strerror(err));
+							      " %s",
+						strerror(err));
 				}
 				complete(n, b);
 			}
@@ -371,7 +375,7 @@ nft_dispatch(struct nft *n)
 		}
 		len = (int)r;
 		for (nlh = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, len);
-		     nlh = mnl_nlmsg_next(nlh, &len)) {
+			nlh = mnl_nlmsg_next(nlh, &len)) {
 			if (nlh->nlmsg_pid != n->portid)
 				continue;
 			if (nlh->nlmsg_type == NLMSG_ERROR)
@@ -488,7 +492,7 @@ set_cb(const struct nlmsghdr *nlh, void *data)
 		return MNL_CB_ERROR;
 	}
 	if (nftnl_set_get_u32(s, NFTNL_SET_FAMILY) != NFPROTO_INET ||
-	    strcmp(nftnl_set_get_str(s, NFTNL_SET_TABLE), sd->table) != 0) {
+		strcmp(nftnl_set_get_str(s, NFTNL_SET_TABLE), sd->table) != 0) {
 		nftnl_set_free(s);
 		return MNL_CB_OK;
 	}
@@ -541,7 +545,8 @@ chain_cb(const struct nlmsghdr *nlh, void *data)
 		return MNL_CB_ERROR;
 	}
 	if (nftnl_chain_get_u32(c, NFTNL_CHAIN_FAMILY) != NFPROTO_INET ||
-	    strcmp(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE), cd->table) != 0) {
+		strcmp(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE), cd->table) !=
+			0) {
 		nftnl_chain_free(c);
 		return MNL_CB_OK;
 	}
@@ -614,10 +619,11 @@ nft_mon_open(const char *table, uint32_t own_portid, nft_mon_cb cb, void *arg)
 	m->own = own_portid;
 	m->cb = cb;
 	m->arg = arg;
-	m->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	m->nl = mnl_socket_open2(NETLINK_NETFILTER,
+		SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (m->nl == NULL ||
-	    mnl_socket_bind(m->nl, 1u << (NFNLGRP_NFTABLES - 1),
-		    MNL_SOCKET_AUTOPID) < 0) {
+		mnl_socket_bind(m->nl, 1u << (NFNLGRP_NFTABLES - 1),
+			MNL_SOCKET_AUTOPID) < 0) {
 		log_warn("netlink notification socket");
 		nft_mon_close(m);
 		return NULL;
@@ -650,17 +656,28 @@ static const char *
 event_name(uint16_t type)
 {
 	switch (type) {
-	case NFT_MSG_NEWTABLE: return "table created";
-	case NFT_MSG_DELTABLE: return "table deleted";
-	case NFT_MSG_NEWCHAIN: return "chain added or changed";
-	case NFT_MSG_DELCHAIN: return "chain deleted";
-	case NFT_MSG_NEWRULE: return "rule added";
-	case NFT_MSG_DELRULE: return "rule deleted";
-	case NFT_MSG_NEWSET: return "set added or changed";
-	case NFT_MSG_DELSET: return "set deleted";
-	case NFT_MSG_NEWSETELEM: return "elements added";
-	case NFT_MSG_DELSETELEM: return "elements deleted";
-	default: return "changed";
+	case NFT_MSG_NEWTABLE:
+		return "table created";
+	case NFT_MSG_DELTABLE:
+		return "table deleted";
+	case NFT_MSG_NEWCHAIN:
+		return "chain added or changed";
+	case NFT_MSG_DELCHAIN:
+		return "chain deleted";
+	case NFT_MSG_NEWRULE:
+		return "rule added";
+	case NFT_MSG_DELRULE:
+		return "rule deleted";
+	case NFT_MSG_NEWSET:
+		return "set added or changed";
+	case NFT_MSG_DELSET:
+		return "set deleted";
+	case NFT_MSG_NEWSETELEM:
+		return "elements added";
+	case NFT_MSG_DELSETELEM:
+		return "elements deleted";
+	default:
+		return "changed";
 	}
 }
 
@@ -679,11 +696,12 @@ event_ours(const struct nft_mon *m, const struct nlmsghdr *nlh)
 	g = mnl_nlmsg_get_payload(nlh);
 	if (g->nfgen_family != NFPROTO_INET)
 		return false;
-	mnl_attr_for_each(a, nlh, sizeof(*g)) {
+	mnl_attr_for_each(a, nlh, sizeof(*g))
+	{
 		if (mnl_attr_get_type(a) != 1)
 			continue;
 		return mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0 &&
-		       strcmp(mnl_attr_get_str(a), m->table) == 0;
+			strcmp(mnl_attr_get_str(a), m->table) == 0;
 	}
 	return false;
 }
@@ -712,13 +730,13 @@ nft_mon_dispatch(struct nft_mon *m)
 		}
 		len = (int)r;
 		for (nlh = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, len);
-		     nlh = mnl_nlmsg_next(nlh, &len)) {
+			nlh = mnl_nlmsg_next(nlh, &len)) {
 			uint16_t type = NFNL_MSG_TYPE(nlh->nlmsg_type);
 
 			if (NFNL_SUBSYS_ID(nlh->nlmsg_type) !=
-				    NFNL_SUBSYS_NFTABLES ||
-			    type == NFT_MSG_NEWGEN || nlh->nlmsg_pid == m->own ||
-			    !event_ours(m, nlh))
+					NFNL_SUBSYS_NFTABLES ||
+				type == NFT_MSG_NEWGEN ||
+				nlh->nlmsg_pid == m->own || !event_ours(m, nlh))
 				continue;
 			m->cb(event_name(type), m->arg);
 		}

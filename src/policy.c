@@ -16,7 +16,7 @@ label_char_ok(int c)
 	/* Host names are LDH; '_' appears in real names (_dmarc, SRV) and
 	 * costs nothing to allow. IDNs arrive as A-labels (xn--). */
 	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-	       c == '_';
+		c == '_';
 }
 
 int
@@ -37,7 +37,7 @@ policy_normalise_name(const char *s, char *out, size_t outlen)
 			lab = 0;
 		} else {
 			if (!label_char_ok(c) || (lab == 0 && c == '-') ||
-			    ++lab > 63)
+				++lab > 63)
 				return -1;
 		}
 		out[i] = (char)c;
@@ -119,7 +119,7 @@ policy_parse_port(const char *s, struct portspec *out, const char **err)
 	end = p + strlen(p);
 	dash = strchr(p, '-');
 	if (parse_u16(p, dash ? dash : end, &out->lo) < 0 ||
-	    (dash && parse_u16(dash + 1, end, &out->hi) < 0)) {
+		(dash && parse_u16(dash + 1, end, &out->hi) < 0)) {
 		*err = "bad port number: expected 1-65535";
 		return -1;
 	}
@@ -174,11 +174,11 @@ policy_parse_prefix(const char *s, struct prefix *out, const char **err)
 
 		errno = 0;
 		v = strtol(slash + 1, &end, 10);
-		if (slash[1] < '0' || slash[1] > '9' || *end != '\0' ||
-		    errno || v < 0 || v > maxlen) {
+		if (slash[1] < '0' || slash[1] > '9' || *end != '\0' || errno ||
+			v < 0 || v > maxlen) {
 			*err = out->addr.family == AF_INET
-				       ? "bad prefix length: expected 0-32"
-				       : "bad prefix length: expected 0-128";
+				? "bad prefix length: expected 0-32"
+				: "bad prefix length: expected 0-128";
 			return -1;
 		}
 		out->len = (int)v;
@@ -238,7 +238,7 @@ policy_pattern_match(const struct name_pattern *p, const char *name)
 		nl = strlen(name);
 		sl = strlen(p->name);
 		return nl > sl + 1 && name[nl - sl - 1] == '.' &&
-		       strcmp(name + nl - sl, p->name) == 0;
+			strcmp(name + nl - sl, p->name) == 0;
 	}
 	return false;
 }
@@ -265,7 +265,7 @@ policy_ports_normalise(struct ports *ps)
 		struct portspec *last = &ps->v[o];
 
 		if (ps->v[i].proto == last->proto &&
-		    (uint32_t)ps->v[i].lo <= (uint32_t)last->hi + 1) {
+			(uint32_t)ps->v[i].lo <= (uint32_t)last->hi + 1) {
 			if (ps->v[i].hi > last->hi)
 				last->hi = ps->v[i].hi;
 		} else {
@@ -346,7 +346,7 @@ policy_find_vm(const struct vm *vms, size_t nvms, const struct ipaddr *addr,
 			/* Addresses are unique across VMs, so a mismatch
 			 * on the interface means a spoofed source. */
 			if (vms[i].iface && ifname &&
-			    strcmp(vms[i].iface, ifname) != 0)
+				strcmp(vms[i].iface, ifname) != 0)
 				return NULL;
 			return &vms[i];
 		}
@@ -420,7 +420,8 @@ covered(const struct vm *vm, uint8_t proto, uint32_t lo, uint32_t hi)
 			continue;
 		for (size_t j = 0; j < r->ports.n; j++)
 			if (r->ports.v[j].proto == proto &&
-			    r->ports.v[j].lo <= lo && hi <= r->ports.v[j].hi)
+				r->ports.v[j].lo <= lo &&
+				hi <= r->ports.v[j].hi)
 				return true;
 	}
 	return false;
@@ -445,7 +446,8 @@ policy_vm_atoms(struct vm *vm)
 			for (size_t j = 0; !r->is_net && j < r->ports.n; j++) {
 				if (r->ports.v[j].proto != protos[p])
 					continue;
-				cut = xreallocarray(cut, ncut + 2, sizeof(*cut));
+				cut = xreallocarray(cut, ncut + 2,
+					sizeof(*cut));
 				cut[ncut++] = r->ports.v[j].lo;
 				cut[ncut++] = (uint32_t)r->ports.v[j].hi + 1;
 			}
@@ -454,11 +456,11 @@ policy_vm_atoms(struct vm *vm)
 			qsort(cut, ncut, sizeof(*cut), u32_cmp);
 		for (size_t i = 0; i + 1 < ncut; i++) {
 			if (cut[i] == cut[i + 1] ||
-			    !covered(vm, protos[p], cut[i], cut[i + 1] - 1))
+				!covered(vm, protos[p], cut[i], cut[i + 1] - 1))
 				continue;
-			*ARRAY_PUSH(vm->atoms, vm->natoms) = (struct portspec){
-				protos[p], (uint16_t)cut[i],
-				(uint16_t)(cut[i + 1] - 1)};
+			*ARRAY_PUSH(vm->atoms, vm->natoms) =
+				(struct portspec){protos[p], (uint16_t)cut[i],
+					(uint16_t)(cut[i + 1] - 1)};
 		}
 		free(cut);
 	}
@@ -474,8 +476,8 @@ policy_atoms_for(const struct vm *vm, const struct ports *ps,
 		const struct portspec *a = &vm->atoms[i];
 
 		for (size_t j = 0; j < ps->n; j++) {
-			if (ps->v[j].proto == a->proto && ps->v[j].lo <= a->lo &&
-			    a->hi <= ps->v[j].hi) {
+			if (ps->v[j].proto == a->proto &&
+				ps->v[j].lo <= a->lo && a->hi <= ps->v[j].hi) {
 				if (n < max)
 					out[n] = *a;
 				n++;
@@ -518,7 +520,7 @@ static bool
 ports_same(const struct ports *a, const struct ports *b)
 {
 	return a->any == b->any && a->icmp == b->icmp && a->n == b->n &&
-	       (a->n == 0 || memcmp(a->v, b->v, a->n * sizeof(*a->v)) == 0);
+		(a->n == 0 || memcmp(a->v, b->v, a->n * sizeof(*a->v)) == 0);
 }
 
 static bool
@@ -528,14 +530,14 @@ rules_same(const struct rule *a, size_t na, const struct rule *b, size_t nb)
 		return false;
 	for (size_t i = 0; i < na; i++) {
 		if (a[i].is_net != b[i].is_net ||
-		    a[i].require_dnssec != b[i].require_dnssec ||
-		    !ports_same(&a[i].ports, &b[i].ports))
+			a[i].require_dnssec != b[i].require_dnssec ||
+			!ports_same(&a[i].ports, &b[i].ports))
 			return false;
 		if (a[i].is_net ? memcmp(&a[i].net, &b[i].net,
 					  sizeof(a[i].net)) != 0
 				: a[i].pat.kind != b[i].pat.kind ||
-					  strcmp(a[i].pat.name,
-						  b[i].pat.name) != 0)
+					strcmp(a[i].pat.name, b[i].pat.name) !=
+						0)
 			return false;
 	}
 	return true;
@@ -545,15 +547,15 @@ bool
 policy_vm_same_rules(const struct vm *a, const struct vm *b)
 {
 	return a->default_allow == b->default_allow &&
-	       rules_same(a->allow, a->nallow, b->allow, b->nallow) &&
-	       rules_same(a->deny, a->ndeny, b->deny, b->ndeny);
+		rules_same(a->allow, a->nallow, b->allow, b->nallow) &&
+		rules_same(a->deny, a->ndeny, b->deny, b->ndeny);
 }
 
 bool
 policy_vm_same_deny(const struct vm *a, const struct vm *b)
 {
 	return a->default_allow == b->default_allow &&
-	       rules_same(a->deny, a->ndeny, b->deny, b->ndeny);
+		rules_same(a->deny, a->ndeny, b->deny, b->ndeny);
 }
 
 static uint64_t
@@ -577,8 +579,10 @@ policy_rule_id(const struct rule *r)
 	h = fnv64(h, r->pat.name, strlen(r->pat.name) + 1);
 	for (size_t i = 0; i < r->ports.n; i++) {
 		uint8_t p[5] = {r->ports.v[i].proto,
-			(uint8_t)(r->ports.v[i].lo >> 8), (uint8_t)r->ports.v[i].lo,
-			(uint8_t)(r->ports.v[i].hi >> 8), (uint8_t)r->ports.v[i].hi};
+			(uint8_t)(r->ports.v[i].lo >> 8),
+			(uint8_t)r->ports.v[i].lo,
+			(uint8_t)(r->ports.v[i].hi >> 8),
+			(uint8_t)r->ports.v[i].hi};
 
 		h = fnv64(h, p, sizeof(p));
 	}

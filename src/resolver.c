@@ -8,15 +8,15 @@
 /* Options that would switch validation off, in whole or for some names:
  * dnsfence's promise is that bogus data never admits anything. */
 static const char *const forbidden[] = {
-	"module-config",	 /* could drop the validator module */
-	"val-permissive-mode",	 /* bogus answers would pass */
-	"domain-insecure",	 /* names exempt from validation */
-	"trust-anchor-file",	 /* anchors come from resolver: ... */
+	"module-config",       /* could drop the validator module */
+	"val-permissive-mode", /* bogus answers would pass */
+	"domain-insecure",     /* names exempt from validation */
+	"trust-anchor-file",   /* anchors come from resolver: ... */
 	"auto-trust-anchor-file",
 	"trust-anchor",
 	"trusted-keys-file",
 	"harden-dnssec-stripped", /* no: stripped signatures accepted */
-	"chroot",		 /* process-wide; not for a library */
+	"chroot",		  /* process-wide; not for a library */
 	"username",
 	"directory",
 	"pidfile",
@@ -43,15 +43,16 @@ set_options(struct ub_ctx *ctx, const struct config *c, struct diag *d)
 			diag_add(d, c->conf_file, o->line, o->col,
 				"resolver option '%s' is not allowed: "
 				"dnsfence keeps DNSSEC validation on and "
-				"owns the process", o->key);
+				"owns the process",
+				o->key);
 			continue;
 		}
 		snprintf(key, sizeof(key), "%s:", o->key);
 		if ((rc = ub_ctx_set_option(ctx, key, o->value)) != 0)
 			diag_add(d, c->conf_file, o->line, o->col,
 				"resolver option '%s: %s' refused by "
-				"libunbound: %s", o->key, o->value,
-				ub_strerror(rc));
+				"libunbound: %s",
+				o->key, o->value, ub_strerror(rc));
 	}
 }
 
@@ -64,7 +65,8 @@ resolver_ctx_new(const struct config *c, struct diag *d,
 	int rc;
 
 	if (ctx == NULL) {
-		diag_add(d, c->conf_file, 0, 0, "libunbound: cannot create a "
+		diag_add(d, c->conf_file, 0, 0,
+			"libunbound: cannot create a "
 			"context");
 		return NULL;
 	}
@@ -72,7 +74,8 @@ resolver_ctx_new(const struct config *c, struct diag *d,
 		diag_add(d, c->conf_file, 0, 0, "trust anchor %s: %s",
 			c->trust_anchor, ub_strerror(rc));
 	if (c->root_hints &&
-	    (rc = ub_ctx_set_option(ctx, "root-hints:", c->root_hints)) != 0)
+		(rc = ub_ctx_set_option(ctx, "root-hints:", c->root_hints)) !=
+			0)
 		diag_add(d, c->conf_file, 0, 0, "root hints %s: %s",
 			c->root_hints, ub_strerror(rc));
 	for (size_t i = 0; i < c->nforward; i++)

@@ -335,8 +335,8 @@ msg_table(struct builder *bd)
 	/* Flags always, 0: a table someone made dormant is woken (without
 	 * the attribute the kernel keeps the flags it has). */
 	nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, 0);
-	nlh = nft_batch_msg(bd->b, NFT_MSG_NEWTABLE, NFPROTO_INET,
-		NLM_F_CREATE, 1024, what);
+	nlh = nft_batch_msg(bd->b, NFT_MSG_NEWTABLE, NFPROTO_INET, NLM_F_CREATE,
+		1024, what);
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	nftnl_table_free(t);
 }
@@ -357,8 +357,8 @@ msg_chain(struct builder *bd, const char *name, int hook, uint32_t policy)
 		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, policy);
 	}
 	snprintf(what, sizeof(what), "chain %s", name);
-	nlh = nft_batch_msg(bd->b, NFT_MSG_NEWCHAIN, NFPROTO_INET,
-		NLM_F_CREATE, 1024, what);
+	nlh = nft_batch_msg(bd->b, NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE,
+		1024, what);
 	nftnl_chain_nlmsg_build_payload(nlh, c);
 	nftnl_chain_free(c);
 }
@@ -369,8 +369,11 @@ msg_del(struct builder *bd, uint16_t type, const char *name)
 	struct nlmsghdr *nlh;
 	char what[128];
 
-	snprintf(what, sizeof(what), "%s %s", type == NFT_MSG_DELSET ? "set" :
-		type == NFT_MSG_DELRULE ? "flush chain" : "chain", name);
+	snprintf(what, sizeof(what), "%s %s",
+		type == NFT_MSG_DELSET		  ? "set"
+			: type == NFT_MSG_DELRULE ? "flush chain"
+						  : "chain",
+		name);
 	nlh = nft_batch_msg(bd->b, type, NFPROTO_INET, 0, 1024, what);
 	if (type == NFT_MSG_DELSET) {
 		struct nftnl_set *s = nftnl_set_alloc();
@@ -432,8 +435,8 @@ set_same(const struct nftnl_set *a, const struct nftnl_set *b)
 
 	for (size_t i = 0; i < ARRAY_SIZE(attrs); i++) {
 		if (!nftnl_set_is_set(b, attrs[i]) ||
-		    nftnl_set_get_u32(a, attrs[i]) !=
-			    nftnl_set_get_u32(b, attrs[i]))
+			nftnl_set_get_u32(a, attrs[i]) !=
+				nftnl_set_get_u32(b, attrs[i]))
 			return false;
 	}
 	return true;
@@ -443,11 +446,11 @@ static bool
 set_same_key(const struct nftnl_set *a, const struct nftnl_set *b)
 {
 	return nftnl_set_get_u32(a, NFTNL_SET_KEY_TYPE) ==
-		       nftnl_set_get_u32(b, NFTNL_SET_KEY_TYPE) &&
-	       nftnl_set_get_u32(a, NFTNL_SET_KEY_LEN) ==
-		       nftnl_set_get_u32(b, NFTNL_SET_KEY_LEN) &&
-	       (nftnl_set_get_u32(a, NFTNL_SET_FLAGS) & NFT_SET_INTERVAL) ==
-		       (nftnl_set_get_u32(b, NFTNL_SET_FLAGS) & NFT_SET_INTERVAL);
+		nftnl_set_get_u32(b, NFTNL_SET_KEY_TYPE) &&
+		nftnl_set_get_u32(a, NFTNL_SET_KEY_LEN) ==
+		nftnl_set_get_u32(b, NFTNL_SET_KEY_LEN) &&
+		(nftnl_set_get_u32(a, NFTNL_SET_FLAGS) & NFT_SET_INTERVAL) ==
+		(nftnl_set_get_u32(b, NFTNL_SET_FLAGS) & NFT_SET_INTERVAL);
 }
 
 static int
@@ -462,8 +465,9 @@ cmp_set(const void *a, const void *b)
 static int
 cmp_name_set(const void *key, const void *b)
 {
-	return strcmp(key, nftnl_set_get_str(*(struct nftnl_set *const *)b,
-				   NFTNL_SET_NAME));
+	return strcmp(key,
+		nftnl_set_get_str(*(struct nftnl_set *const *)b,
+			NFTNL_SET_NAME));
 }
 
 static struct nftnl_set *
@@ -490,16 +494,17 @@ index_names(struct builder *bd, struct nftnl_set_list *have)
 	bd->want_chains = xcalloc(c->nvms + 1, sizeof(char *));
 	for (size_t v = 0; v < c->nvms; v++) {
 		for (int k = 0; k < SET_COUNT; k++)
-			bd->want_sets[bd->nwant_sets++] = xstrdup(elems_set_name(
-				name, sizeof(name), c->vms[v].name, k));
-		bd->want_chains[bd->nwant_chains++] = xasprintf("vm_%s",
-			c->vms[v].name);
+			bd->want_sets[bd->nwant_sets++] =
+				xstrdup(elems_set_name(name, sizeof(name),
+					c->vms[v].name, k));
+		bd->want_chains[bd->nwant_chains++] =
+			xasprintf("vm_%s", c->vms[v].name);
 	}
 	qsort(bd->want_sets, bd->nwant_sets, sizeof(char *), cmp_str);
 	qsort(bd->want_chains, bd->nwant_chains, sizeof(char *), cmp_str);
 	if (have != NULL) {
-		struct nftnl_set_list_iter *it = nftnl_set_list_iter_create(
-			have);
+		struct nftnl_set_list_iter *it =
+			nftnl_set_list_iter_create(have);
 		struct nftnl_set *s;
 
 		while ((s = nftnl_set_list_iter_next(it)) != NULL) {
@@ -528,8 +533,7 @@ msg_newset(struct builder *bd, struct nftnl_set *s)
 }
 
 static void
-copy_attr(struct nftnl_set_elem *to, struct nftnl_set_elem *from,
-	uint16_t attr)
+copy_attr(struct nftnl_set_elem *to, struct nftnl_set_elem *from, uint16_t attr)
 {
 	const void *p;
 	uint32_t len;
@@ -575,12 +579,13 @@ carry_elements(struct builder *bd, struct nftnl_set *old,
 		nftnl_set_get_str(old, NFTNL_SET_NAME));
 	nftnl_set_set_u32(dump, NFTNL_SET_FAMILY, NFPROTO_INET);
 	if (nft_dump_elems(dump) < 0)
-		log_warn("reading set %s", nftnl_set_get_str(old, NFTNL_SET_NAME));
+		log_warn("reading set %s",
+			nftnl_set_get_str(old, NFTNL_SET_NAME));
 	nftnl_set_set_str(add, NFTNL_SET_TABLE, bd->table);
 	nftnl_set_set_str(add, NFTNL_SET_NAME,
 		nftnl_set_get_str(want, NFTNL_SET_NAME));
-	nftnl_set_set_u32(add, NFTNL_SET_ID, nftnl_set_get_u32(want,
-		NFTNL_SET_ID));
+	nftnl_set_set_u32(add, NFTNL_SET_ID,
+		nftnl_set_get_u32(want, NFTNL_SET_ID));
 	it = nftnl_set_elems_iter_create(dump);
 	while ((e = nftnl_set_elems_iter_next(it)) != NULL) {
 		nftnl_set_elem_add(add, elem_carry(e));
@@ -609,8 +614,8 @@ sets_sync(struct builder *bd, struct nftnl_set_list *have)
 	/* Sets nobody wants any more go first. Rules referring to them were
 	 * flushed earlier in the same transaction. */
 	for (size_t i = 0; i < bd->nhave_sets; i++) {
-		const char *sn = nftnl_set_get_str(bd->have_sets[i],
-			NFTNL_SET_NAME);
+		const char *sn =
+			nftnl_set_get_str(bd->have_sets[i], NFTNL_SET_NAME);
 
 		if (!in_sorted(bd->want_sets, bd->nwant_sets, sn))
 			msg_del(bd, NFT_MSG_DELSET, sn);
@@ -654,11 +659,11 @@ chain_wanted(struct builder *bd, const struct nftnl_chain *ch)
 	if (strcmp(name, "forward") == 0 || strcmp(name, "input") == 0) {
 		/* A base chain is kept only if it hooks where we want it:
 		 * the kernel cannot move a chain to another hook. */
-		return base && nftnl_chain_get_u32(ch, NFTNL_CHAIN_HOOKNUM) ==
-				       (strcmp(name, "forward") == 0
-						       ? NF_INET_FORWARD
-						       : NF_INET_LOCAL_IN) &&
-		       nftnl_chain_get_s32(ch, NFTNL_CHAIN_PRIO) == CHAIN_PRIO;
+		return base &&
+			nftnl_chain_get_u32(ch, NFTNL_CHAIN_HOOKNUM) ==
+			(strcmp(name, "forward") == 0 ? NF_INET_FORWARD
+						      : NF_INET_LOCAL_IN) &&
+			nftnl_chain_get_s32(ch, NFTNL_CHAIN_PRIO) == CHAIN_PRIO;
 	}
 	if (base)
 		return false;
@@ -671,7 +676,7 @@ static bool
 is_front(const char *name)
 {
 	return strcmp(name, "forward") == 0 || strcmp(name, "input") == 0 ||
-	       strcmp(name, "vms_to_listen") == 0;
+		strcmp(name, "vms_to_listen") == 0;
 }
 
 /* A chain that this transaction leaves as it is, rules and all. */
@@ -686,7 +691,7 @@ chain_kept(struct builder *bd, const struct nftnl_chain *ch)
 		return bd->keep_front;
 	for (size_t v = 0; v < bd->c->nvms; v++)
 		if (bd->keep_vm[v] && strncmp(name, "vm_", 3) == 0 &&
-		    strcmp(name + 3, bd->c->vms[v].name) == 0)
+			strcmp(name + 3, bd->c->vms[v].name) == 0)
 			return true;
 	return false;
 }
@@ -807,8 +812,10 @@ rule_ports(struct builder *bd, const char *chain, const struct vm *vm,
 	m_load_addr(r, family, true);
 	e_meta(r, NFT_META_L4PROTO, REG(alen / 4));
 	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, REG(alen / 4 + 1));
-	e_lookup(r, elems_set_name(set, sizeof(set), vm->name,
-			    set_index(SET_PORTS, family)), REG(0));
+	e_lookup(r,
+		elems_set_name(set, sizeof(set), vm->name,
+			set_index(SET_PORTS, family)),
+		REG(0));
 	e_verdict(r, NF_ACCEPT, NULL);
 	rule_commit(bd, r, cmt);
 }
@@ -829,8 +836,10 @@ rule_echo(struct builder *bd, const char *chain, const struct vm *vm,
 	m_load_addr(r, family, true);
 	e_meta(r, NFT_META_L4PROTO, REG(alen / 4));
 	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, REG(alen / 4 + 1));
-	e_lookup(r, elems_set_name(set, sizeof(set), vm->name,
-			    set_index(SET_PORTS, family)), REG(0));
+	e_lookup(r,
+		elems_set_name(set, sizeof(set), vm->name,
+			set_index(SET_PORTS, family)),
+		REG(0));
 	e_verdict(r, NF_ACCEPT, NULL);
 	rule_commit(bd, r, cmt);
 }
@@ -850,8 +859,10 @@ rules_sets(struct builder *bd, const char *chain, const struct vm *vm,
 		r = rule_new(bd, chain);
 		m_nfproto(r, family);
 		m_load_addr(r, family, true);
-		e_lookup(r, elems_set_name(set, sizeof(set), vm->name,
-				    set_index(SET_ANY, family)), REG(0));
+		e_lookup(r,
+			elems_set_name(set, sizeof(set), vm->name,
+				set_index(SET_ANY, family)),
+			REG(0));
 		e_verdict(r, NF_ACCEPT, NULL);
 		rule_commit(bd, r, cmt);
 	}
@@ -913,8 +924,9 @@ forward_rules(struct builder *bd)
 	char chain[64], cmt[128];
 
 	r = rule_new(bd, "forward");
-	e_ct_state(r, NF_CT_STATE_BIT(IP_CT_ESTABLISHED) |
-			      NF_CT_STATE_BIT(IP_CT_RELATED));
+	e_ct_state(r,
+		NF_CT_STATE_BIT(IP_CT_ESTABLISHED) |
+			NF_CT_STATE_BIT(IP_CT_RELATED));
 	e_verdict(r, NF_ACCEPT, NULL);
 	rule_commit(bd, r, "replies and related traffic");
 
@@ -985,8 +997,8 @@ input_rules(struct builder *bd)
 		}
 	}
 	for (size_t i = 0; i < c->nlisten; i++) {
-		snprintf(cmt, sizeof(cmt), "only DNS at %s", policy_addr_str(
-			&c->listen[i].addr, a, sizeof(a)));
+		snprintf(cmt, sizeof(cmt), "only DNS at %s",
+			policy_addr_str(&c->listen[i].addr, a, sizeof(a)));
 		r = rule_new(bd, "vms_to_listen");
 		m_addr(r, &c->listen[i].addr, true);
 		e_counter(r);
@@ -999,7 +1011,7 @@ static bool
 addrs_same(const struct ipaddr *a, const struct ipaddr *b)
 {
 	return a->family == b->family &&
-	       memcmp(a->b, b->b, a->family == AF_INET ? 4 : 16) == 0;
+		memcmp(a->b, b->b, a->family == AF_INET ? 4 : 16) == 0;
 }
 
 static bool
@@ -1014,17 +1026,17 @@ static bool
 front_same(const struct config *a, const struct config *b)
 {
 	if (a->nvms != b->nvms || a->nlisten != b->nlisten ||
-	    a->log_drops != b->log_drops)
+		a->log_drops != b->log_drops)
 		return false;
 	for (size_t i = 0; i < a->nlisten; i++)
 		if (!addrs_same(&a->listen[i].addr, &b->listen[i].addr) ||
-		    a->listen[i].port != b->listen[i].port)
+			a->listen[i].port != b->listen[i].port)
 			return false;
 	for (size_t v = 0; v < a->nvms; v++) {
 		const struct vm *x = &a->vms[v], *y = &b->vms[v];
 
 		if (strcmp(x->name, y->name) != 0 || x->naddrs != y->naddrs ||
-		    !str_same(x->iface, y->iface))
+			!str_same(x->iface, y->iface))
 			return false;
 		for (size_t i = 0; i < x->naddrs; i++)
 			if (!addrs_same(&x->addrs[i], &y->addrs[i]))
@@ -1051,15 +1063,15 @@ vm_kept(struct builder *bd, const struct vm *vm)
 	char name[SET_NAME_MAX];
 
 	if (old == NULL || old->log_drops != c->log_drops ||
-	    old->limits.set_size != c->limits.set_size)
+		old->limits.set_size != c->limits.set_size)
 		return false;
 	ovm = policy_vm_by_name(old->vms, old->nvms, vm->name);
 	/* The chain also depends on which families the VM has addresses
 	 * in (see rules_sets). */
 	if (ovm == NULL || !policy_vm_same_rules(ovm, vm) ||
-	    vm_has_family(ovm, AF_INET) != vm_has_family(vm, AF_INET) ||
-	    vm_has_family(ovm, AF_INET6) != vm_has_family(vm, AF_INET6) ||
-	    !have_chain(bd, vm_chain(name, sizeof(name), vm)))
+		vm_has_family(ovm, AF_INET) != vm_has_family(vm, AF_INET) ||
+		vm_has_family(ovm, AF_INET6) != vm_has_family(vm, AF_INET6) ||
+		!have_chain(bd, vm_chain(name, sizeof(name), vm)))
 		return false;
 	for (int k = 0; k < SET_COUNT; k++) {
 		struct nftnl_set *want, *have;
@@ -1100,8 +1112,8 @@ index_chains(struct builder *bd, struct nftnl_chain_list *have)
 	if (bd->nhave_chains > 0)
 		qsort(bd->have_chains, bd->nhave_chains, sizeof(char *),
 			cmp_str);
-	bd->keep_front = front == 3 && bd->old != NULL &&
-			 front_same(bd->old, bd->c);
+	bd->keep_front =
+		front == 3 && bd->old != NULL && front_same(bd->old, bd->c);
 }
 
 struct nft_batch *
@@ -1113,7 +1125,7 @@ ruleset_build(struct nft *n, const struct config *c, const struct config *old)
 	char chain[64];
 
 	if (nft_dump_chains(c->table, &chains) < 0 ||
-	    nft_dump_sets(c->table, &sets) < 0) {
+		nft_dump_sets(c->table, &sets) < 0) {
 		log_warn("reading table inet %s", c->table);
 		if (chains)
 			nftnl_chain_list_free(chains);
@@ -1135,8 +1147,9 @@ ruleset_build(struct nft *n, const struct config *c, const struct config *old)
 	}
 	for (size_t v = 0; v < c->nvms; v++)
 		if (!bd.keep_vm[v])
-			msg_chain(&bd, vm_chain(chain, sizeof(chain),
-					       &c->vms[v]), -1, 0);
+			msg_chain(&bd,
+				vm_chain(chain, sizeof(chain), &c->vms[v]), -1,
+				0);
 	for (size_t v = 0; v < c->nvms; v++)
 		if (!bd.keep_vm[v])
 			vm_rules(&bd, &c->vms[v]);

@@ -33,7 +33,7 @@ struct query {
 	const struct vm *vm;
 	struct verdict v;
 	struct vmcount *vc;
-	int refs; /* the pipeline's, and callbacks' in progress */
+	int refs;     /* the pipeline's, and callbacks' in progress */
 	uint8_t *pkt; /* the resolver's answer, copied */
 	size_t len;
 	int sec;
@@ -51,7 +51,8 @@ struct server {
 	struct gen *gen;
 	struct gen *retired;
 	struct event *reap_ev, *sweep_ev;
-	struct vmcount **counts; /* each its own allocation: queries hold them */
+	/* Each counter its own allocation: queries hold them. */
+	struct vmcount **counts;
 	size_t ncounts;
 	struct query *queries;
 	bool reloading;
@@ -195,8 +196,10 @@ admit_done(int err, const char *msg, void *arg)
 		q->srv->st.servfail_admit++;
 		log_warnx("VM %s, %s: answer withheld: %s", q->vm->name,
 			q->q.qname, msg);
-		snprintf(text, sizeof(text), "dnsfence could not admit the "
-			"addresses: %s", msg);
+		snprintf(text, sizeof(text),
+			"dnsfence could not admit the "
+			"addresses: %s",
+			msg);
 		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER, text);
 	} else {
 		reply_answer(q);
@@ -259,8 +262,8 @@ admit_answer(struct query *q)
 	if (ans.truncated_addrs) {
 		q->srv->st.servfail_limit++;
 		log_warnx("VM %s, %s: more than %u addresses in one answer "
-			  "(limits: addresses-per-answer)", q->vm->name,
-			q->q.qname, c->limits.addrs_per_answer);
+			  "(limits: addresses-per-answer)",
+			q->vm->name, q->q.qname, c->limits.addrs_per_answer);
 		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER,
 			"too many addresses in one answer");
 		dnswire_answer_finish(&ans);
@@ -275,8 +278,8 @@ admit_answer(struct query *q)
 	/* The VM is never handed a TTL longer than the element lives. */
 	q->cap = policy_ttl_element(&c->ttl, ans.min_ttl) - c->ttl.grace;
 	admit_request(q->srv->admit, c, q->vm, q->q.qname, ans.addrs,
-		ans.naddrs, &q->v.ports, policy_ttl_element(&c->ttl,
-			ans.min_ttl), admit_done, q);
+		ans.naddrs, &q->v.ports,
+		policy_ttl_element(&c->ttl, ans.min_ttl), admit_done, q);
 	dnswire_answer_finish(&ans);
 	return true;
 }
@@ -351,8 +354,8 @@ vm_count(struct server *s, const char *name)
 	 * must not move the counters. */
 	vc = xcalloc(1, sizeof(*vc));
 	snprintf(vc->name, sizeof(vc->name), "%s", name);
-	s->counts = xreallocarray(s->counts, s->ncounts + 1,
-		sizeof(*s->counts));
+	s->counts =
+		xreallocarray(s->counts, s->ncounts + 1, sizeof(*s->counts));
 	s->counts[s->ncounts++] = vc;
 	return vc;
 }
@@ -382,8 +385,9 @@ decide(struct query *q)
 			dq->qname);
 		snprintf(buf, sizeof(buf), "not in the dnsfence policy of %s",
 			q->vm->name);
-		reply_error(q, q->vm->unlisted == UNLISTED_NXDOMAIN
-					? DNS_R_NXDOMAIN : DNS_R_REFUSED,
+		reply_error(q,
+			q->vm->unlisted == UNLISTED_NXDOMAIN ? DNS_R_NXDOMAIN
+							     : DNS_R_REFUSED,
 			EDE_BLOCKED, buf);
 		return false;
 	}
@@ -445,11 +449,11 @@ query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 	evtimer_add(q->timo, &tv);
 	/* The client's CD bit is not passed on: validation is always on.
 	 * For local data the callback runs inside this call. */
-	if ((rc = ub_resolve_event(q->gen->ctx, q->q.qname[0] ? q->q.qname
-							       : ".",
-		     q->q.qtype, q->q.qclass, q, resolve_cb, NULL)) != 0) {
-		log_warnx("VM %s, %s: libunbound: %s", q->vm->name,
-			q->q.qname, ub_strerror(rc));
+	if ((rc = ub_resolve_event(q->gen->ctx,
+		     q->q.qname[0] ? q->q.qname : ".", q->q.qtype, q->q.qclass,
+		     q, resolve_cb, NULL)) != 0) {
+		log_warnx("VM %s, %s: libunbound: %s", q->vm->name, q->q.qname,
+			ub_strerror(rc));
 		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER, "resolver error");
 		query_unref(q);
 	}

@@ -76,7 +76,8 @@ diag_add(struct diag *d, const char *file, int line, int col, const char *fmt,
 	va_end(ap);
 	d->msgs = xreallocarray(d->msgs, d->n + 1, sizeof(*d->msgs));
 	if (line > 0)
-		d->msgs[d->n++] = xasprintf("%s:%d:%d: %s", file, line, col, msg);
+		d->msgs[d->n++] =
+			xasprintf("%s:%d:%d: %s", file, line, col, msg);
 	else
 		d->msgs[d->n++] = xasprintf("%s: %s", file, msg);
 }

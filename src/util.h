@@ -18,9 +18,9 @@ uint64_t util_now_ms(void);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Grow *arr (of *n elements) by one zeroed element and return it. */
-#define ARRAY_PUSH(arr, n)                                                    \
-	((arr) = xreallocarray((arr), (n) + 1, sizeof(*(arr))),               \
-	 memset(&(arr)[(n)], 0, sizeof(*(arr))), &(arr)[(n)++])
+#define ARRAY_PUSH(arr, n) \
+	((arr) = xreallocarray((arr), (n) + 1, sizeof(*(arr))), \
+		memset(&(arr)[(n)], 0, sizeof(*(arr))), &(arr)[(n)++])
 
 /** Every problem found while loading, in the order found. */
 struct diag {

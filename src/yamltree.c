@@ -117,8 +117,8 @@ on_event(struct builder *b, yaml_event_t *ev)
 	case YAML_SEQUENCE_START_EVENT:
 	case YAML_MAPPING_START_EVENT:
 		if ((ev->type == YAML_SEQUENCE_START_EVENT
-			    ? ev->data.sequence_start.anchor
-			    : ev->data.mapping_start.anchor) != NULL) {
+				    ? ev->data.sequence_start.anchor
+				    : ev->data.mapping_start.anchor) != NULL) {
 			berr(b, &ev->start_mark,
 				"YAML anchors are not allowed");
 			return -1;
@@ -197,14 +197,15 @@ ydoc_load(struct ydoc *doc, const char *path, struct diag *d)
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > YAML_MAX_FILE) {
-		diag_add(d, path, 0, 0, S_ISREG(st.st_mode)
-			? "file larger than 1 MiB" : "not a regular file");
+		diag_add(d, path, 0, 0,
+			S_ISREG(st.st_mode) ? "file larger than 1 MiB"
+					    : "not a regular file");
 		close(fd);
 		return -1;
 	}
 	buf = xcalloc(1, (size_t)st.st_size + 1);
 	while (len < (size_t)st.st_size &&
-	       (r = read(fd, buf + len, (size_t)st.st_size - len)) != 0) {
+		(r = read(fd, buf + len, (size_t)st.st_size - len)) != 0) {
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {

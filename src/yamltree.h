@@ -17,9 +17,9 @@ enum ynode_type { YN_SCALAR, YN_SEQ, YN_MAP };
 
 struct ynode {
 	enum ynode_type type;
-	int line, col; /* 1-based */
-	char *value;   /* YN_SCALAR */
-	bool plain;    /* unquoted scalar */
+	int line, col;	      /* 1-based */
+	char *value;	      /* YN_SCALAR */
+	bool plain;	      /* unquoted scalar */
 	struct ynode **items; /* YN_SEQ: items; YN_MAP: key, value, ... */
 	size_t n;
 };
@@ -32,8 +32,8 @@ struct ydoc {
 
 /** Parse buf as one YAML document; problems go to d. -1 when the document
  * cannot be used at all. */
-int ydoc_parse(struct ydoc *doc, const char *file, const char *buf,
-	size_t len, struct diag *d);
+int ydoc_parse(struct ydoc *doc, const char *file, const char *buf, size_t len,
+	struct diag *d);
 /** Read and parse a file (at most YAML_MAX_FILE bytes). */
 int ydoc_load(struct ydoc *doc, const char *path, struct diag *d);
 void ydoc_finish(struct ydoc *doc);

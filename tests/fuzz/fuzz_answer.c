@@ -12,8 +12,12 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint8_t qname[] = "\3www\7example";
-	struct dns_query q = {.id = 1, .flags = 0x0100, .qtype = 1,
-		.qclass = 1, .edns = true, .do_bit = size & 1,
+	struct dns_query q = {.id = 1,
+		.flags = 0x0100,
+		.qtype = 1,
+		.qclass = 1,
+		.edns = true,
+		.do_bit = size & 1,
 		.udp_size = 1232};
 	struct dns_answer a;
 	static uint8_t out[DNS_MAXMSG];

@@ -15,13 +15,13 @@ main(int argc, char **argv)
 		long len;
 
 		if (f == NULL || fseek(f, 0, SEEK_END) < 0 ||
-		    (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) < 0) {
+			(len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) < 0) {
 			perror(argv[i]);
 			return 2;
 		}
 		buf = malloc((size_t)len + 1);
 		if (buf == NULL ||
-		    fread(buf, 1, (size_t)len, f) != (size_t)len) {
+			fread(buf, 1, (size_t)len, f) != (size_t)len) {
 			perror(argv[i]);
 			return 2;
 		}

@@ -66,12 +66,13 @@ serve(int argc, char **argv)
 			int fd;
 
 			sockaddr_of(argv[0], argv[i], &ss, &len);
-			fd = socket(ss.ss_family,
-				t ? SOCK_DGRAM : SOCK_STREAM, 0);
+			fd = socket(ss.ss_family, t ? SOCK_DGRAM : SOCK_STREAM,
+				0);
 			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
 				sizeof(one));
-			if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) < 0 ||
-			    (!t && listen(fd, 64) < 0)) {
+			if (fd < 0 ||
+				bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+				(!t && listen(fd, 64) < 0)) {
 				perror("probe: bind");
 				return 2;
 			}
@@ -112,8 +113,8 @@ serve(int argc, char **argv)
 						(struct sockaddr *)&from, flen);
 			} else {
 				r = read(pfd[i].fd, buf, sizeof(buf));
-				if (r <= 0 || write(pfd[i].fd, buf,
-						      (size_t)r) != r) {
+				if (r <= 0 ||
+					write(pfd[i].fd, buf, (size_t)r) != r) {
 					close(pfd[i].fd);
 					pfd[i] = pfd[n - 1];
 					kind[i] = kind[n - 1];
@@ -156,7 +157,7 @@ client(int type, const char *src, const char *addr, const char *port, int ms)
 		}
 	}
 	if (connect(fd, (struct sockaddr *)&ss, len) < 0 &&
-	    errno != EINPROGRESS)
+		errno != EINPROGRESS)
 		return 1;
 	if (type == SOCK_DGRAM && send(fd, "hi\n", 3, 0) != 3)
 		return 1;
@@ -182,7 +183,7 @@ talk(const char *addr, const char *port, int n, int gap)
 	sockaddr_of(addr, port, &ss, &len);
 	fd = socket(ss.ss_family, SOCK_STREAM, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) < 0 ||
-	    await_reply(fd, 2000) < 0)
+		await_reply(fd, 2000) < 0)
 		return 1;
 	for (int i = 0; i < n; i++) {
 		if (write(fd, "ping\n", 5) != 5 || await_reply(fd, 2000) < 0) {
@@ -290,9 +291,10 @@ race(const char *server, const char *port, int n, char **names)
 
 		sockaddr_of(server, "53", &ss, &len);
 		if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) < 0 ||
-		    send(fd, q, ql, 0) != (ssize_t)ql || poll(&p, 1, 3000) <= 0 ||
-		    (rl = recv(fd, r, sizeof(r), 0)) < 12 ||
-		    first_a(r, (size_t)rl, &a) < 0) {
+			send(fd, q, ql, 0) != (ssize_t)ql ||
+			poll(&p, 1, 3000) <= 0 ||
+			(rl = recv(fd, r, sizeof(r), 0)) < 12 ||
+			first_a(r, (size_t)rl, &a) < 0) {
 			fprintf(stderr, "probe: %s: no answer\n", names[i]);
 			failed++;
 			close(fd);
@@ -314,10 +316,11 @@ race(const char *server, const char *port, int n, char **names)
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: probe serve ADDR PORT...\n"
-			"       probe tcp|udp [-s SRC] ADDR PORT MS\n"
-			"       probe talk ADDR PORT N GAP_MS\n"
-			"       probe race DNS PORT NAME...\n");
+	fprintf(stderr,
+		"usage: probe serve ADDR PORT...\n"
+		"       probe tcp|udp [-s SRC] ADDR PORT MS\n"
+		"       probe talk ADDR PORT N GAP_MS\n"
+		"       probe race DNS PORT NAME...\n");
 	return 2;
 }
 
@@ -333,8 +336,8 @@ main(int argc, char **argv)
 		return race(argv[2], argv[3], argc - 4, argv + 4);
 	if (argc == 6 && strcmp(argv[1], "talk") == 0)
 		return talk(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
-	if (argc >= 5 && (strcmp(argv[1], "tcp") == 0 ||
-			     strcmp(argv[1], "udp") == 0)) {
+	if (argc >= 5 &&
+		(strcmp(argv[1], "tcp") == 0 || strcmp(argv[1], "udp") == 0)) {
 		int type = argv[1][0] == 't' ? SOCK_STREAM : SOCK_DGRAM;
 		int i = 2;
 

@@ -11,7 +11,7 @@ ta(const char *s)
 	return config_ta_line(s, strlen(s));
 }
 
-#define ROOT_DS                                                               \
+#define ROOT_DS \
 	"20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D"
 
 static void
@@ -35,7 +35,7 @@ test_ta_line(void)
 	CHECK(ta(". CLASS1 DS " ROOT_DS) == TA_LINE_ANCHOR);
 	CHECK(ta("example.\tIN\tDS\t" ROOT_DS "\r") == TA_LINE_ANCHOR);
 	CHECK(ta(". IN DNSKEY 257 3 8 AwEAAaz/tAm8yTn4Mfeh ; keytag 20326") ==
-	      TA_LINE_ANCHOR);
+		TA_LINE_ANCHOR);
 	CHECK(ta(". IN DnsKey 257 3 8 AwEAAaz/tAm8yTn4Mfeh") == TA_LINE_ANCHOR);
 	CHECK(ta(". IN DS ( 20326 8 2") == TA_LINE_ANCHOR);
 	CHECK(ta(". IN DNSKEY (") == TA_LINE_ANCHOR);
@@ -60,7 +60,7 @@ test_ta_line(void)
 	CHECK(ta("(. IN DS " ROOT_DS) == TA_LINE_OTHER);
 	CHECK(ta(")") == TA_LINE_OTHER);
 	CHECK(ta("trust-anchors { . initial-key 257 3 8 \"AwEA\"; };") ==
-	      TA_LINE_OTHER);
+		TA_LINE_OTHER);
 	CHECK(config_ta_line(". IN DS\0 20326 8 2 AB", 21) == TA_LINE_OTHER);
 
 	/* only the first TA_LINE_MAX bytes count */
@@ -121,7 +121,8 @@ test_ta_file(void)
 		return;
 	}
 	fputs("listen: [10.137.0.1]\n"
-	      "resolver: {trust-anchor-file: root.key}\n", f);
+	      "resolver: {trust-anchor-file: root.key}\n",
+		f);
 	fclose(f);
 
 	CHECK(load_with_key(dir, "", none));
@@ -132,15 +133,19 @@ test_ta_file(void)
 	CHECK(load_with_key(dir, ". IN TXT ( \"a\"\n IN DS 1 8 2 AB )\n",
 		none));
 	/* ... but one after the record closes counts */
-	CHECK(load_with_key(dir, ". IN TXT ( \"a\"\n \"b\" )\n"
-				 ". IN DS 1 8 2 AB\n", NULL));
+	CHECK(load_with_key(dir,
+		". IN TXT ( \"a\"\n \"b\" )\n"
+		". IN DS 1 8 2 AB\n",
+		NULL));
 	/* a ')' in a comment does not close anything */
 	CHECK(load_with_key(dir, ". IN TXT ( \"a\" ; )\n IN DS 1 8 2 AB\n",
 		none));
 	CHECK(load_with_key(dir, "; the root\n. IN DS " ROOT_DS "\n", NULL));
 	CHECK(load_with_key(dir, ". IN DS " ROOT_DS, NULL)); /* no newline */
-	CHECK(load_with_key(dir, ". 172800 IN DNSKEY ( 257 3 8\n"
-				 "  AwEAAaz/tAm8yTn4Mfeh ) ; KSK\n", NULL));
+	CHECK(load_with_key(dir,
+		". 172800 IN DNSKEY ( 257 3 8\n"
+		"  AwEAAaz/tAm8yTn4Mfeh ) ; KSK\n",
+		NULL));
 
 	snprintf(path, sizeof(path), "%s/root.key", dir);
 	unlink(path);

@@ -110,7 +110,7 @@ test_parse_query(void)
 	CHECK(!q.edns && q.udp_size == 512);
 
 	CHECK(dnswire_parse_query(p.b, 11, &q) == -1); /* no header */
-	p.b[2] |= 0x80; /* QR: a response */
+	p.b[2] |= 0x80;				       /* QR: a response */
 	CHECK(dnswire_parse_query(p.b, p.n, &q) == -1);
 	p = query("a.example", DNS_T_A, false, false);
 	p.b[2] |= 2 << 3; /* opcode STATUS */
@@ -194,14 +194,14 @@ test_error(void)
 	CHECK(n > 0);
 	CHECK(out[0] == 0x12 && out[1] == 0x34);
 	CHECK((out[2] & 0x80) && (out[3] & 0xF) == DNS_R_REFUSED);
-	CHECK(out[2] & 0x01);	     /* RD echoed */
-	CHECK(out[3] & DNS_F_CD);    /* CD echoed */
+	CHECK(out[2] & 0x01);		    /* RD echoed */
+	CHECK(out[3] & DNS_F_CD);	    /* CD echoed */
 	CHECK(out[5] == 1 && out[11] == 1); /* question, OPT */
 	CHECK(memcmp(out + 12, q.qname_wire, q.qname_wire_len) == 0);
 	/* the EDE option: code 15, info 15 */
 	size_t o = 12 + q.qname_wire_len + 4 + 11;
 	CHECK(out[o] == 0 && out[o + 1] == 15 && out[o + 4] == 0 &&
-	      out[o + 5] == EDE_BLOCKED);
+		out[o + 5] == EDE_BLOCKED);
 	CHECK(memcmp(out + o + 6, "not in policy", 13) == 0);
 	CHECK(dnswire_error(&q, DNS_R_REFUSED, EDE_BLOCKED, "x", out, 20) == 0);
 
@@ -228,30 +228,56 @@ chain_answer(void)
 	u16(&p, 1);
 	/* c.other A 192.0.2.1 (ttl 600): c.other is written in full here */
 	cn = name(&p, "c.other");
-	u16(&p, DNS_T_A); u16(&p, 1); u32(&p, 600); u16(&p, 4);
+	u16(&p, DNS_T_A);
+	u16(&p, 1);
+	u32(&p, 600);
+	u16(&p, 4);
 	u32(&p, 0xC0000201);
 	/* b.example CNAME c.other (ttl 60) */
 	bn = name(&p, "b.example");
-	u16(&p, DNS_T_CNAME); u16(&p, 1); u32(&p, 60); u16(&p, 2);
+	u16(&p, DNS_T_CNAME);
+	u16(&p, 1);
+	u32(&p, 60);
+	u16(&p, 2);
 	ptr(&p, cn);
 	/* www.a.example CNAME b.example (ttl 300) */
 	ptr(&p, qn);
-	u16(&p, DNS_T_CNAME); u16(&p, 1); u32(&p, 300); u16(&p, 2);
+	u16(&p, DNS_T_CNAME);
+	u16(&p, 1);
+	u32(&p, 300);
+	u16(&p, 2);
 	ptr(&p, bn);
 	/* c.other A 192.0.2.2, AAAA 2001:db8::1 */
 	ptr(&p, cn);
-	u16(&p, DNS_T_A); u16(&p, 1); u32(&p, 600); u16(&p, 4);
+	u16(&p, DNS_T_A);
+	u16(&p, 1);
+	u32(&p, 600);
+	u16(&p, 4);
 	u32(&p, 0xC0000202);
 	ptr(&p, cn);
-	u16(&p, DNS_T_AAAA); u16(&p, 1); u32(&p, 900); u16(&p, 16);
-	u32(&p, 0x20010db8); u32(&p, 0); u32(&p, 0); u32(&p, 1);
+	u16(&p, DNS_T_AAAA);
+	u16(&p, 1);
+	u32(&p, 900);
+	u16(&p, 16);
+	u32(&p, 0x20010db8);
+	u32(&p, 0);
+	u32(&p, 0);
+	u32(&p, 1);
 	/* an RRSIG over it (opaque here) */
 	ptr(&p, cn);
-	u16(&p, DNS_T_RRSIG); u16(&p, 1); u32(&p, 600); u16(&p, 3);
-	u8(&p, 1); u8(&p, 2); u8(&p, 3);
+	u16(&p, DNS_T_RRSIG);
+	u16(&p, 1);
+	u32(&p, 600);
+	u16(&p, 3);
+	u8(&p, 1);
+	u8(&p, 2);
+	u8(&p, 3);
 	/* unrelated.example A 198.51.100.1: not on the chain */
 	name(&p, "unrelated.example");
-	u16(&p, DNS_T_A); u16(&p, 1); u32(&p, 5); u16(&p, 4);
+	u16(&p, DNS_T_A);
+	u16(&p, 1);
+	u32(&p, 5);
+	u16(&p, 4);
 	u32(&p, 0xC6336401);
 	opt(&p, 1232, 0x8000);
 	return p;
@@ -282,13 +308,13 @@ test_walk(void)
 		      &a) == 0);
 	CHECK(a.naddrs == 3);
 	CHECK(has_addr(&a, "192.0.2.1") && has_addr(&a, "192.0.2.2") &&
-	      has_addr(&a, "2001:db8::1"));
+		has_addr(&a, "2001:db8::1"));
 	CHECK(!has_addr(&a, "198.51.100.1"));
 	CHECK(a.min_ttl == 60); /* smallest along the chain */
 	dnswire_answer_finish(&a);
 
-	CHECK(dnswire_walk(p.b, p.n, dq.qname_wire, dq.qname_wire_len, 2,
-		      &a) == 0);
+	CHECK(dnswire_walk(p.b, p.n, dq.qname_wire, dq.qname_wire_len, 2, &a) ==
+		0);
 	CHECK(a.naddrs == 2 && a.truncated_addrs);
 	dnswire_answer_finish(&a);
 
@@ -305,38 +331,59 @@ test_walk(void)
 	size_t xa, xb;
 	hdr(&l, 0, DNS_F_QR, 1, 2, 0, 0);
 	xa = name(&l, "x.example");
-	u16(&l, 1); u16(&l, 1);
+	u16(&l, 1);
+	u16(&l, 1);
 	xb = name(&l, "y.example");
-	u16(&l, DNS_T_CNAME); u16(&l, 1); u32(&l, 9); u16(&l, 2);
+	u16(&l, DNS_T_CNAME);
+	u16(&l, 1);
+	u32(&l, 9);
+	u16(&l, 2);
 	ptr(&l, xa);
 	ptr(&l, xa);
-	u16(&l, DNS_T_CNAME); u16(&l, 1); u32(&l, 9); u16(&l, 2);
+	u16(&l, DNS_T_CNAME);
+	u16(&l, 1);
+	u32(&l, 9);
+	u16(&l, 2);
 	ptr(&l, xb);
 	CHECK(dnswire_walk(l.b, l.n, l.b + xa, 11, 100, &a) == 0 &&
-	      a.naddrs == 0);
+		a.naddrs == 0);
 	dnswire_answer_finish(&a);
 
 	/* a pointer pointing forwards (or at itself) is refused */
 	hdr(&l, 0, DNS_F_QR, 0, 1, 0, 0);
 	ptr(&l, 12);
-	u16(&l, 1); u16(&l, 1); u32(&l, 1); u16(&l, 4); u32(&l, 1);
+	u16(&l, 1);
+	u16(&l, 1);
+	u32(&l, 1);
+	u16(&l, 4);
+	u32(&l, 1);
 	CHECK(dnswire_walk(l.b, l.n, (const uint8_t *)"\0", 1, 10, &a) < 0);
 
 	/* HTTPS hints */
 	hdr(&l, 0, DNS_F_QR, 1, 1, 0, 0);
 	xa = name(&l, "h.example");
-	u16(&l, DNS_T_HTTPS); u16(&l, 1);
+	u16(&l, DNS_T_HTTPS);
+	u16(&l, 1);
 	ptr(&l, xa);
-	u16(&l, DNS_T_HTTPS); u16(&l, 1); u32(&l, 120);
+	u16(&l, DNS_T_HTTPS);
+	u16(&l, 1);
+	u32(&l, 120);
 	u16(&l, 2 + 1 + 4 + 8 + 4 + 16);
-	u16(&l, 1); u8(&l, 0);          /* priority 1, target "." */
-	u16(&l, 4); u16(&l, 8);         /* ipv4hint: two addresses */
-	u32(&l, 0xC0000205); u32(&l, 0xC0000206);
-	u16(&l, 6); u16(&l, 16);        /* ipv6hint */
-	u32(&l, 0x20010db8); u32(&l, 0); u32(&l, 0); u32(&l, 5);
+	u16(&l, 1);
+	u8(&l, 0); /* priority 1, target "." */
+	u16(&l, 4);
+	u16(&l, 8); /* ipv4hint: two addresses */
+	u32(&l, 0xC0000205);
+	u32(&l, 0xC0000206);
+	u16(&l, 6);
+	u16(&l, 16); /* ipv6hint */
+	u32(&l, 0x20010db8);
+	u32(&l, 0);
+	u32(&l, 0);
+	u32(&l, 5);
 	CHECK(dnswire_walk(l.b, l.n, l.b + xa, 11, 100, &a) == 0);
 	CHECK(a.naddrs == 3 && has_addr(&a, "192.0.2.6") &&
-	      has_addr(&a, "2001:db8::5") && a.min_ttl == 120);
+		has_addr(&a, "2001:db8::5") && a.min_ttl == 120);
 	dnswire_answer_finish(&a);
 	l.b[l.n - 17] = 15; /* ipv6hint length no longer a multiple of 16 */
 	CHECK(dnswire_walk(l.b, l.n, l.b + xa, 11, 100, &a) < 0);
@@ -363,8 +410,8 @@ test_build(void)
 	CHECK(out[11] == 1);	     /* our OPT */
 	CHECK(memcmp(out + 12, dq.qname_wire, dq.qname_wire_len) == 0);
 	/* the result walks to the same addresses, TTLs capped at 100 */
-	CHECK(dnswire_walk(out, n, dq.qname_wire, dq.qname_wire_len, 100,
-		      &a) == 0);
+	CHECK(dnswire_walk(out, n, dq.qname_wire, dq.qname_wire_len, 100, &a) ==
+		0);
 	CHECK(a.naddrs == 3 && a.min_ttl == 60);
 	dnswire_answer_finish(&a);
 	q = query("www.a.example", DNS_T_A, true, true);
@@ -406,8 +453,8 @@ test_ttl_cap(void)
 			off += out[off] + 1;
 		off += (out[off] & 0xC0) ? 2 : 1;
 		uint32_t ttl = (uint32_t)out[off + 4] << 24 |
-			       (uint32_t)out[off + 5] << 16 |
-			       (uint32_t)out[off + 6] << 8 | out[off + 7];
+			(uint32_t)out[off + 5] << 16 |
+			(uint32_t)out[off + 6] << 8 | out[off + 7];
 		CHECK(ttl <= 100);
 		seen++;
 		off += 10 + (size_t)(out[off + 8] << 8 | out[off + 9]);

@@ -19,17 +19,21 @@ test_names(void)
 
 	CHECK(SET_COUNT == 4);
 	CHECK_STR(elems_set_name(b, sizeof(b), "work",
-			  set_index(SET_ANY, AF_INET)), "work_v4");
+			  set_index(SET_ANY, AF_INET)),
+		"work_v4");
 	CHECK_STR(elems_set_name(b, sizeof(b), "work",
-			  set_index(SET_ANY, AF_INET6)), "work_v6");
+			  set_index(SET_ANY, AF_INET6)),
+		"work_v6");
 	CHECK_STR(elems_set_name(b, sizeof(b), "work-admin",
-			  set_index(SET_PORTS, AF_INET)), "work-admin_v4_ports");
+			  set_index(SET_PORTS, AF_INET)),
+		"work-admin_v4_ports");
 	CHECK_STR(elems_set_name(b, sizeof(b), "w",
-			  set_index(SET_PORTS, AF_INET6)), "w_v6_ports");
+			  set_index(SET_PORTS, AF_INET6)),
+		"w_v6_ports");
 	for (int i = 0; i < SET_COUNT; i++) {
 		CHECK(set_index(set_index_kind(i), set_index_family(i)) == i);
 		CHECK(set_index_family(i) == AF_INET ||
-		      set_index_family(i) == AF_INET6);
+			set_index_family(i) == AF_INET6);
 	}
 }
 
@@ -37,21 +41,21 @@ static void
 test_layout(void)
 {
 	uint8_t f[3];
-	int v4p = set_index(SET_PORTS, AF_INET), v6p = set_index(SET_PORTS,
-							   AF_INET6);
+	int v4p = set_index(SET_PORTS, AF_INET),
+	    v6p = set_index(SET_PORTS, AF_INET6);
 
 	CHECK(elems_key_len(set_index(SET_ANY, AF_INET)) == 4);
 	CHECK(elems_key_len(set_index(SET_ANY, AF_INET6)) == 16);
 	CHECK(elems_key_len(v4p) == 12 && elems_key_len(v6p) == 24);
 	CHECK(elems_key_type(set_index(SET_ANY, AF_INET)) == TYPE_IPADDR);
 	CHECK(elems_key_type(v4p) ==
-	      (((TYPE_IPADDR << TYPE_BITS) | TYPE_INET_PROTO) << TYPE_BITS |
-		      TYPE_INET_SERVICE));
+		(((TYPE_IPADDR << TYPE_BITS) | TYPE_INET_PROTO) << TYPE_BITS |
+			TYPE_INET_SERVICE));
 	CHECK(elems_concat(set_index(SET_ANY, AF_INET), f) == 0);
 	CHECK(elems_concat(v6p, f) == 3 && f[0] == 16 && f[1] == 1 &&
-	      f[2] == 2);
+		f[2] == 2);
 	CHECK(elems_set_flags(v4p) ==
-	      (NFT_SET_TIMEOUT | NFT_SET_INTERVAL | NFT_SET_CONCAT));
+		(NFT_SET_TIMEOUT | NFT_SET_INTERVAL | NFT_SET_CONCAT));
 	CHECK(elems_set_flags(set_index(SET_ANY, AF_INET6)) == NFT_SET_TIMEOUT);
 }
 
@@ -88,8 +92,12 @@ round_trip(const struct elem_key *k, struct elem_key *out)
 static void
 test_keys(void)
 {
-	struct elem_key k = {.family = AF_INET, .kind = SET_PORTS,
-		.proto = IPPROTO_TCP, .lo = 8000, .hi = 8080}, o;
+	struct elem_key k = {.family = AF_INET,
+				.kind = SET_PORTS,
+				.proto = IPPROTO_TCP,
+				.lo = 8000,
+				.hi = 8080},
+			o;
 
 	inet_pton(AF_INET, "192.0.2.10", k.addr);
 	CHECK(round_trip(&k, &o) && memcmp(&k, &o, sizeof(k)) == 0);
@@ -103,7 +111,7 @@ test_keys(void)
 	inet_pton(AF_INET6, "2001:db8::10", k.addr);
 	elems_echo_key(&k, AF_INET6);
 	CHECK(elems_is_echo(&k) && k.lo == 32768 && k.hi == 32768 &&
-	      k.proto == IPPROTO_ICMPV6);
+		k.proto == IPPROTO_ICMPV6);
 	CHECK(round_trip(&k, &o) && memcmp(&k, &o, sizeof(k)) == 0);
 	CHECK(elems_is_echo(&o));
 	memset(&k, 0, sizeof(k));

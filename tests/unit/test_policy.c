@@ -85,7 +85,7 @@ test_ports(void)
 	CHECK(policy_parse_port("udp/1000-2000", &ps, &err) == 0);
 	CHECK(ps.proto == IPPROTO_UDP && ps.lo == 1000 && ps.hi == 2000);
 	CHECK(policy_parse_port("icmp", &ps, &err) == 0 &&
-	      ps.proto == IPPROTO_ICMP);
+		ps.proto == IPPROTO_ICMP);
 	CHECK(policy_parse_port("tcp/65535", &ps, &err) == 0);
 	CHECK(policy_parse_port("tcp/65536", &ps, &err) < 0);
 	CHECK(policy_parse_port("tcp/0", &ps, &err) < 0);
@@ -111,7 +111,7 @@ test_ports(void)
 	policy_ports_normalise(&x);
 	CHECK(x.n == 3);
 	CHECK(x.v[0].proto == IPPROTO_TCP && x.v[0].lo == 80 &&
-	      x.v[0].hi == 100);
+		x.v[0].hi == 100);
 	CHECK(x.v[1].lo == 443 && x.v[2].proto == IPPROTO_UDP);
 	y.icmp = true;
 	policy_ports_union(&y, &x);
@@ -133,7 +133,7 @@ test_prefix(void)
 	CHECK_STR(policy_prefix_str(&p, buf, sizeof(buf)), "192.0.2.0/24");
 	CHECK(policy_parse_prefix("192.0.2.1", &p, &err) == 0 && p.len == 32);
 	CHECK(policy_parse_prefix("2001:db8::/32", &p, &err) == 0 &&
-	      p.len == 32 && p.addr.family == AF_INET6);
+		p.len == 32 && p.addr.family == AF_INET6);
 	CHECK(policy_parse_prefix("0.0.0.0/0", &p, &err) == 0);
 	CHECK(policy_parse_prefix("192.0.2.1/24", &p, &err) < 0 && err);
 	CHECK(policy_parse_prefix("192.0.2.0/33", &p, &err) < 0);
@@ -147,7 +147,7 @@ test_prefix(void)
 	CHECK(policy_parse_addr("10.137.0.12", &a) == 0);
 	CHECK(policy_parse_addr("10.137.0.256", &a) < 0);
 	CHECK(policy_parse_addr("fd09:24ef:4179::a89:c", &a) == 0 &&
-	      a.family == AF_INET6);
+		a.family == AF_INET6);
 }
 
 static void
@@ -206,8 +206,7 @@ test_decide(void)
 	policy_parse_name("*.ads.example.com", &deny[0].pat, &err);
 
 	policy_decide(&vm, "mail.example.com", &v);
-	CHECK(v.allowed && v.require_dnssec && !v.ports.any &&
-	      v.ports.n == 2);
+	CHECK(v.allowed && v.require_dnssec && !v.ports.any && v.ports.n == 2);
 	verdict_finish(&v);
 	policy_decide(&vm, "www.example.com", &v);
 	CHECK(v.allowed && !v.require_dnssec && v.ports.n == 1);
@@ -266,7 +265,7 @@ test_atoms(void)
 	CHECK(vm.atoms[5].proto == IPPROTO_UDP && vm.atoms[5].lo == 53);
 	for (size_t i = 0; i + 1 < vm.natoms; i++)
 		CHECK(vm.atoms[i].proto != vm.atoms[i + 1].proto ||
-		      vm.atoms[i].hi < vm.atoms[i + 1].lo);
+			vm.atoms[i].hi < vm.atoms[i + 1].lo);
 	n = policy_atoms_for(&vm, &allow[1].ports, out, 16);
 	CHECK(n == 1 && out[0].lo == 443 && out[0].hi == 443);
 	n = policy_atoms_for(&vm, &allow[0].ports, out, 16);
