@@ -516,11 +516,37 @@ policy_vm_by_name(const struct vm *vms, size_t nvms, const char *name)
 	return NULL;
 }
 
+/* Field by field: padding inside these structs is never initialised. */
 static bool
 ports_same(const struct ports *a, const struct ports *b)
 {
-	return a->any == b->any && a->icmp == b->icmp && a->n == b->n &&
-		(a->n == 0 || memcmp(a->v, b->v, a->n * sizeof(*a->v)) == 0);
+	if (a->any != b->any || a->icmp != b->icmp || a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (a->v[i].proto != b->v[i].proto ||
+			a->v[i].lo != b->v[i].lo || a->v[i].hi != b->v[i].hi)
+			return false;
+	return true;
+}
+
+static bool
+prefix_same(const struct prefix *a, const struct prefix *b)
+{
+	return a->len == b->len && a->addr.family == b->addr.family &&
+		memcmp(a->addr.b, b->addr.b,
+			a->addr.family == AF_INET ? 4 : 16) == 0;
+}
+
+static bool
+rule_same(const struct rule *a, const struct rule *b)
+{
+	if (a->is_net != b->is_net || a->require_dnssec != b->require_dnssec ||
+		!ports_same(&a->ports, &b->ports))
+		return false;
+	if (a->is_net)
+		return prefix_same(&a->net, &b->net);
+	return a->pat.kind == b->pat.kind &&
+		strcmp(a->pat.name, b->pat.name) == 0;
 }
 
 static bool
@@ -528,18 +554,9 @@ rules_same(const struct rule *a, size_t na, const struct rule *b, size_t nb)
 {
 	if (na != nb)
 		return false;
-	for (size_t i = 0; i < na; i++) {
-		if (a[i].is_net != b[i].is_net ||
-			a[i].require_dnssec != b[i].require_dnssec ||
-			!ports_same(&a[i].ports, &b[i].ports))
+	for (size_t i = 0; i < na; i++)
+		if (!rule_same(&a[i], &b[i]))
 			return false;
-		if (a[i].is_net ? memcmp(&a[i].net, &b[i].net,
-					  sizeof(a[i].net)) != 0
-				: a[i].pat.kind != b[i].pat.kind ||
-					strcmp(a[i].pat.name, b[i].pat.name) !=
-						0)
-			return false;
-	}
 	return true;
 }
 
