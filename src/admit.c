@@ -1021,7 +1021,6 @@ admit_plan_done(struct admit *a, struct admit_plan *p, bool ok)
 	for (size_t i = 0; ok && i < p->ndel; i++)
 		p->del[i]->expiry = p->del[i]->committed = 0;
 	if (ok && p->restore && p->damage == a->damage) {
-		log_info("table inet %s is whole again", a->table);
 		free(a->broken);
 		a->broken = NULL;
 	}
