@@ -269,14 +269,13 @@ admit_answer(struct query *q)
 		dnswire_answer_finish(&ans);
 		return false;
 	}
+	/* The VM is never handed a TTL longer than the elements live. */
+	q->cap = policy_ttl_cap(&c->ttl, ans.naddrs > 0, ans.min_ttl);
 	if (ans.naddrs == 0) {
-		q->cap = c->ttl.max;
 		reply_answer(q);
 		dnswire_answer_finish(&ans);
 		return false;
 	}
-	/* The VM is never handed a TTL longer than the element lives. */
-	q->cap = policy_ttl_element(&c->ttl, ans.min_ttl) - c->ttl.grace;
 	admit_request(q->srv->admit, c, q->vm, q->q.qname, ans.addrs,
 		ans.naddrs, &q->v.ports,
 		policy_ttl_element(&c->ttl, ans.min_ttl), admit_done, q);
