@@ -158,49 +158,68 @@ check_readable(struct loader *L, const struct ynode *n, const char *path)
 /* ---- dnsfence.yaml -------------------------------------------------- */
 
 static int
+parse_port(const char *s, bool zero_ok, uint16_t *port)
+{
+	uint32_t v = 0;
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (i == 5 || s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (uint32_t)(s[i] - '0');
+	}
+	if (i == 0 || v > 65535 || (v == 0 && !zero_ok))
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int
+config_parse_hostport(const char *s, char sep, bool zero_ok,
+	struct ipaddr *addr, uint16_t *port)
+{
+	char buf[HOSTPORT_MAX + 1];
+	const char *host = buf, *pstr = NULL;
+	size_t len = strnlen(s, HOSTPORT_MAX + 1);
+	char *p;
+
+	if (len == 0 || len > HOSTPORT_MAX || (sep != ':' && sep != '@'))
+		return -1;
+	memcpy(buf, s, len + 1);
+	if (sep == ':' && buf[0] == '[') {
+		/* [V6ADDR] or [V6ADDR]:PORT */
+		if ((p = strchr(buf, ']')) == NULL ||
+			(p[1] != '\0' && p[1] != ':'))
+			return -1;
+		*p = '\0';
+		host = buf + 1;
+		if (p[1] == ':')
+			pstr = p + 2;
+		if (policy_parse_addr(host, addr) < 0 ||
+			addr->family != AF_INET6)
+			return -1;
+	} else {
+		p = strchr(buf, sep);
+		/* With ':', more than one of them is a bare IPv6 address. */
+		if (p != NULL && sep == ':' && strchr(p + 1, ':') != NULL)
+			p = NULL;
+		if (p != NULL) {
+			*p = '\0';
+			pstr = p + 1;
+		}
+		if (policy_parse_addr(host, addr) < 0)
+			return -1;
+	}
+	if (pstr != NULL && parse_port(pstr, zero_ok, port) < 0)
+		return -1;
+	return 0;
+}
+
+static int
 parse_listen(const char *s, struct listen_addr *la)
 {
-	char buf[INET6_ADDRSTRLEN + 8];
-	const char *port = NULL, *end;
-	size_t alen;
-
 	la->port = 53;
-	if (s[0] == '[') {
-		end = strchr(s, ']');
-		if (end == NULL || (end[1] != '\0' && end[1] != ':'))
-			return -1;
-		alen = (size_t)(end - s - 1);
-		s++;
-		if (end[1] == ':')
-			port = end + 2;
-	} else {
-		end = strchr(s, ':');
-		/* More than one ':' is a bare IPv6 address. */
-		if (end != NULL && strchr(end + 1, ':') == NULL) {
-			alen = (size_t)(end - s);
-			port = end + 1;
-		} else
-			alen = strlen(s);
-	}
-	if (alen >= sizeof(buf))
-		return -1;
-	memcpy(buf, s, alen);
-	buf[alen] = '\0';
-	if (policy_parse_addr(buf, &la->addr) < 0)
-		return -1;
-	if (port != NULL) {
-		struct portspec ps;
-		const char *err;
-		char tmp[16];
-
-		if (strlen(port) > 5)
-			return -1;
-		snprintf(tmp, sizeof(tmp), "udp/%s", port);
-		if (policy_parse_port(tmp, &ps, &err) < 0 || ps.lo != ps.hi)
-			return -1;
-		la->port = ps.lo;
-	}
-	return 0;
+	return config_parse_hostport(s, ':', false, &la->addr, &la->port);
 }
 
 static void
@@ -519,28 +538,10 @@ k_root_hints(struct loader *L, const struct ynode *v, void *obj)
 static bool
 server_ok(const char *s)
 {
-	char buf[INET6_ADDRSTRLEN + 8];
-	const char *at = strchr(s, '@');
-	size_t alen = at ? (size_t)(at - s) : strlen(s);
 	struct ipaddr a;
+	uint16_t port;
 
-	if (alen >= sizeof(buf))
-		return false;
-	memcpy(buf, s, alen);
-	buf[alen] = '\0';
-	if (policy_parse_addr(buf, &a) < 0)
-		return false;
-	if (at != NULL) {
-		struct portspec ps;
-		const char *err;
-		char tmp[16];
-
-		if (strlen(at + 1) > 5)
-			return false;
-		snprintf(tmp, sizeof(tmp), "udp/%s", at + 1);
-		return policy_parse_port(tmp, &ps, &err) == 0 && ps.lo == ps.hi;
-	}
-	return true;
+	return config_parse_hostport(s, '@', false, &a, &port) == 0;
 }
 
 static char **

@@ -68,6 +68,19 @@ int config_load_policy_buf(struct vm *vm, const char *name, const char *file,
 void config_dump(const struct config *c, FILE *out);
 void config_free(struct config *c);
 
+#define HOSTPORT_MAX 64 /* bytes of ADDR<sep>PORT, "[V6ADDR]:65535" fits */
+
+/** Parse ADDR or ADDR<sep>PORT into addr (and *port, left alone when no
+ * port is written). sep ':' (listen addresses): an IPv6 address with a
+ * port is written [V6ADDR]:PORT, and one with two or more ':' and no
+ * brackets is a bare IPv6 address. sep '@' (libunbound's server syntax):
+ * ADDR@PORT for either family, never brackets. PORT is 1-5 decimal digits
+ * and at most 65535; 0 only when zero_ok. Strict: an empty address or
+ * port, a sign, spaces, a second separator, or a string longer than
+ * HOSTPORT_MAX are refused (-1). Exposed for tests. */
+int config_parse_hostport(const char *s, char sep, bool zero_ok,
+	struct ipaddr *addr, uint16_t *port);
+
 #define TA_LINE_MAX 4096 /* bytes of a trust-anchor line looked at */
 
 /* What one line of a trust-anchor file (zone-file format) is. */
