@@ -63,16 +63,21 @@ expect_type(struct loader *L, const struct ynode *n, enum ynode_type t,
 }
 
 /* Walk a mapping with a table of keys: unknown, duplicate and mistyped keys
- * are errors, and so is a missing required key. */
+ * are errors, and so is a missing required key. Which keys were seen is
+ * kept per entry of the table, however long the table is. */
 static void
 walk_map(struct loader *L, const struct ynode *map, const struct keyspec *ks,
 	void *obj, const char *what)
 {
-	bool seen[32] = {false};
-	size_t i, k;
+	bool small[32] = {false}, *seen = small;
+	size_t i, k, nkeys;
 
 	if (!expect_type(L, map, YN_MAP, what))
 		return;
+	for (nkeys = 0; ks[nkeys].key != NULL; nkeys++)
+		;
+	if (nkeys > ARRAY_SIZE(small))
+		seen = xcalloc(nkeys, sizeof(*seen));
 	for (i = 0; i + 1 < map->n; i += 2) {
 		const struct ynode *key = map->items[i],
 				   *val = map->items[i + 1];
@@ -98,9 +103,11 @@ walk_map(struct loader *L, const struct ynode *map, const struct keyspec *ks,
 			continue;
 		ks[k].fn(L, val, obj);
 	}
-	for (k = 0; ks[k].key != NULL; k++)
+	for (k = 0; k < nkeys; k++)
 		if (ks[k].required && !seen[k])
 			lerr(L, map, "missing key '%s' in %s", ks[k].key, what);
+	if (seen != small)
+		free(seen);
 }
 
 static bool
