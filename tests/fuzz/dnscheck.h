@@ -74,7 +74,9 @@ dc_name(const uint8_t *m, size_t lim, size_t *off, uint8_t *out, size_t *olen)
 			p = to;
 			continue;
 		}
-		if (l >= 0x40 || p + 1 + l > lim || o + 1 + l + 1 > DC_MAXNAME)
+		/* a label and, at least, the root after it */
+		if (l >= 0x40 || p + 1 + l > lim ||
+			o + 1 + l + (l > 0) > DC_MAXNAME)
 			return false;
 		memcpy(out + o, m + p, 1 + (size_t)l);
 		o += 1 + (size_t)l;
