@@ -525,6 +525,7 @@ k_trust_anchor(struct loader *L, const struct ynode *v, void *obj)
 
 	free(c->trust_anchor);
 	c->trust_anchor = path_resolve(L, v->value);
+	c->trust_anchor_pos = (struct srcpos){v->line, v->col};
 	if (check_readable(L, v, c->trust_anchor) &&
 		(why = anchor_problem(c->trust_anchor, buf, sizeof(buf))) !=
 			NULL)
@@ -538,6 +539,7 @@ k_root_hints(struct loader *L, const struct ynode *v, void *obj)
 
 	free(c->root_hints);
 	c->root_hints = path_resolve(L, v->value);
+	c->root_hints_pos = (struct srcpos){v->line, v->col};
 	check_readable(L, v, c->root_hints);
 }
 
@@ -552,7 +554,8 @@ server_ok(const char *s)
 }
 
 static char **
-server_list(struct loader *L, const struct ynode *v, size_t *n)
+server_list(struct loader *L, const struct ynode *v, struct srcpos **pos,
+	size_t *n)
 {
 	char **out = NULL;
 
@@ -569,6 +572,8 @@ server_list(struct loader *L, const struct ynode *v, size_t *n)
 				it->value);
 			continue;
 		}
+		*pos = xreallocarray(*pos, *n + 1, sizeof(**pos));
+		(*pos)[*n] = (struct srcpos){it->line, it->col};
 		*ARRAY_PUSH(out, *n) = xstrdup(it->value);
 	}
 	return out;
@@ -579,7 +584,7 @@ k_forward(struct loader *L, const struct ynode *v, void *obj)
 {
 	struct config *c = obj;
 
-	c->forward = server_list(L, v, &c->nforward);
+	c->forward = server_list(L, v, &c->forward_pos, &c->nforward);
 }
 
 static void
@@ -613,7 +618,7 @@ k_stub_zones(struct loader *L, const struct ynode *v, void *obj)
 		}
 		z = ARRAY_PUSH(c->stubs, c->nstubs);
 		z->zone = xstrdup(strcmp(k->value, ".") ? zone : ".");
-		z->addrs = server_list(L, val, &z->naddrs);
+		z->addrs = server_list(L, val, &z->addr_pos, &z->naddrs);
 	}
 }
 
@@ -1288,6 +1293,7 @@ config_free(struct config *c)
 	for (size_t i = 0; i < c->nstubs; i++) {
 		free(c->stubs[i].zone);
 		free_strv(c->stubs[i].addrs, c->stubs[i].naddrs);
+		free(c->stubs[i].addr_pos);
 	}
 	free(c->stubs);
 	for (size_t i = 0; i < c->noptions; i++) {
@@ -1296,6 +1302,7 @@ config_free(struct config *c)
 	}
 	free(c->options);
 	free_strv(c->forward, c->nforward);
+	free(c->forward_pos);
 	free(c->listen);
 	free(c->file);
 	free(c->conf_file);

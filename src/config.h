@@ -25,6 +25,7 @@ struct kv {
 struct stub_zone {
 	char *zone;
 	char **addrs;
+	struct srcpos *addr_pos; /* where each server was written */
 	size_t naddrs;
 };
 
@@ -46,8 +47,11 @@ struct config {
 	char *table;
 	uint32_t log_drops; /* log lines per second for dropped packets */
 	char *trust_anchor;
+	struct srcpos trust_anchor_pos; /* 0:0 for the default */
 	char *root_hints;
+	struct srcpos root_hints_pos;
 	char **forward;
+	struct srcpos *forward_pos;
 	size_t nforward;
 	struct stub_zone *stubs;
 	size_t nstubs;
