@@ -63,16 +63,21 @@ expect_type(struct loader *L, const struct ynode *n, enum ynode_type t,
 }
 
 /* Walk a mapping with a table of keys: unknown, duplicate and mistyped keys
- * are errors, and so is a missing required key. */
+ * are errors, and so is a missing required key. Which keys were seen is
+ * kept per entry of the table, however long the table is. */
 static void
 walk_map(struct loader *L, const struct ynode *map, const struct keyspec *ks,
 	void *obj, const char *what)
 {
-	bool seen[32] = {false};
-	size_t i, k;
+	bool small[32] = {false}, *seen = small;
+	size_t i, k, nkeys;
 
 	if (!expect_type(L, map, YN_MAP, what))
 		return;
+	for (nkeys = 0; ks[nkeys].key != NULL; nkeys++)
+		;
+	if (nkeys > ARRAY_SIZE(small))
+		seen = xcalloc(nkeys, sizeof(*seen));
 	for (i = 0; i + 1 < map->n; i += 2) {
 		const struct ynode *key = map->items[i],
 				   *val = map->items[i + 1];
@@ -98,9 +103,11 @@ walk_map(struct loader *L, const struct ynode *map, const struct keyspec *ks,
 			continue;
 		ks[k].fn(L, val, obj);
 	}
-	for (k = 0; ks[k].key != NULL; k++)
+	for (k = 0; k < nkeys; k++)
 		if (ks[k].required && !seen[k])
 			lerr(L, map, "missing key '%s' in %s", ks[k].key, what);
+	if (seen != small)
+		free(seen);
 }
 
 static bool
@@ -158,49 +165,68 @@ check_readable(struct loader *L, const struct ynode *n, const char *path)
 /* ---- dnsfence.yaml -------------------------------------------------- */
 
 static int
+parse_port(const char *s, bool zero_ok, uint16_t *port)
+{
+	uint32_t v = 0;
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (i == 5 || s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (uint32_t)(s[i] - '0');
+	}
+	if (i == 0 || v > 65535 || (v == 0 && !zero_ok))
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int
+config_parse_hostport(const char *s, char sep, bool zero_ok,
+	struct ipaddr *addr, uint16_t *port)
+{
+	char buf[HOSTPORT_MAX + 1];
+	const char *host = buf, *pstr = NULL;
+	size_t len = strnlen(s, HOSTPORT_MAX + 1);
+	char *p;
+
+	if (len == 0 || len > HOSTPORT_MAX || (sep != ':' && sep != '@'))
+		return -1;
+	memcpy(buf, s, len + 1);
+	if (sep == ':' && buf[0] == '[') {
+		/* [V6ADDR] or [V6ADDR]:PORT */
+		if ((p = strchr(buf, ']')) == NULL ||
+			(p[1] != '\0' && p[1] != ':'))
+			return -1;
+		*p = '\0';
+		host = buf + 1;
+		if (p[1] == ':')
+			pstr = p + 2;
+		if (policy_parse_addr(host, addr) < 0 ||
+			addr->family != AF_INET6)
+			return -1;
+	} else {
+		p = strchr(buf, sep);
+		/* With ':', more than one of them is a bare IPv6 address. */
+		if (p != NULL && sep == ':' && strchr(p + 1, ':') != NULL)
+			p = NULL;
+		if (p != NULL) {
+			*p = '\0';
+			pstr = p + 1;
+		}
+		if (policy_parse_addr(host, addr) < 0)
+			return -1;
+	}
+	if (pstr != NULL && parse_port(pstr, zero_ok, port) < 0)
+		return -1;
+	return 0;
+}
+
+static int
 parse_listen(const char *s, struct listen_addr *la)
 {
-	char buf[INET6_ADDRSTRLEN + 8];
-	const char *port = NULL, *end;
-	size_t alen;
-
 	la->port = 53;
-	if (s[0] == '[') {
-		end = strchr(s, ']');
-		if (end == NULL || (end[1] != '\0' && end[1] != ':'))
-			return -1;
-		alen = (size_t)(end - s - 1);
-		s++;
-		if (end[1] == ':')
-			port = end + 2;
-	} else {
-		end = strchr(s, ':');
-		/* More than one ':' is a bare IPv6 address. */
-		if (end != NULL && strchr(end + 1, ':') == NULL) {
-			alen = (size_t)(end - s);
-			port = end + 1;
-		} else
-			alen = strlen(s);
-	}
-	if (alen >= sizeof(buf))
-		return -1;
-	memcpy(buf, s, alen);
-	buf[alen] = '\0';
-	if (policy_parse_addr(buf, &la->addr) < 0)
-		return -1;
-	if (port != NULL) {
-		struct portspec ps;
-		const char *err;
-		char tmp[16];
-
-		if (strlen(port) > 5)
-			return -1;
-		snprintf(tmp, sizeof(tmp), "udp/%s", port);
-		if (policy_parse_port(tmp, &ps, &err) < 0 || ps.lo != ps.hi)
-			return -1;
-		la->port = ps.lo;
-	}
-	return 0;
+	return config_parse_hostport(s, ':', false, &la->addr, &la->port);
 }
 
 static void
@@ -499,6 +525,7 @@ k_trust_anchor(struct loader *L, const struct ynode *v, void *obj)
 
 	free(c->trust_anchor);
 	c->trust_anchor = path_resolve(L, v->value);
+	c->trust_anchor_pos = (struct srcpos){v->line, v->col};
 	if (check_readable(L, v, c->trust_anchor) &&
 		(why = anchor_problem(c->trust_anchor, buf, sizeof(buf))) !=
 			NULL)
@@ -512,6 +539,7 @@ k_root_hints(struct loader *L, const struct ynode *v, void *obj)
 
 	free(c->root_hints);
 	c->root_hints = path_resolve(L, v->value);
+	c->root_hints_pos = (struct srcpos){v->line, v->col};
 	check_readable(L, v, c->root_hints);
 }
 
@@ -519,32 +547,15 @@ k_root_hints(struct loader *L, const struct ynode *v, void *obj)
 static bool
 server_ok(const char *s)
 {
-	char buf[INET6_ADDRSTRLEN + 8];
-	const char *at = strchr(s, '@');
-	size_t alen = at ? (size_t)(at - s) : strlen(s);
 	struct ipaddr a;
+	uint16_t port;
 
-	if (alen >= sizeof(buf))
-		return false;
-	memcpy(buf, s, alen);
-	buf[alen] = '\0';
-	if (policy_parse_addr(buf, &a) < 0)
-		return false;
-	if (at != NULL) {
-		struct portspec ps;
-		const char *err;
-		char tmp[16];
-
-		if (strlen(at + 1) > 5)
-			return false;
-		snprintf(tmp, sizeof(tmp), "udp/%s", at + 1);
-		return policy_parse_port(tmp, &ps, &err) == 0 && ps.lo == ps.hi;
-	}
-	return true;
+	return config_parse_hostport(s, '@', false, &a, &port) == 0;
 }
 
 static char **
-server_list(struct loader *L, const struct ynode *v, size_t *n)
+server_list(struct loader *L, const struct ynode *v, struct srcpos **pos,
+	size_t *n)
 {
 	char **out = NULL;
 
@@ -561,6 +572,8 @@ server_list(struct loader *L, const struct ynode *v, size_t *n)
 				it->value);
 			continue;
 		}
+		*pos = xreallocarray(*pos, *n + 1, sizeof(**pos));
+		(*pos)[*n] = (struct srcpos){it->line, it->col};
 		*ARRAY_PUSH(out, *n) = xstrdup(it->value);
 	}
 	return out;
@@ -571,7 +584,7 @@ k_forward(struct loader *L, const struct ynode *v, void *obj)
 {
 	struct config *c = obj;
 
-	c->forward = server_list(L, v, &c->nforward);
+	c->forward = server_list(L, v, &c->forward_pos, &c->nforward);
 }
 
 static void
@@ -605,7 +618,7 @@ k_stub_zones(struct loader *L, const struct ynode *v, void *obj)
 		}
 		z = ARRAY_PUSH(c->stubs, c->nstubs);
 		z->zone = xstrdup(strcmp(k->value, ".") ? zone : ".");
-		z->addrs = server_list(L, val, &z->naddrs);
+		z->addrs = server_list(L, val, &z->addr_pos, &z->naddrs);
 	}
 }
 
@@ -1280,6 +1293,7 @@ config_free(struct config *c)
 	for (size_t i = 0; i < c->nstubs; i++) {
 		free(c->stubs[i].zone);
 		free_strv(c->stubs[i].addrs, c->stubs[i].naddrs);
+		free(c->stubs[i].addr_pos);
 	}
 	free(c->stubs);
 	for (size_t i = 0; i < c->noptions; i++) {
@@ -1288,6 +1302,7 @@ config_free(struct config *c)
 	}
 	free(c->options);
 	free_strv(c->forward, c->nforward);
+	free(c->forward_pos);
 	free(c->listen);
 	free(c->file);
 	free(c->conf_file);

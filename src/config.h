@@ -25,6 +25,7 @@ struct kv {
 struct stub_zone {
 	char *zone;
 	char **addrs;
+	struct srcpos *addr_pos; /* where each server was written */
 	size_t naddrs;
 };
 
@@ -46,8 +47,11 @@ struct config {
 	char *table;
 	uint32_t log_drops; /* log lines per second for dropped packets */
 	char *trust_anchor;
+	struct srcpos trust_anchor_pos; /* 0:0 for the default */
 	char *root_hints;
+	struct srcpos root_hints_pos;
 	char **forward;
+	struct srcpos *forward_pos;
 	size_t nforward;
 	struct stub_zone *stubs;
 	size_t nstubs;
@@ -67,6 +71,19 @@ int config_load_policy_buf(struct vm *vm, const char *name, const char *file,
 	const char *buf, size_t len, struct diag *d);
 void config_dump(const struct config *c, FILE *out);
 void config_free(struct config *c);
+
+#define HOSTPORT_MAX 64 /* bytes of ADDR<sep>PORT, "[V6ADDR]:65535" fits */
+
+/** Parse ADDR or ADDR<sep>PORT into addr (and *port, left alone when no
+ * port is written). sep ':' (listen addresses): an IPv6 address with a
+ * port is written [V6ADDR]:PORT, and one with two or more ':' and no
+ * brackets is a bare IPv6 address. sep '@' (libunbound's server syntax):
+ * ADDR@PORT for either family, never brackets. PORT is 1-5 decimal digits
+ * and at most 65535; 0 only when zero_ok. Strict: an empty address or
+ * port, a sign, spaces, a second separator, or a string longer than
+ * HOSTPORT_MAX are refused (-1). Exposed for tests. */
+int config_parse_hostport(const char *s, char sep, bool zero_ok,
+	struct ipaddr *addr, uint16_t *port);
 
 #define TA_LINE_MAX 4096 /* bytes of a trust-anchor line looked at */
 

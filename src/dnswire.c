@@ -442,7 +442,18 @@ svcb_hints(const uint8_t *pkt, const struct rr *r, struct dns_answer *ans,
 	uint8_t tmp[DNS_MAXNAME];
 	size_t tl;
 
-	if (r->rdlen < 3 || read_name(pkt, end, &off, tmp, &tl) < 0)
+	/* TargetName is never compressed (RFC 9460, section 2.2): the rdata
+	 * goes to the client verbatim, where a pointer would point into
+	 * another message. */
+	if (r->rdlen < 3)
+		return -1;
+	for (size_t p = off; p < end; p += (size_t)pkt[p] + 1) {
+		if (pkt[p] & 0xC0)
+			return -1;
+		if (pkt[p] == 0)
+			break;
+	}
+	if (read_name(pkt, end, &off, tmp, &tl) < 0)
 		return -1;
 	while (off < end) {
 		uint16_t key, vlen;
@@ -595,7 +606,9 @@ names_in_rdata(uint16_t type)
 	return type == 6 || type == 14 || type == 17 ? 2 : 1;
 }
 
-/* Copy one record, re-encoding the names in its rdata. */
+/* Copy one record, re-encoding the names in its rdata. Whatever the class:
+ * a compression pointer copied verbatim would point into the resolver's
+ * message, not ours, and the walk follows CNAMEs of every class. */
 static int
 put_rr(struct wbuf *w, const uint8_t *pkt, const struct rr *r, uint32_t cap)
 {
@@ -608,7 +621,7 @@ put_rr(struct wbuf *w, const uint8_t *pkt, const struct rr *r, uint32_t cap)
 	put32(w, r->type == DNS_T_OPT || r->ttl <= cap ? r->ttl : cap);
 	lenpos = w->len;
 	put16(w, 0);
-	if (at < 0 || r->cls != 1) {
+	if (at < 0) {
 		put(w, pkt + r->rdoff, r->rdlen);
 	} else {
 		size_t off = r->rdoff + (size_t)at;

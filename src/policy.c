@@ -354,20 +354,24 @@ policy_find_vm(const struct vm *vms, size_t nvms, const struct ipaddr *addr,
 	return NULL;
 }
 
-uint32_t
-policy_ttl_handed(const struct ttl_conf *t, uint32_t ttl)
+static uint32_t
+ttl_clamp(const struct ttl_conf *t, uint32_t ttl)
 {
-	return ttl > t->max ? t->max : ttl;
+	uint32_t v = ttl < t->min ? t->min : ttl;
+
+	return v > t->max ? t->max : v;
+}
+
+uint32_t
+policy_ttl_cap(const struct ttl_conf *t, bool admits, uint32_t min_ttl)
+{
+	return admits ? ttl_clamp(t, min_ttl) : t->max;
 }
 
 uint32_t
 policy_ttl_element(const struct ttl_conf *t, uint32_t ttl)
 {
-	uint32_t v = ttl < t->min ? t->min : ttl;
-
-	if (v > t->max)
-		v = t->max;
-	return v + t->grace;
+	return ttl_clamp(t, ttl) + t->grace;
 }
 
 const char *

@@ -141,8 +141,19 @@ bool policy_vm_same_deny(const struct vm *a, const struct vm *b);
  * require-dnssec, hashed. */
 uint64_t policy_rule_id(const struct rule *r);
 
-/** TTL the VM is handed: ttl capped at max (never raised to min). */
-uint32_t policy_ttl_handed(const struct ttl_conf *t, uint32_t ttl);
+/** The largest TTL a VM may be handed in an answer (every record's TTL is
+ * lowered to it, never raised).
+ *
+ * An answer that admits addresses: clamp(min_ttl, min, max), where
+ * min_ttl is the smallest TTL on the way to the addresses. That is the
+ * life of the answer's elements without the grace, so a VM never caches
+ * a name longer than its addresses stay admitted; the grace is only slack
+ * for the VM's connect after the lookup.
+ *
+ * An answer that admits nothing (NXDOMAIN, NODATA, other types): max; it
+ * opens nothing, so only the configured ceiling applies. */
+uint32_t policy_ttl_cap(const struct ttl_conf *t, bool admits,
+	uint32_t min_ttl);
 /** Seconds the element must stay: clamp(ttl, min, max) + grace. */
 uint32_t policy_ttl_element(const struct ttl_conf *t, uint32_t ttl);
 

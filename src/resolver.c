@@ -70,25 +70,38 @@ resolver_ctx_new(const struct config *c, struct diag *d,
 			"context");
 		return NULL;
 	}
+	/* Each problem at the node that configured it (0:0, the file alone,
+	 * for the default trust anchor). */
 	if ((rc = ub_ctx_add_ta_file(ctx, c->trust_anchor)) != 0)
-		diag_add(d, c->conf_file, 0, 0, "trust anchor %s: %s",
+		diag_add(d, c->conf_file, c->trust_anchor_pos.line,
+			c->trust_anchor_pos.col,
+			"trust-anchor-file %s refused by libunbound: %s",
 			c->trust_anchor, ub_strerror(rc));
 	if (c->root_hints &&
 		(rc = ub_ctx_set_option(ctx, "root-hints:", c->root_hints)) !=
 			0)
-		diag_add(d, c->conf_file, 0, 0, "root hints %s: %s",
+		diag_add(d, c->conf_file, c->root_hints_pos.line,
+			c->root_hints_pos.col,
+			"root-hints %s refused by libunbound: %s",
 			c->root_hints, ub_strerror(rc));
 	for (size_t i = 0; i < c->nforward; i++)
 		if ((rc = ub_ctx_set_fwd(ctx, c->forward[i])) != 0)
-			diag_add(d, c->conf_file, 0, 0, "forward %s: %s",
+			diag_add(d, c->conf_file, c->forward_pos[i].line,
+				c->forward_pos[i].col,
+				"forward server '%s' refused by libunbound: %s",
 				c->forward[i], ub_strerror(rc));
-	for (size_t i = 0; i < c->nstubs; i++)
-		for (size_t j = 0; j < c->stubs[i].naddrs; j++)
-			if ((rc = ub_ctx_set_stub(ctx, c->stubs[i].zone,
-				     c->stubs[i].addrs[j], 0)) != 0)
-				diag_add(d, c->conf_file, 0, 0,
-					"stub zone %s: %s", c->stubs[i].zone,
-					ub_strerror(rc));
+	for (size_t i = 0; i < c->nstubs; i++) {
+		const struct stub_zone *z = &c->stubs[i];
+
+		for (size_t j = 0; j < z->naddrs; j++)
+			if ((rc = ub_ctx_set_stub(ctx, z->zone, z->addrs[j],
+				     0)) != 0)
+				diag_add(d, c->conf_file, z->addr_pos[j].line,
+					z->addr_pos[j].col,
+					"stub zone '%s' server '%s' refused "
+					"by libunbound: %s",
+					z->zone, z->addrs[j], ub_strerror(rc));
+	}
 	set_options(ctx, c, d);
 	if (d->n != before) {
 		ub_ctx_delete(ctx);

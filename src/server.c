@@ -12,6 +12,15 @@
 #include "frontend.h"
 #include "log.h"
 
+/* The `sec` of ub_resolve_event's callback (unbound-event.h: "0 if
+ * insecure, 1 if bogus, 2 if DNSSEC secure"); libunbound names no
+ * constants for them. */
+enum ub_sec {
+	UB_SEC_INSECURE = 0,
+	UB_SEC_BOGUS = 1,
+	UB_SEC_SECURE = 2,
+};
+
 /* A configuration and the libunbound context built from it. */
 struct gen {
 	struct config *conf;
@@ -36,7 +45,7 @@ struct query {
 	int refs;     /* the pipeline's, and callbacks' in progress */
 	uint8_t *pkt; /* the resolver's answer, copied */
 	size_t len;
-	int sec;
+	enum ub_sec sec;
 	uint32_t cap;
 	struct event *timo;
 	struct query *prev, *next;
@@ -173,8 +182,8 @@ reply_answer(struct query *q)
 
 	if (q->cl == NULL)
 		return;
-	n = dnswire_build_answer(&q->q, q->pkt, q->len, q->sec == 2, q->cap,
-		max_answer(q), q->srv->out, sizeof(q->srv->out));
+	n = dnswire_build_answer(&q->q, q->pkt, q->len, q->sec == UB_SEC_SECURE,
+		q->cap, max_answer(q), q->srv->out, sizeof(q->srv->out));
 	if (n == 0) {
 		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER,
 			"malformed answer from the resolver");
@@ -247,7 +256,7 @@ admit_answer(struct query *q)
 	if (q->gen != q->srv->gen && !redecide(q))
 		return false;
 	c = q->gen->conf;
-	if (q->v.require_dnssec && q->sec != 2) {
+	if (q->v.require_dnssec && q->sec != UB_SEC_SECURE) {
 		q->srv->st.servfail_insecure++;
 		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER,
 			"insecure answer; this name requires DNSSEC");
@@ -269,14 +278,13 @@ admit_answer(struct query *q)
 		dnswire_answer_finish(&ans);
 		return false;
 	}
+	/* The VM is never handed a TTL longer than the elements live. */
+	q->cap = policy_ttl_cap(&c->ttl, ans.naddrs > 0, ans.min_ttl);
 	if (ans.naddrs == 0) {
-		q->cap = c->ttl.max;
 		reply_answer(q);
 		dnswire_answer_finish(&ans);
 		return false;
 	}
-	/* The VM is never handed a TTL longer than the element lives. */
-	q->cap = policy_ttl_element(&c->ttl, ans.min_ttl) - c->ttl.grace;
 	admit_request(q->srv->admit, c, q->vm, q->q.qname, ans.addrs,
 		ans.naddrs, &q->v.ports,
 		policy_ttl_element(&c->ttl, ans.min_ttl), admit_done, q);
@@ -297,7 +305,7 @@ resolved(struct query *q, int rcode, const uint8_t *pkt, size_t len, int sec,
 		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER, "resolution failed");
 		return false;
 	}
-	if (sec == 1) {
+	if (sec == UB_SEC_BOGUS) {
 		/* Bogus: never used, whatever the client's CD bit says. */
 		s->st.servfail_bogus++;
 		log_info("VM %s, %s: bogus answer refused: %s", q->vm->name,
@@ -308,7 +316,8 @@ resolved(struct query *q, int rcode, const uint8_t *pkt, size_t len, int sec,
 	q->pkt = xcalloc(1, len);
 	memcpy(q->pkt, pkt, len);
 	q->len = len;
-	q->sec = sec;
+	/* Anything not known to be secure counts as insecure. */
+	q->sec = sec == UB_SEC_SECURE ? UB_SEC_SECURE : UB_SEC_INSECURE;
 	if (s->reloading && q->cl != NULL) {
 		/* Which rules admit it is known once the reload is done. */
 		q->parked = s->parked;

@@ -156,10 +156,94 @@ test_ta_file(void)
 	rmdir(dir);
 }
 
+/* config_parse_hostport: s parses (want_port: what *port becomes, the
+ * 4242 it starts as when no port is written) or not (want_port -1). */
+static bool
+hp(const char *s, char sep, bool zero_ok, const char *want_addr, int want_port)
+{
+	struct ipaddr a, w;
+	uint16_t port = 4242;
+	int rc = config_parse_hostport(s, sep, zero_ok, &a, &port);
+
+	if (want_port < 0)
+		return rc < 0;
+	if (rc < 0 || policy_parse_addr(want_addr, &w) < 0)
+		return false;
+	return a.family == w.family &&
+		memcmp(a.b, w.b, a.family == AF_INET ? 4 : 16) == 0 &&
+		port == want_port;
+}
+
+static void
+test_hostport(void)
+{
+	char big[HOSTPORT_MAX + 8];
+
+	/* listen: ADDR, ADDR:PORT, [V6]:PORT, bare V6 */
+	CHECK(hp("10.137.0.1", ':', false, "10.137.0.1", 4242));
+	CHECK(hp("10.137.0.1:5353", ':', false, "10.137.0.1", 5353));
+	CHECK(hp("10.137.0.1:1", ':', false, "10.137.0.1", 1));
+	CHECK(hp("10.137.0.1:65535", ':', false, "10.137.0.1", 65535));
+	CHECK(hp("[fd09:24ef:4179::a89:1]:53", ':', false,
+		"fd09:24ef:4179::a89:1", 53));
+	CHECK(hp("[::1]", ':', false, "::1", 4242));
+	CHECK(hp("fd09::1", ':', false, "fd09::1", 4242));
+	CHECK(hp("::", ':', false, "::", 4242));
+	CHECK(hp("::ffff:10.0.0.1", ':', false, "::ffff:10.0.0.1", 4242));
+	/* strict */
+	CHECK(hp("", ':', false, NULL, -1));
+	CHECK(hp(":53", ':', false, NULL, -1));
+	CHECK(hp("10.137.0.1:", ':', false, NULL, -1));
+	CHECK(hp("10.137.0.1:0", ':', false, NULL, -1));
+	CHECK(hp("10.137.0.1:0", ':', true, "10.137.0.1", 0));
+	CHECK(hp("10.137.0.1:00000", ':', true, "10.137.0.1", 0));
+	CHECK(hp("10.137.0.1:65536", ':', false, NULL, -1));
+	CHECK(hp("10.137.0.1:99999", ':', false, NULL, -1));
+	CHECK(hp("10.137.0.1:000053", ':', false, NULL, -1));
+	CHECK(hp("10.137.0.1:+53", ':', false, NULL, -1));
+	CHECK(hp("10.137.0.1:-1", ':', false, NULL, -1));
+	CHECK(hp("10.137.0.1: 53", ':', false, NULL, -1));
+	CHECK(hp("10.137.0.1:53 ", ':', false, NULL, -1));
+	CHECK(hp("10.137.0.1:5x", ':', false, NULL, -1));
+	CHECK(hp("10.137.0.1:0x35", ':', false, NULL, -1));
+	CHECK(hp("10.137.0.1@53", ':', false, NULL, -1));
+	CHECK(hp("host.example:53", ':', false, NULL, -1));
+	CHECK(hp("[10.137.0.1]:53", ':', false, NULL, -1));
+	CHECK(hp("[::1]53", ':', false, NULL, -1));
+	CHECK(hp("[::1]:", ':', false, NULL, -1));
+	CHECK(hp("[::1", ':', false, NULL, -1));
+	CHECK(hp("[]:53", ':', false, NULL, -1));
+	CHECK(hp("[::1]:53:53", ':', false, NULL, -1));
+	CHECK(hp("[[::1]]:53", ':', false, NULL, -1));
+	/* servers: ADDR or ADDR@PORT, no brackets */
+	CHECK(hp("9.9.9.9", '@', false, "9.9.9.9", 4242));
+	CHECK(hp("9.9.9.9@853", '@', false, "9.9.9.9", 853));
+	CHECK(hp("2620:fe::fe@53", '@', false, "2620:fe::fe", 53));
+	CHECK(hp("2620:fe::fe", '@', false, "2620:fe::fe", 4242));
+	CHECK(hp("9.9.9.9@", '@', false, NULL, -1));
+	CHECK(hp("@53", '@', false, NULL, -1));
+	CHECK(hp("9.9.9.9@0", '@', false, NULL, -1));
+	CHECK(hp("9.9.9.9@65536", '@', false, NULL, -1));
+	CHECK(hp("9.9.9.9@53@53", '@', false, NULL, -1));
+	CHECK(hp("9.9.9.9:53", '@', false, NULL, -1));
+	CHECK(hp("[2620:fe::fe]@53", '@', false, NULL, -1));
+	CHECK(hp("[2620:fe::fe]", '@', false, NULL, -1));
+	/* bounded: nothing past HOSTPORT_MAX is looked at */
+	memset(big, '1', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CHECK(hp(big, ':', false, NULL, -1));
+	memset(big, '0', sizeof(big));
+	memcpy(big, "10.0.0.1:", 9);
+	big[HOSTPORT_MAX] = '\0'; /* "10.0.0.1:000…": too many digits */
+	CHECK(hp(big, ':', true, NULL, -1));
+	CHECK(hp("1.2.3.4", '/', false, NULL, -1));
+}
+
 int
 main(void)
 {
 	test_ta_line();
 	test_ta_file();
+	test_hostport();
 	return check_done("config");
 }

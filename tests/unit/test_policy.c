@@ -178,10 +178,49 @@ test_ttl(void)
 	CHECK(policy_ttl_element(&t, 5) == 40);
 	CHECK(policy_ttl_element(&t, 300) == 310);
 	CHECK(policy_ttl_element(&t, 1000000) == 86410);
-	CHECK(policy_ttl_handed(&t, 5) == 5); /* below min: as it is */
-	CHECK(policy_ttl_handed(&t, 300) == 300);
-	CHECK(policy_ttl_handed(&t, 1000000) == 86400);
-	CHECK(policy_ttl_handed(&t, UINT32_MAX) == 86400);
+	CHECK(policy_ttl_element(&t, UINT32_MAX) == 86410);
+}
+
+static void
+test_ttl_cap(void)
+{
+	struct ttl_conf t = {.min = 30, .max = 86400, .grace = 10};
+	struct ttl_conf zero = {.min = 0, .max = 1, .grace = 0};
+	struct ttl_conf flat = {.min = 60, .max = 60, .grace = 3600};
+
+	/* Admitting: clamp(ttl, min, max); the grace is never handed out. */
+	CHECK(policy_ttl_cap(&t, true, 0) == 30);
+	CHECK(policy_ttl_cap(&t, true, 29) == 30);
+	CHECK(policy_ttl_cap(&t, true, 30) == 30);
+	CHECK(policy_ttl_cap(&t, true, 31) == 31);
+	CHECK(policy_ttl_cap(&t, true, 300) == 300);
+	CHECK(policy_ttl_cap(&t, true, 86399) == 86399);
+	CHECK(policy_ttl_cap(&t, true, 86400) == 86400);
+	CHECK(policy_ttl_cap(&t, true, 86401) == 86400);
+	CHECK(policy_ttl_cap(&t, true, UINT32_MAX) == 86400);
+	/* Never longer than the element lives, minus its grace. */
+	for (uint32_t ttl = 0; ttl < 100000; ttl += 997)
+		CHECK(policy_ttl_cap(&t, true, ttl) + t.grace ==
+			policy_ttl_element(&t, ttl));
+	/* Admitting nothing: the ceiling, whatever the TTL. */
+	CHECK(policy_ttl_cap(&t, false, 0) == 86400);
+	CHECK(policy_ttl_cap(&t, false, 5) == 86400);
+	CHECK(policy_ttl_cap(&t, false, UINT32_MAX) == 86400);
+	/* min 0: a TTL of 0 stays 0 (no caching by the VM). */
+	CHECK(policy_ttl_cap(&zero, true, 0) == 0);
+	CHECK(policy_ttl_cap(&zero, true, 7) == 1);
+	CHECK(policy_ttl_element(&zero, 0) == 0);
+	CHECK(policy_ttl_cap(&zero, false, 0) == 1);
+	/* min == max: every answer gets that; a large grace changes
+	 * nothing the VM sees. */
+	CHECK(policy_ttl_cap(&flat, true, 0) == 60);
+	CHECK(policy_ttl_cap(&flat, true, UINT32_MAX) == 60);
+	CHECK(policy_ttl_element(&flat, 0) == 3660);
+	/* The configuration's extremes (ttl: max 604800, grace 3600) do
+	 * not overflow. */
+	struct ttl_conf big = {.min = 604800, .max = 604800, .grace = 3600};
+	CHECK(policy_ttl_cap(&big, true, UINT32_MAX) == 604800);
+	CHECK(policy_ttl_element(&big, UINT32_MAX) == 608400);
 }
 
 static void
@@ -333,6 +372,7 @@ main(void)
 	test_prefix();
 	test_vm_names();
 	test_ttl();
+	test_ttl_cap();
 	test_decide();
 	test_find_vm();
 	test_atoms();
