@@ -86,8 +86,19 @@ blocked "a new connection from outside to a VM is dropped" \
 	nsx "$UP" "$PROBE" tcp 10.137.2.10 2222 1000
 blocked "a new connection from one VM to another is dropped (not admitted)" \
 	reach_tcp "$VM_work" 10.137.2.10 2222
+# red is default allow: it may open a connection to banking, through the
+# firewall (banking's address, on another link), and banking may not
+# answer with a new one of its own.
+tb_bg "$TB_DIR/bankserve.log" "$VM_banking" "$PROBE" serve 10.137.3.10 2222
+tb_wait_for "$TB_DIR/bankserve.log" listening 5
+before=$(counter_of vm_red "red: default allow")
 ok "a default-allow VM may open connections to another VM" \
-	reach_tcp "$VM_red" 10.137.2.10 2222
+	reach_tcp "$VM_red" 10.137.3.10 2222
+after=$(counter_of vm_red "red: default allow")
+ok "... through the firewall: red's allow rule counted it ($before -> $after)" \
+	test "$after" -gt "$before"
+blocked "banking (not admitted) cannot open one to red" \
+	reach_tcp "$VM_banking" 10.137.2.10 2222
 
 # the DNS address: port 53 only, from the VMs (dnsfenced answers there;
 # a name outside the policy gets REFUSED, which proves the path)
@@ -97,7 +108,87 @@ ok "work reaches the DNS address on udp/53" dns_is "$VM_work" REFUSED x.example
 ok "work reaches the DNS address on tcp/53" dns_is "$VM_work" REFUSED x.example A +tcp
 blocked "work cannot reach anything else on the DNS address" \
 	reach_tcp "$VM_work" 10.139.1.1 22
-table_ok() { nsx "$FW" nft list table inet dnsfence >/dev/null; }
-ok "the table is whole after all this" table_ok
+# The table, whole: every chain (hook, priority, policy), every set (type,
+# flags, size: twice set-size) and every rule (chain, comment, verdict) in
+# order, and nothing else.
+table_shape() {
+	nsx "$FW" nft -j list table inet dnsfence | python3 -c '
+import json, sys
+for item in json.load(sys.stdin)["nftables"]:
+    kind, v = next(iter(item.items()))
+    if kind == "chain":
+        print("chain", v["name"], v.get("hook", "-"), v.get("prio", "-"),
+              v.get("policy", "-"))
+    elif kind == "set":
+        t = v["type"]
+        print("set", v["name"], ".".join(t) if isinstance(t, list) else t,
+              ",".join(v.get("flags", [])), v.get("size"))
+    elif kind == "rule":
+        verdict = "-"
+        for e in v["expr"]:
+            for k in ("accept", "drop"):
+                if k in e:
+                    verdict = k
+            if "goto" in e:
+                verdict = "goto " + e["goto"]["target"]
+        print("rule", v["chain"], "|", v.get("comment", ""), "|", verdict)
+'
+}
+table_is() {
+	local want
+	want=$(sed 's/^\t//' <<'T'
+	set banking_v4 ipv4_addr timeout 131072
+	set banking_v6 ipv6_addr timeout 131072
+	set banking_v4_ports ipv4_addr.inet_proto.inet_service interval,timeout 131072
+	set banking_v6_ports ipv6_addr.inet_proto.inet_service interval,timeout 131072
+	set red_v4 ipv4_addr timeout 131072
+	set red_v6 ipv6_addr timeout 131072
+	set red_v4_ports ipv4_addr.inet_proto.inet_service interval,timeout 131072
+	set red_v6_ports ipv6_addr.inet_proto.inet_service interval,timeout 131072
+	set work_v4 ipv4_addr timeout 131072
+	set work_v6 ipv6_addr timeout 131072
+	set work_v4_ports ipv4_addr.inet_proto.inet_service interval,timeout 131072
+	set work_v6_ports ipv6_addr.inet_proto.inet_service interval,timeout 131072
+	chain forward forward -10 drop
+	chain input input -10 accept
+	chain vms_to_listen - - -
+	chain vm_banking - - -
+	chain vm_red - - -
+	chain vm_work - - -
+	rule forward | replies and related traffic | accept
+	rule forward | invalid | drop
+	rule forward | banking | goto vm_banking
+	rule forward | red | goto vm_red
+	rule forward | red | goto vm_red
+	rule forward | red: spoofed source | drop
+	rule forward | work | goto vm_work
+	rule forward | work | goto vm_work
+	rule forward | work: spoofed source | drop
+	rule forward | unknown source, or a new connection towards a VM | drop
+	rule input | DNS at 10.139.1.1 | accept
+	rule input | DNS at 10.139.1.1 | accept
+	rule input | DNS at 2001:db8:53::1 | accept
+	rule input | DNS at 2001:db8:53::1 | accept
+	rule input | banking | goto vms_to_listen
+	rule input | red | goto vms_to_listen
+	rule input | red | goto vms_to_listen
+	rule input | work | goto vms_to_listen
+	rule input | work | goto vms_to_listen
+	rule vms_to_listen | only DNS at 10.139.1.1 | drop
+	rule vms_to_listen | only DNS at 2001:db8:53::1 | drop
+	rule vm_banking | banking: net 203.0.113.0/24 | accept
+	rule vm_banking | banking: not admitted | drop
+	rule vm_red | red: default allow | accept
+	rule vm_work | work: net 192.0.2.10/32 | accept
+	rule vm_work | work: net 192.0.2.10/32 | accept
+	rule vm_work | work: net 192.0.2.10/32 | accept
+	rule vm_work | work: net 192.0.2.10/32 | accept
+	rule vm_work | work: net 2001:db8:5::/64 | accept
+	rule vm_work | work: not admitted | drop
+T
+	)
+	diff -u <(echo "$want") <(table_shape)
+}
+ok "the table is whole after all this (chains, sets, rules)" table_is
 
 tb_done

@@ -163,31 +163,76 @@ PY
 }
 ok "TCP: two queries on one connection, the connection cap, the idle timeout" tcp_checks
 
-# --- malformed queries: no crash, next query answered
+# --- malformed queries: each crafted one gets FORMERR (same ID) or, when it
+# has no header or is a response, no answer at all (no loops, no
+# reflection); random ones never crash it, and random "responses" are never
+# answered; then the next query is answered.
 garbage() {
 	nsx "$VM_work" python3 - <<'PY'
-import os, random, socket
+import os, random, socket, struct, sys
 random.seed(7)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-def q(name=b"\x03www\x04good\x07example\x00"):
-    return b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + name + b"\x00\x01\x00\x01"
-pkts = [b"", b"\x00", q()[:13], q()[:-1],
-        q(b"\xc0\x0c"),                      # pointer to itself
-        q(b"\x03www\xc0\x0c"),               # pointer loop
-        q(b"\x40" + b"a" * 64 + b"\x00"),    # extended label type
-        q() + b"\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x05\x00\x0a",  # bad OPT
-        b"\x12\x34\x81\x80" + q()[4:],       # a response
-        b"\x12\x34\x01\x00\x00\x02\x00\x00\x00\x00\x00\x00"]
-pkts += [os.urandom(random.randint(1, 600)) for _ in range(300)]
-for p in pkts:
-    s.sendto(p, ("10.139.1.1", 53))
+s.connect(("10.139.1.1", 53))
+def q(name=b"\x03www\x04good\x07example\x00", id=0x1234, qd=1):
+    return struct.pack(">HHHHHH", id, 0x0100, qd, 0, 0, 0) + name + b"\x00\x01\x00\x01"
+FORMERR, NONE = 1, None
+cases = [("empty", b"", NONE), ("one byte", b"\x00", NONE),
+         ("cut in the name", q()[:13], FORMERR),
+         ("cut in the class", q()[:-1], FORMERR),
+         ("pointer to itself", q(b"\xc0\x0c"), FORMERR),
+         ("pointer loop", q(b"\x03www\xc0\x0c"), FORMERR),
+         ("extended label type", q(b"\x40" + b"a" * 64 + b"\x00"), FORMERR),
+         ("OPT not counted", q() + b"\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x05\x00\x0a", FORMERR),
+         ("a response", b"\x12\x34\x81\x80" + q()[4:], NONE),
+         ("two questions", q(qd=2), FORMERR)]
+bad = 0
+for i, (what, pkt, want) in enumerate(cases):
+    if len(pkt) >= 2:
+        pkt = struct.pack(">H", 0x4000 + i) + pkt[2:]
+    s.send(pkt)
+    s.settimeout(1 if want is not None else 0.3)
+    try:
+        r = s.recv(4096)
+    except socket.timeout:
+        r = None
+    if want is None:
+        got = "no answer" if r is None else "an answer"
+        ok = r is None
+    else:
+        ok = (r is not None and len(r) >= 12 and r[:2] == pkt[:2]
+              and r[2] & 0x80 and (r[3] & 15) == want)
+        got = "no answer" if r is None else "rcode %d, id %s" % (r[3] & 15, r[:2].hex())
+    if not ok:
+        bad += 1
+        print("%s: %s" % (what, got))
+# Random datagrams: as "responses" (QR set, IDs 0x8000-) never answered;
+# as queries (IDs below 0x8000) answered, if at all, with a response.
+for n in range(300):
+    body = os.urandom(random.randint(12, 600))
+    qr = n % 2
+    id = (0x8000 if qr else 0) + n
+    flags = body[2] | 0x80 if qr else body[2] & 0x7f
+    s.send(struct.pack(">HB", id, flags) + body[3:])
+s.settimeout(1)
+answered = 0
+try:
+    while True:
+        r = s.recv(4096)
+        answered += 1
+        if len(r) < 12 or r[0] & 0x80 or not r[2] & 0x80:
+            bad += 1
+            print("a random packet got a bad answer: %s" % r[:12].hex())
+except socket.timeout:
+    pass
+print("%d random queries answered" % answered)
 # and over TCP: a length that lies, then a close
 t = socket.create_connection(("10.139.1.1", 53), timeout=2)
 t.sendall(b"\xff\xff" + os.urandom(100))
 t.close()
+sys.exit(1 if bad else 0)
 PY
 }
-ok "malformed and random packets are sent" garbage
+ok "malformed packets: FORMERR with their ID, or no answer (responses, no header)" garbage
 ok "the daemon is alive" kill -0 "$DAEMON_PID"
 ok "... and answers the next query" dns_is "$VM_work" NOERROR www.good.example
 formerr() { [[ $(nsx "$VM_work" python3 -c '

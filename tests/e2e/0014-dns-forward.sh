@@ -39,8 +39,14 @@ ok "through the forwarder: www.good.example" dns_is "$VM_work" NOERROR www.good.
 ad() { [[ $(dig_vm "$VM_work" +dnssec www.good.example) == *" ad;"* ]]; }
 ok "... validated here (AD)" ad
 ok "... admitted" reach_tcp "$VM_work" 192.0.2.10 443
-ok "a bogus answer through the forwarder: SERVFAIL" \
-	dns_is "$VM_work" SERVFAIL www.bogus.example
+ede_bogus() {
+	local out
+	out=$(dig_vm "$VM_work" www.bogus.example)
+	[[ $out == *"status: SERVFAIL,"* && $out == *"EDE: 6 (DNSSEC Bogus)"* ]] && return 0
+	echo "$out" | grep -E "status|EDE" | head -3
+	return 1
+}
+ok "a bogus answer through the forwarder: SERVFAIL with EDE 6 (DNSSEC Bogus)" ede_bogus
 blocked "... nothing admitted" reach_tcp "$VM_work" 192.0.2.31 443
 v6_dns() {
 	local out
@@ -62,16 +68,39 @@ ok "... admits all 101 elements ($n)" test "$n" -eq 101
 ok "... reachable on tcp/443" reach_tcp "$VM_ports" 192.0.2.10 443
 blocked "... not on tcp/8080 (not listed)" reach_tcp "$VM_ports" 192.0.2.10 8080
 
-# Reload to root hints and a stub zone for good.example.
+# Reload to root hints and a stub zone for good.example, served at an
+# address nothing in the tree names (192.0.2.54, translated to nsd in
+# "up" and counted there): only the stub zone can send queries to it.
+STUB=192.0.2.54
+nsx "$UP" nft -f - <<N
+table ip stub {
+	chain pre {
+		type nat hook prerouting priority dstnat;
+		ip daddr $STUB counter dnat to $MI_NS
+	}
+}
+N
+stub_count() {
+	nsx "$UP" nft -j list chain ip stub pre | python3 -c '
+import json, sys
+for i in json.load(sys.stdin)["nftables"]:
+    for e in i.get("rule", {}).get("expr", []):
+        if "counter" in e: print(e["counter"]["packets"])'
+}
+stub0=$(stub_count)
 sed -i "/forward:/d" "$TB_DIR/dnsfence.yaml"
 cat >>"$TB_DIR/dnsfence.yaml" <<C
   root-hints: mi/root.hints
   stub-zones:
-    good.example: [$MI_NS]
+    good.example: [$STUB]
 C
 tb_reload
 ok "reloaded to a stub zone" grep -q "reloaded" "$TB_DIR/dnsfenced.log"
 ok "the stub zone resolves (fresh cache)" dns_is "$VM_work" NOERROR mail.good.example
-ok "... and the rest through the root" dns_is "$VM_work" SERVFAIL www.bogus.example
+stub1=$(stub_count)
+ok "... through the stub server, reachable at no address of the tree ($stub0 -> $stub1 connections)" \
+	test "$stub1" -gt "$stub0"
+ok "... and validated (AD)" eval '[[ $(dig_vm "$VM_work" +dnssec mail.good.example) == *" ad;"* ]]'
+ok "... and the rest through the root" ede_bogus
 
 tb_done

@@ -193,7 +193,16 @@ tb_daemon_stop() {
 		kill -0 "$DAEMON_PID" 2>/dev/null || break
 		sleep 0.1
 	done
-	! kill -0 "$DAEMON_PID" 2>/dev/null
+	# Still there: a bounded, reported failure (a bare `! kill -0` is
+	# exempt from set -e, and wait would hang until meson's timeout).
+	if kill -0 "$DAEMON_PID" 2>/dev/null; then
+		echo "not ok - dnsfenced still running $((${TB_STOP_WAIT:-100} / 10)) s after SIG$sig; killing it (SIGKILL)"
+		TB_FAIL=$((TB_FAIL + 1))
+		kill -9 "$DAEMON_PID" 2>/dev/null || true
+		wait "$DAEMON_PID" 2>/dev/null || true
+		DAEMON_STATUS=137
+		return 1
+	fi
 	DAEMON_STATUS=0
 	wait "$DAEMON_PID" 2>/dev/null || DAEMON_STATUS=$?
 	# A clean exit on TERM is part of the contract; a crash is a failure.
