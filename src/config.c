@@ -156,10 +156,18 @@ path_resolve(struct loader *L, const char *p)
 static bool
 check_readable(struct loader *L, const struct ynode *n, const char *path)
 {
-	if (access(path, R_OK) == 0)
-		return true;
-	lerr(L, n, "cannot read '%s': %s", path, strerror(errno));
-	return false;
+	struct stat st;
+
+	if (access(path, R_OK) != 0) {
+		lerr(L, n, "cannot read '%s': %s", path, strerror(errno));
+		return false;
+	}
+	/* A directory is readable, and no file of settings. */
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		lerr(L, n, "cannot read '%s': not a regular file", path);
+		return false;
+	}
+	return true;
 }
 
 /* ---- dnsfence.yaml -------------------------------------------------- */
