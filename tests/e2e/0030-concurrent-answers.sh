@@ -9,6 +9,7 @@
 
 dw_setup
 tb_vm work 1
+dw_config </dev/null
 tb_policy work <<'P'
 addresses: [10.137.1.10]
 interface: vif1.0
