@@ -10,6 +10,9 @@
  *                                       arrives, connect to it on tcp/PORT
  *                                       (one SYN: 900 ms); 0 if every
  *                                       connect works
+ *   probe race -d N DNS PORT NAME...    the same, each query sent N times at
+ *                                       once (N sockets): the connect follows
+ *                                       the first of the N answers
  *
  * Exit status: 0 success, 1 the traffic did not pass, 2 usage/local error. */
 #include <arpa/inet.h>
@@ -273,8 +276,10 @@ first_a(const uint8_t *b, size_t len, struct in_addr *a)
 	return -1;
 }
 
+#define RACE_DUP_MAX 8
+
 static int
-race(const char *server, const char *port, int n, char **names)
+race(const char *server, const char *port, int ndup, int n, char **names)
 {
 	int failed = 0;
 
@@ -285,22 +290,35 @@ race(const char *server, const char *port, int n, char **names)
 		struct in_addr a;
 		char as[INET_ADDRSTRLEN];
 		size_t ql = dns_query(q, names[i], (uint16_t)(i + 1));
-		int fd = socket(AF_INET, SOCK_DGRAM, 0);
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		ssize_t rl;
+		struct pollfd p[RACE_DUP_MAX];
+		ssize_t rl = -1;
+		int bad = 0;
 
 		sockaddr_of(server, "53", &ss, &len);
-		if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) < 0 ||
-			send(fd, q, ql, 0) != (ssize_t)ql ||
-			poll(&p, 1, 3000) <= 0 ||
-			(rl = recv(fd, r, sizeof(r), 0)) < 12 ||
-			first_a(r, (size_t)rl, &a) < 0) {
+		for (int d = 0; d < ndup; d++) {
+			p[d].fd = socket(AF_INET, SOCK_DGRAM, 0);
+			p[d].events = POLLIN;
+			if (p[d].fd < 0 ||
+				connect(p[d].fd, (struct sockaddr *)&ss, len) <
+					0)
+				bad = 1;
+		}
+		/* All at once: the resolver answers them together. */
+		for (int d = 0; d < ndup && !bad; d++)
+			if (send(p[d].fd, q, ql, 0) != (ssize_t)ql)
+				bad = 1;
+		if (!bad && poll(p, (nfds_t)ndup, 3000) > 0)
+			for (int d = 0; d < ndup && rl < 0; d++)
+				if (p[d].revents & POLLIN)
+					rl = recv(p[d].fd, r, sizeof(r), 0);
+		for (int d = 0; d < ndup; d++)
+			if (p[d].fd >= 0)
+				close(p[d].fd);
+		if (rl < 12 || first_a(r, (size_t)rl, &a) < 0) {
 			fprintf(stderr, "probe: %s: no answer\n", names[i]);
 			failed++;
-			close(fd);
 			continue;
 		}
-		close(fd);
 		/* No delay at all between the answer and the SYN. */
 		inet_ntop(AF_INET, &a, as, sizeof(as));
 		if (client(SOCK_STREAM, NULL, as, port, 900) != 0) {
@@ -320,7 +338,7 @@ usage(void)
 		"usage: probe serve ADDR PORT...\n"
 		"       probe tcp|udp [-s SRC] ADDR PORT MS\n"
 		"       probe talk ADDR PORT N GAP_MS\n"
-		"       probe race DNS PORT NAME...\n");
+		"       probe race [-d N] DNS PORT NAME...\n");
 	return 2;
 }
 
@@ -332,8 +350,16 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (argc >= 4 && strcmp(argv[1], "serve") == 0)
 		return serve(argc - 2, argv + 2);
+	if (argc >= 7 && strcmp(argv[1], "race") == 0 &&
+		strcmp(argv[2], "-d") == 0) {
+		int ndup = atoi(argv[3]);
+
+		if (ndup < 1 || ndup > RACE_DUP_MAX)
+			return usage();
+		return race(argv[4], argv[5], ndup, argc - 6, argv + 6);
+	}
 	if (argc >= 5 && strcmp(argv[1], "race") == 0)
-		return race(argv[2], argv[3], argc - 4, argv + 4);
+		return race(argv[2], argv[3], 1, argc - 4, argv + 4);
 	if (argc == 6 && strcmp(argv[1], "talk") == 0)
 		return talk(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
 	if (argc >= 5 &&

@@ -45,6 +45,12 @@ test_ta_line(void)
 
 	/* not anchors */
 	CHECK(ta(". IN NS a.root-servers.net.") == TA_LINE_OTHER);
+	/* other types whose rdata begins with a number (a name may be
+	 * all digits) */
+	CHECK(ta(". IN NS 20326") == TA_LINE_OTHER);
+	CHECK(ta(". IN MX 10 mail.example.") == TA_LINE_OTHER);
+	CHECK(ta(". IN SOA 1 2 3 4 5 6 7") == TA_LINE_OTHER);
+	CHECK(ta("example. 3600 IN NSEC3PARAM 1 0 0 -") == TA_LINE_OTHER);
 	CHECK(ta(". IN A 192.0.2.1") == TA_LINE_OTHER);
 	CHECK(ta(". IN DS") == TA_LINE_OTHER);
 	CHECK(ta(". IN DS ; " ROOT_DS) == TA_LINE_OTHER);
