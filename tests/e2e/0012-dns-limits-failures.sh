@@ -134,9 +134,15 @@ if answers(s, 2) != [1, 2]: sys.exit("two queries on one connection: no two answ
 # the cap: 4 connections (this one included), the 5th is closed at once
 conns = [s] + [socket.create_connection(("10.139.1.1", 53), timeout=3) for _ in range(3)]
 time.sleep(0.3)
+conns[3].sendall(q(4))
+if answers(conns[3], 1) != [4]: sys.exit("the 4th connection (at the cap) got no answer")
 x = socket.create_connection(("10.139.1.1", 53), timeout=3)
-x.settimeout(2)
-if x.recv(10) != b"": sys.exit("a 5th connection was not closed")
+# Closed at once, well before the 2 s idle timeout would close it.
+x.settimeout(1)
+try:
+    if x.recv(10) != b"": sys.exit("a 5th connection was answered")
+except socket.timeout:
+    sys.exit("a 5th connection was accepted (not closed at once)")
 # the idle timeout: an idle connection is closed after ~2 s
 s.settimeout(5)
 t = time.time()
