@@ -62,7 +62,10 @@ read_name(const uint8_t *pkt, size_t len, size_t *off, uint8_t *out,
 			if (pos + 1 >= len || ++hops > MAX_PTR_HOPS)
 				return -1;
 			ptr = (size_t)(c & 0x3F) << 8 | pkt[pos + 1];
-			if (ptr >= pos)
+			/* Strictly backwards, and never into the header: no name
+			 * starts there (a query's question, the first name, can
+			 * only point into the header or loop). */
+			if (ptr < DNS_HDRLEN || ptr >= pos)
 				return -1;
 			if (!jumped)
 				*off = pos + 2;
