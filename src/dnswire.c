@@ -33,13 +33,13 @@ get32(const uint8_t *p, size_t len, size_t off, uint32_t *v)
 }
 
 /* Read a name at *off (following compression pointers, which must point
- * strictly backwards) into out, uncompressed; *off moves past the name as
+ * into earlier names) into out, uncompressed; *off moves past the name as
  * it stands in the message. */
 static int
 read_name(const uint8_t *pkt, size_t len, size_t *off, uint8_t *out,
 	size_t *outlen)
 {
-	size_t pos = *off, o = 0;
+	size_t pos = *off, o = 0, limit = *off;
 	bool jumped = false;
 	int hops = 0;
 
@@ -62,11 +62,14 @@ read_name(const uint8_t *pkt, size_t len, size_t *off, uint8_t *out,
 			if (pos + 1 >= len || ++hops > MAX_PTR_HOPS)
 				return -1;
 			ptr = (size_t)(c & 0x3F) << 8 | pkt[pos + 1];
-			/* Strictly backwards, and never into the header: no name
-			 * starts there (a query's question, the first name, can
-			 * only point into the header or loop). */
-			if (ptr < DNS_HDRLEN || ptr >= pos)
+			/* Only into an earlier name: before where this name (or
+			 * the name the last pointer led to) starts, and never
+			 * into the header. A pointer into its own name can only
+			 * loop or land inside a label; the question, the first
+			 * name, can point nowhere. */
+			if (ptr < DNS_HDRLEN || ptr >= limit)
 				return -1;
+			limit = ptr;
 			if (!jumped)
 				*off = pos + 2;
 			jumped = true;
