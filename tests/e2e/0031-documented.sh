@@ -154,11 +154,16 @@ DAEMON_PID=
 # another process (flags owner, held by an nft that stays open): every
 # change to it is refused (EPERM). dnsfenced must say so and exit 1.
 nsx "$FW" nft delete table inet dnsfence
-tb_bg "$TB_DIR/owner.log" "$FW" bash -c \
-	'exec nft -i < <(echo "add table inet dnsfence { flags owner; }"; sleep 20)'
-OWNER_PID=$TB_LAST
-owned() { nsx "$FW" nft list table inet dnsfence 2>/dev/null | grep -q owner; }
-for _ in $(seq 50); do owned && break; sleep 0.1; done
+# (an nft session holding it while fd 9 is open; its stdin named on the
+# command itself: a background command's default stdin is /dev/null)
+mkfifo "$TB_DIR/owner.fifo"
+exec 9<>"$TB_DIR/owner.fifo"
+ip netns exec "$FW" nft -i <"$TB_DIR/owner.fifo" >"$TB_DIR/owner.log" 2>&1 9>&- &
+OWNER_PID=$!
+TB_PIDS+=("$OWNER_PID")
+echo "add table inet dnsfence { flags owner; }" >&9
+owned() { nsx "$FW" nft list table inet dnsfence 2>/dev/null | grep owner >/dev/null; }
+for _ in $(seq 100); do owned && break; sleep 0.1; done
 ok "another process owns table inet dnsfence" owned
 rc=0
 tb_daemon_start || rc=$?
