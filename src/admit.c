@@ -51,6 +51,8 @@ struct vmset {
 	struct abatch *open; /* collecting this loop iteration */
 	struct vmset *next;  /* hash chain of a->vmsets */
 	struct vmset *next_open;
+	/* During admit_prune: this VM in the new and old configurations. */
+	const struct vm *prune_vm, *prune_old;
 };
 
 struct admit_req {
@@ -974,21 +976,35 @@ admit_prune(struct admit *a, const struct config *old, const struct config *c,
 	size_t n = 0;
 	struct entry **all = xcalloc(a->nentries + 1, sizeof(*all));
 
+	/* Each VM looked up once, not once per element: with thousands
+	 * of VMs a walk over them per element would cost more than the
+	 * prune itself. */
+	for (size_t b2 = 0; b2 < a->nvmsets_slots; b2++)
+		for (struct vmset *vs = a->vmsets[b2]; vs; vs = vs->next)
+			vs->prune_vm = vs->prune_old = NULL;
+	for (size_t v = 0; v < c->nvms; v++) {
+		struct vmset *vs = vmset_get(a, c->vms[v].name, false);
+
+		if (vs != NULL)
+			vs->prune_vm = &c->vms[v];
+	}
+	for (size_t v = 0; old != NULL && v < old->nvms; v++) {
+		struct vmset *vs = vmset_get(a, old->vms[v].name, false);
+
+		if (vs != NULL)
+			vs->prune_old = &old->vms[v];
+	}
 	/* A snapshot first: recut() adds entries while we walk. */
 	for (size_t bk = 0; bk < a->ntab; bk++)
 		for (struct entry *e = a->tab[bk]; e; e = e->next)
 			all[n++] = e;
 	for (size_t i = 0; i < n; i++) {
 		struct entry *e = all[i];
-		const struct vm *vm =
-			policy_vm_by_name(c->vms, c->nvms, e->vs->name);
-		const struct vm *ovm = old
-			? policy_vm_by_name(old->vms, old->nvms, e->vs->name)
-			: NULL;
 
 		/* A VM that goes takes its sets with it. */
-		if (vm != NULL)
-			prune_one(a, p, m, ovm, vm, e, now);
+		if (e->vs->prune_vm != NULL)
+			prune_one(a, p, m, e->vs->prune_old, e->vs->prune_vm, e,
+				now);
 	}
 	free(all);
 	elems_msgs_emit(m, b);

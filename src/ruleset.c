@@ -32,6 +32,8 @@ struct builder {
 	const struct config *old; /* what the kernel holds, or NULL */
 	bool *keep_vm;		  /* per VM of c: its chain and sets stay */
 	bool keep_front;	  /* forward, input, vms_to_listen stay */
+	char **kept_chains;	  /* sorted: the chains of the VMs in keep_vm */
+	size_t nkept_chains;
 	char **have_chains;
 	size_t nhave_chains;
 	const char *table;
@@ -689,11 +691,7 @@ chain_kept(struct builder *bd, const struct nftnl_chain *ch)
 		return false;
 	if (is_front(name))
 		return bd->keep_front;
-	for (size_t v = 0; v < bd->c->nvms; v++)
-		if (bd->keep_vm[v] && strncmp(name, "vm_", 3) == 0 &&
-			strcmp(name + 3, bd->c->vms[v].name) == 0)
-			return true;
-	return false;
+	return in_sorted(bd->kept_chains, bd->nkept_chains, name);
 }
 
 static void
@@ -1134,8 +1132,13 @@ ruleset_build(struct nft *n, const struct config *c, const struct config *old)
 	index_names(&bd, sets);
 	index_chains(&bd, chains);
 	bd.keep_vm = xcalloc(c->nvms + 1, sizeof(*bd.keep_vm));
+	bd.kept_chains = xcalloc(c->nvms + 1, sizeof(char *));
 	for (size_t v = 0; v < c->nvms; v++)
-		bd.keep_vm[v] = vm_kept(&bd, &c->vms[v]);
+		if ((bd.keep_vm[v] = vm_kept(&bd, &c->vms[v])))
+			bd.kept_chains[bd.nkept_chains++] =
+				xasprintf("vm_%s", c->vms[v].name);
+	if (bd.nkept_chains > 0)
+		qsort(bd.kept_chains, bd.nkept_chains, sizeof(char *), cmp_str);
 	bd.b = nft_batch_new(n);
 	msg_table(&bd);
 	chains_flush(&bd, chains);
@@ -1164,6 +1167,7 @@ ruleset_build(struct nft *n, const struct config *c, const struct config *old)
 	free_strs(bd.want_sets, bd.nwant_sets);
 	free_strs(bd.want_chains, bd.nwant_chains);
 	free_strs(bd.have_chains, bd.nhave_chains);
+	free_strs(bd.kept_chains, bd.nkept_chains);
 	free(bd.have_sets);
 	free(bd.keep_vm);
 	return bd.b;
