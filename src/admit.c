@@ -548,11 +548,9 @@ static void batch_done(int err, const char *msg, void *arg);
 static bool
 needs_delete(const struct admit *a, const struct entry *e, uint64_t now)
 {
-	/* The kernel's clock started its timeout after ours did: it may
-	 * hold an element a little past what we think its end is. A delete
-	 * of one already gone fails with ENOENT, which deladd_retry()
-	 * settles by asking the kernel. */
-	return a->deladd && e->committed + 1000 > now;
+	/* A delete of one already gone fails with ENOENT, which
+	 * deladd_retry() settles by asking the kernel. */
+	return a->deladd && elems_kernel_may_hold(e->committed, now);
 }
 
 static void

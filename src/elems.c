@@ -487,6 +487,12 @@ probe_child(void)
 	return updated < 0 ? 2 : updated ? 0 : 1;
 }
 
+bool
+elems_kernel_may_hold(uint64_t end_ms, uint64_t now_ms)
+{
+	return now_ms < end_ms || now_ms - end_ms < ELEMS_KERNEL_LAG_MS;
+}
+
 int
 elems_probe_timeout_update(void)
 {

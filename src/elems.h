@@ -111,4 +111,15 @@ int elems_dump(const char *table, const char *vm, int idx, elems_dump_cb cb,
  * told (then assume no: delete + add is right on every kernel). */
 int elems_probe_timeout_update(void);
 
+/** How long past its end by our clock the kernel may still hold an
+ * element: our clock starts a timeout before the kernel's does (netlink
+ * latency, jiffy rounding), by far less than this. */
+#define ELEMS_KERNEL_LAG_MS 1000
+
+/** May the kernel still hold an element whose end by our clock is
+ * `end_ms`, at `now_ms`? A kernel that keeps the old timeout of a re-added
+ * element (before 6.12) must then get a delete before the add: an add
+ * alone would be ignored and the element would die at its old end. */
+bool elems_kernel_may_hold(uint64_t end_ms, uint64_t now_ms);
+
 #endif

@@ -99,4 +99,24 @@ loss_case "nft delete set inet dnsfence work_v4_ports" \
 	'flush chain inet dnsfence vm_work; delete set inet dnsfence work_v4_ports'
 loss_case "nft flush chain inet dnsfence forward" flush chain inet dnsfence forward
 
+# The loss read before the answer, in the order that matters: the daemon
+# is stopped, a query for an element it holds (a cache hit, nothing to
+# send) is queued, then the table is deleted, then the daemon goes on. The
+# query's socket is ready before the notification's, so only the read that
+# admission does first can notice.
+for i in 1 2 3; do
+	restored || { tb_reload || true; dig_vm "$VM_work" www.good.example >/dev/null || true; }
+	kill -STOP "$DAEMON_PID"
+	tb_bg "$TB_DIR/stopped$i.log" "$VM_work" dig +time=3 +tries=1 @10.139.1.1 www.good.example A
+	qpid=$TB_LAST
+	sleep 0.3
+	nsx "$FW" nft delete table inet dnsfence
+	kill -CONT "$DAEMON_PID"
+	wait "$qpid" || true
+	ok "loss not yet read, round $i: the queued answer is SERVFAIL ($(grep -o 'status: [A-Z]*' "$TB_DIR/stopped$i.log"))" \
+		grep "status: SERVFAIL" "$TB_DIR/stopped$i.log" >/dev/null
+	for _ in $(seq 30); do restored && break; sleep 0.1; done
+	ok "loss not yet read, round $i: the table is back" restored
+done
+
 tb_done

@@ -150,6 +150,23 @@ test_bad_keys(void)
 	nftnl_set_elem_free(el);
 }
 
+/* Before 6.12, an add of an element the kernel still holds is ignored:
+ * until a full ELEMS_KERNEL_LAG_MS past its end by our clock, it may. */
+static void
+test_kernel_may_hold(void)
+{
+	uint64_t end = 5000000;
+
+	CHECK(elems_kernel_may_hold(end, 0));
+	CHECK(elems_kernel_may_hold(end, end - 1));
+	CHECK(elems_kernel_may_hold(end, end));
+	CHECK(elems_kernel_may_hold(end, end + 1));
+	CHECK(elems_kernel_may_hold(end, end + ELEMS_KERNEL_LAG_MS - 1));
+	CHECK(!elems_kernel_may_hold(end, end + ELEMS_KERNEL_LAG_MS));
+	CHECK(!elems_kernel_may_hold(end, end + 3600000));
+	CHECK(!elems_kernel_may_hold(0, ELEMS_KERNEL_LAG_MS));
+}
+
 int
 main(void)
 {
@@ -157,5 +174,6 @@ main(void)
 	test_layout();
 	test_keys();
 	test_bad_keys();
+	test_kernel_may_hold();
 	return check_done("elems");
 }
