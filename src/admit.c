@@ -1173,3 +1173,70 @@ admit_restore(struct admit *a, const struct config *c,
 	elems_msgs_emit(m, b);
 	return p;
 }
+
+/* ---- inspection ------------------------------------------------------------ */
+
+void
+admit_foreach(const struct admit *a, const char *vm, admit_elem_cb cb,
+	void *arg)
+{
+	uint64_t now = util_now_ms();
+
+	for (size_t bk = 0; bk < a->ntab; bk++) {
+		for (const struct entry *e = a->tab[bk]; e; e = e->next) {
+			struct admit_elem ae;
+
+			if (e->committed <= now ||
+				(vm != NULL && strcmp(e->vs->name, vm) != 0))
+				continue;
+			ae = (struct admit_elem){
+				.vm = e->vs->name,
+				.k = &e->k,
+				.left_ms = e->committed == ELEMS_FOREVER
+					? ELEMS_FOREVER
+					: e->committed - now,
+				.names = e->names,
+				.nnames = e->nnames,
+				.names_over = e->names_over,
+				.rules = e->rules,
+				.nrules = e->nrules,
+			};
+			cb(&ae, arg);
+		}
+	}
+}
+
+static void
+count_cb(const struct admit_elem *e, void *arg)
+{
+	(void)e;
+	(*(size_t *)arg)++;
+}
+
+size_t
+admit_count(const struct admit *a, const char *vm)
+{
+	size_t n = 0;
+
+	if (vmset_get((struct admit *)a, vm, false) == NULL)
+		return 0;
+	admit_foreach(a, vm, count_cb, &n);
+	return n;
+}
+
+struct admit_plan *
+admit_flush(struct admit *a, const char *vm, struct nft_batch *b, size_t *n)
+{
+	struct admit_plan *p = xcalloc(1, sizeof(*p));
+	struct elems_msgs *m = elems_msgs_new(a->table);
+	struct vmset *vs = vmset_get(a, vm, false);
+	uint64_t now = util_now_ms();
+
+	for (size_t bk = 0; vs != NULL && bk < a->ntab; bk++)
+		for (struct entry *e = a->tab[bk]; e; e = e->next)
+			if (e->vs == vs && e->committed >= now + SOON_MS)
+				plan_del(p, m, e);
+	*n = p->ndel;
+	elems_msgs_emit(m, b);
+	return p;
+}

@@ -77,6 +77,35 @@ bool admit_is_broken(const struct admit *a);
 /** Drop shadow entries that have expired (call now and then). */
 void admit_sweep(struct admit *a);
 
+/* ---- inspection (dnsfencectl) --------------------------------------------- */
+
+/** One element as the shadow knows it. */
+struct admit_elem {
+	const char *vm;
+	const struct elem_key *k;
+	uint64_t left_ms;      /* what the kernel holds (ELEMS_FOREVER) */
+	char *const *names;    /* that admitted it, oldest first */
+	size_t nnames;	       /* ... recorded (more when names_over) */
+	bool names_over;       /* more names admitted it than are kept */
+	const uint64_t *rules; /* rule identities (policy_rule_id) */
+	size_t nrules;
+};
+typedef void (*admit_elem_cb)(const struct admit_elem *e, void *arg);
+
+struct elem_key;
+/** Call cb for every element the kernel holds by the shadow (of vm, or
+ * of every VM when vm is NULL); in no particular order. */
+void admit_foreach(const struct admit *a, const char *vm, admit_elem_cb cb,
+	void *arg);
+/** Elements of vm the kernel holds, by the shadow. */
+size_t admit_count(const struct admit *a, const char *vm);
+/** Add to b the deletion of every element of vm (those within a few
+ * seconds of their end excepted: they go on their own, and a delete
+ * reaching the kernel after them would fail the transaction); *n says
+ * how many. Call only when admit_idle(). */
+struct admit_plan *admit_flush(struct admit *a, const char *vm,
+	struct nft_batch *b, size_t *n);
+
 struct admit_stats {
 	uint64_t requests, noop, batches, elements, failures, full, broken;
 };

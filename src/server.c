@@ -8,6 +8,7 @@
 #include <unbound.h>
 
 #include "admit.h"
+#include "declog.h"
 #include "dnswire.h"
 #include "frontend.h"
 #include "log.h"
@@ -21,17 +22,14 @@ enum ub_sec {
 	UB_SEC_SECURE = 2,
 };
 
+#define VMC_SLOTS 1024 /* buckets of the per-VM counters */
+
 /* A configuration and the libunbound context built from it. */
 struct gen {
 	struct config *conf;
 	struct ub_ctx *ctx;
 	int refs;
 	struct gen *next; /* retired, waiting for its last query */
-};
-
-struct vmcount {
-	char name[VM_NAME_MAX + 1];
-	uint32_t n;
 };
 
 struct query {
@@ -41,7 +39,11 @@ struct query {
 	struct dns_query q;
 	const struct vm *vm;
 	struct verdict v;
-	struct vmcount *vc;
+	struct server_vm_stats *vc; /* its VM's, once known */
+	bool counted;		    /* in vc->inflight */
+	uint32_t timeout_s;	    /* of the elements admitted */
+	struct dns_addr dl_addrs[DL_ADDRS];
+	uint32_t dl_naddrs;
 	int refs;     /* the pipeline's, and callbacks' in progress */
 	uint8_t *pkt; /* the resolver's answer, copied */
 	size_t len;
@@ -60,9 +62,11 @@ struct server {
 	struct gen *gen;
 	struct gen *retired;
 	struct event *reap_ev, *sweep_ev;
-	/* Each counter its own allocation: queries hold them. */
-	struct vmcount **counts;
+	/* Each VM's counters their own allocation: queries hold them. */
+	struct server_vm_stats **counts;
 	size_t ncounts;
+	struct vmc *vmc[VMC_SLOTS];
+	struct declog *log;
 	struct query *queries;
 	bool reloading;
 	struct query *parked; /* answers waiting for the reload's outcome */
@@ -132,9 +136,9 @@ static void
 answered(struct query *q)
 {
 	q->cl = NULL;
-	if (q->vc) {
-		q->vc->n--;
-		q->vc = NULL;
+	if (q->counted) {
+		q->vc->inflight--;
+		q->counted = false;
 	}
 }
 
@@ -162,13 +166,93 @@ query_unref(struct query *q)
 	free(q);
 }
 
+/* Causes that are not SERVFAIL (enum srv_cause). */
+#define WHY_ANSWER (-1)
+#define WHY_POLICY (-2)
+#define WHY_ERROR (-3)
+
+/* What the answer for the policy's name rules says admitted it. */
 static void
-reply_error(struct query *q, int rcode, int ede, const char *text)
+allow_text(const struct vm *vm, const char *name, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	if (vm->default_allow) {
+		snprintf(buf, len, "default: allow");
+		return;
+	}
+	buf[0] = '\0';
+	for (size_t i = 0; i < vm->nallow && n < len; i++) {
+		const struct rule *r = &vm->allow[i];
+
+		if (r->is_net || !policy_pattern_match(&r->pat, name))
+			continue;
+		n += (size_t)snprintf(buf + n, len - n, "%s%s",
+			n ? ", " : "allow ",
+			r->pat.kind == MATCH_ALL	      ? "*"
+				: r->pat.kind == MATCH_SUFFIX ? "*."
+							      : "");
+		if (n < len && r->pat.kind != MATCH_ALL)
+			n += (size_t)snprintf(buf + n, len - n, "%s",
+				r->pat.name);
+	}
+}
+
+/* The query has its answer: count it for its VM, and log the decision. */
+static void
+record(struct query *q, int why, int rcode, const char *text)
+{
+	struct server *s = q->srv;
+	enum srv_result r = why == WHY_ANSWER ? RES_ANSWERED
+		: why == WHY_POLICY	      ? RES_REFUSED
+		: why == WHY_ERROR	      ? RES_ERROR
+					      : RES_SERVFAIL;
+	struct dl_entry e;
+
+	if (q->vc != NULL) {
+		q->vc->result[r]++;
+		if (r == RES_SERVFAIL)
+			q->vc->servfail[why]++;
+		q->vc->admitted += q->dl_naddrs;
+	}
+	memset(&e, 0, sizeof(e));
+	if (q->vm != NULL)
+		snprintf(e.vm, sizeof(e.vm), "%s", q->vm->name);
+	if (q->q.qname_ok)
+		snprintf(e.name, sizeof(e.name), "%s", q->q.qname);
+	e.qtype = q->q.qtype;
+	e.verdict = r == RES_ANSWERED ? DL_ANSWERED
+		: r == RES_REFUSED    ? DL_REFUSED
+		: r == RES_SERVFAIL   ? DL_SERVFAIL
+				      : DL_ERROR;
+	e.rcode = (uint8_t)rcode;
+	if (why == WHY_ANSWER && q->vm != NULL)
+		allow_text(q->vm, e.name, e.cause, sizeof(e.cause));
+	else if (why == WHY_POLICY)
+		snprintf(e.cause, sizeof(e.cause), "%s: not in its policy",
+			rcode == DNS_R_NXDOMAIN ? "NXDOMAIN" : "REFUSED");
+	else if (r == RES_SERVFAIL)
+		snprintf(e.cause, sizeof(e.cause), "%s: %s",
+			server_cause_name((enum srv_cause)why),
+			text ? text : "?");
+	else
+		snprintf(e.cause, sizeof(e.cause), "%s", text ? text : "?");
+	e.naddrs = q->dl_naddrs;
+	e.timeout_s = q->timeout_s;
+	for (uint32_t i = 0; i < q->dl_naddrs && i < DL_ADDRS; i++)
+		e.addrs[i] = q->dl_addrs[i].a;
+	declog_add(s->log, &e);
+}
+
+static void
+reply_error(struct query *q, int why, int rcode, int ede, const char *text)
 {
 	size_t n;
 
 	if (q->cl == NULL)
 		return;
+	q->dl_naddrs = 0;
+	record(q, why, rcode, text);
 	n = dnswire_error(&q->q, rcode, ede, text, q->srv->out,
 		sizeof(q->srv->out));
 	frontend_reply(q->cl, n ? q->srv->out : NULL, n);
@@ -185,11 +269,12 @@ reply_answer(struct query *q)
 	n = dnswire_build_answer(&q->q, q->pkt, q->len, q->sec == UB_SEC_SECURE,
 		q->cap, max_answer(q), q->srv->out, sizeof(q->srv->out));
 	if (n == 0) {
-		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER,
+		reply_error(q, SF_MALFORMED, DNS_R_SERVFAIL, EDE_OTHER,
 			"malformed answer from the resolver");
 		return;
 	}
 	q->srv->st.answered++;
+	record(q, WHY_ANSWER, DNS_R_NOERROR, NULL);
 	frontend_reply(q->cl, q->srv->out, n);
 	answered(q);
 }
@@ -203,13 +288,11 @@ admit_done(int err, const char *msg, void *arg)
 		char text[300];
 
 		q->srv->st.servfail_admit++;
-		log_warnx("VM %s, %s: answer withheld: %s", q->vm->name,
-			q->q.qname, msg);
 		snprintf(text, sizeof(text),
 			"dnsfence could not admit the "
 			"addresses: %s",
 			msg);
-		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER, text);
+		reply_error(q, SF_ADMISSION, DNS_R_SERVFAIL, EDE_OTHER, text);
 	} else {
 		reply_answer(q);
 	}
@@ -234,7 +317,7 @@ redecide(struct query *q)
 	memset(&q->v, 0, sizeof(q->v));
 	if (vm == NULL) {
 		s->st.refused_unknown++;
-		reply_error(q, DNS_R_REFUSED, EDE_PROHIBITED,
+		reply_error(q, WHY_ERROR, DNS_R_REFUSED, EDE_PROHIBITED,
 			"no dnsfence policy for this address any more");
 		return false;
 	}
@@ -249,6 +332,7 @@ admit_answer(struct query *q)
 {
 	const struct config *c;
 	struct dns_answer ans;
+	char text[128];
 
 	/* Answered already (SERVFAIL on timeout): nothing to admit. */
 	if (q->cl == NULL)
@@ -258,23 +342,23 @@ admit_answer(struct query *q)
 	c = q->gen->conf;
 	if (q->v.require_dnssec && q->sec != UB_SEC_SECURE) {
 		q->srv->st.servfail_insecure++;
-		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER,
+		reply_error(q, SF_INSECURE, DNS_R_SERVFAIL, EDE_OTHER,
 			"insecure answer; this name requires DNSSEC");
 		return false;
 	}
 	if (dnswire_walk(q->pkt, q->len, q->q.qname_wire, q->q.qname_wire_len,
 		    c->limits.addrs_per_answer, &ans) < 0) {
-		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER,
+		reply_error(q, SF_MALFORMED, DNS_R_SERVFAIL, EDE_OTHER,
 			"malformed answer from the resolver");
 		return false;
 	}
 	if (ans.truncated_addrs) {
 		q->srv->st.servfail_limit++;
-		log_warnx("VM %s, %s: more than %u addresses in one answer "
-			  "(limits: addresses-per-answer)",
-			q->vm->name, q->q.qname, c->limits.addrs_per_answer);
-		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER,
-			"too many addresses in one answer");
+		snprintf(text, sizeof(text),
+			"more than %u addresses in one answer (limits: "
+			"addresses-per-answer)",
+			c->limits.addrs_per_answer);
+		reply_error(q, SF_LIMITS, DNS_R_SERVFAIL, EDE_OTHER, text);
 		dnswire_answer_finish(&ans);
 		return false;
 	}
@@ -285,9 +369,13 @@ admit_answer(struct query *q)
 		dnswire_answer_finish(&ans);
 		return false;
 	}
+	q->timeout_s = policy_ttl_element(&c->ttl, ans.min_ttl);
+	q->dl_naddrs = (uint32_t)ans.naddrs;
+	memcpy(q->dl_addrs, ans.addrs,
+		(ans.naddrs < DL_ADDRS ? ans.naddrs : DL_ADDRS) *
+			sizeof(*q->dl_addrs));
 	admit_request(q->srv->admit, c, q->vm, q->q.qname, ans.addrs,
-		ans.naddrs, &q->v.ports,
-		policy_ttl_element(&c->ttl, ans.min_ttl), admit_done, q);
+		ans.naddrs, &q->v.ports, q->timeout_s, admit_done, q);
 	dnswire_answer_finish(&ans);
 	return true;
 }
@@ -302,15 +390,14 @@ resolved(struct query *q, int rcode, const uint8_t *pkt, size_t len, int sec,
 
 	if (rcode != 0 || pkt == NULL) {
 		s->st.servfail_upstream++;
-		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER, "resolution failed");
+		reply_error(q, SF_UPSTREAM, DNS_R_SERVFAIL, EDE_OTHER,
+			"resolution failed");
 		return false;
 	}
 	if (sec == UB_SEC_BOGUS) {
 		/* Bogus: never used, whatever the client's CD bit says. */
 		s->st.servfail_bogus++;
-		log_info("VM %s, %s: bogus answer refused: %s", q->vm->name,
-			q->q.qname, why ? why : "?");
-		reply_error(q, DNS_R_SERVFAIL, EDE_DNSSEC_BOGUS, why);
+		reply_error(q, SF_BOGUS, DNS_R_SERVFAIL, EDE_DNSSEC_BOGUS, why);
 		return false;
 	}
 	q->pkt = xcalloc(1, len);
@@ -346,27 +433,41 @@ timo_cb(evutil_socket_t fd, short ev, void *arg)
 
 	/* Answer now; the query itself goes when its callbacks are done. */
 	q->srv->st.servfail_upstream++;
-	reply_error(q, DNS_R_SERVFAIL, EDE_OTHER, "resolution timed out");
+	reply_error(q, SF_TIMEOUT, DNS_R_SERVFAIL, EDE_OTHER,
+		"resolution timed out");
 }
 
 /* ---- queries ------------------------------------------------------------- */
 
-static struct vmcount *
+/* A VM's counters, found by name in a hash: every query looks its VM's
+ * up. */
+struct vmc {
+	struct server_vm_stats st;
+	struct vmc *next;
+};
+
+static struct server_vm_stats *
 vm_count(struct server *s, const char *name)
 {
-	struct vmcount *vc;
+	uint32_t h = 2166136261u;
+	struct vmc *v;
 
-	for (size_t i = 0; i < s->ncounts; i++)
-		if (strcmp(s->counts[i]->name, name) == 0)
-			return s->counts[i];
-	/* Queries in flight point at their VM's counter: growing the array
-	 * must not move the counters. */
-	vc = xcalloc(1, sizeof(*vc));
-	snprintf(vc->name, sizeof(vc->name), "%s", name);
+	for (const char *p = name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	h %= VMC_SLOTS;
+	for (v = s->vmc[h]; v; v = v->next)
+		if (strcmp(v->st.name, name) == 0)
+			return &v->st;
+	/* Queries in flight point at their VM's counters: growing the
+	 * array must not move them. */
+	v = xcalloc(1, sizeof(*v));
+	snprintf(v->st.name, sizeof(v->st.name), "%s", name);
+	v->next = s->vmc[h];
+	s->vmc[h] = v;
 	s->counts =
 		xreallocarray(s->counts, s->ncounts + 1, sizeof(*s->counts));
-	s->counts[s->ncounts++] = vc;
-	return vc;
+	s->counts[s->ncounts++] = &v->st;
+	return &v->st;
 }
 
 static bool
@@ -376,13 +477,13 @@ decide(struct query *q)
 	char buf[128];
 
 	if (dq->qclass != 1) {
-		reply_error(q, DNS_R_REFUSED, EDE_NOT_SUPPORTED,
+		reply_error(q, WHY_ERROR, DNS_R_REFUSED, EDE_NOT_SUPPORTED,
 			"only class IN");
 		return false;
 	}
 	if (dq->qtype == DNS_T_ANY || dq->qtype == 251 || dq->qtype == 252) {
 		/* RFC 8482: no ANY; zone transfers are not ours to give. */
-		reply_error(q, DNS_R_REFUSED, EDE_NOT_SUPPORTED,
+		reply_error(q, WHY_ERROR, DNS_R_REFUSED, EDE_NOT_SUPPORTED,
 			"ANY and zone transfers are not answered");
 		return false;
 	}
@@ -394,7 +495,7 @@ decide(struct query *q)
 			dq->qname);
 		snprintf(buf, sizeof(buf), "not in the dnsfence policy of %s",
 			q->vm->name);
-		reply_error(q,
+		reply_error(q, WHY_POLICY,
 			q->vm->unlisted == UNLISTED_NXDOMAIN ? DNS_R_NXDOMAIN
 							     : DNS_R_REFUSED,
 			EDE_BLOCKED, buf);
@@ -426,7 +527,7 @@ query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 	if (rc != DNS_R_NOERROR) {
 		if (rc > 0) {
 			s->st.formerr++;
-			reply_error(q, rc, EDE_NONE, NULL);
+			reply_error(q, WHY_ERROR, rc, EDE_NONE, NULL);
 		}
 		query_unref(q);
 		return;
@@ -435,25 +536,26 @@ query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 		cl->tcp ? NULL : cl->ifname);
 	if (q->vm == NULL) {
 		s->st.refused_unknown++;
-		reply_error(q, DNS_R_REFUSED, EDE_PROHIBITED,
+		reply_error(q, WHY_ERROR, DNS_R_REFUSED, EDE_PROHIBITED,
 			"no dnsfence policy for this address");
 		query_unref(q);
 		return;
 	}
+	q->vc = vm_count(s, q->vm->name);
+	q->vc->queries++;
 	if (!decide(q)) {
 		query_unref(q);
 		return;
 	}
-	q->vc = vm_count(s, q->vm->name);
-	if (q->vc->n >= c->limits.inflight_per_vm) {
-		q->vc = NULL;
+	if (q->vc->inflight >= c->limits.inflight_per_vm) {
 		s->st.servfail_limit++;
-		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER,
+		reply_error(q, SF_LIMITS, DNS_R_SERVFAIL, EDE_OTHER,
 			"too many queries in flight (limits: queries-per-vm)");
 		query_unref(q);
 		return;
 	}
-	q->vc->n++;
+	q->vc->inflight++;
+	q->counted = true;
 	q->timo = evtimer_new(s->base, timo_cb, q);
 	evtimer_add(q->timo, &tv);
 	/* The client's CD bit is not passed on: validation is always on.
@@ -463,7 +565,8 @@ query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 		     q, resolve_cb, NULL)) != 0) {
 		log_warnx("VM %s, %s: libunbound: %s", q->vm->name, q->q.qname,
 			ub_strerror(rc));
-		reply_error(q, DNS_R_SERVFAIL, EDE_OTHER, "resolver error");
+		reply_error(q, SF_UPSTREAM, DNS_R_SERVFAIL, EDE_OTHER,
+			"resolver error");
 		query_unref(q);
 	}
 }
@@ -494,6 +597,7 @@ server_new(struct event_base *base, struct nft *nft, struct admit *admit,
 	}
 	s->gen = gen_new(c, ctx);
 	s->admit = admit;
+	s->log = declog_new();
 	s->reap_ev = event_new(base, -1, 0, reap_cb, s);
 	s->sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, s);
 	event_add(s->sweep_ev, &tv);
@@ -550,6 +654,49 @@ server_stats(const struct server *s)
 	return &s->st;
 }
 
+size_t
+server_vm_stats(const struct server *s,
+	const struct server_vm_stats *const **out)
+{
+	*out = (const struct server_vm_stats *const *)s->counts;
+	return s->ncounts;
+}
+
+struct declog *
+server_declog(struct server *s)
+{
+	return s->log;
+}
+
+const char *
+server_result_name(enum srv_result r)
+{
+	static const char *const names[RES_COUNT] = {
+		[RES_ANSWERED] = "answered",
+		[RES_REFUSED] = "refused",
+		[RES_SERVFAIL] = "servfail",
+		[RES_ERROR] = "error",
+	};
+
+	return (unsigned)r < RES_COUNT ? names[r] : "?";
+}
+
+const char *
+server_cause_name(enum srv_cause c)
+{
+	static const char *const names[SF_COUNT] = {
+		[SF_BOGUS] = "bogus",
+		[SF_INSECURE] = "insecure",
+		[SF_UPSTREAM] = "upstream",
+		[SF_TIMEOUT] = "timeout",
+		[SF_ADMISSION] = "admission",
+		[SF_LIMITS] = "limits",
+		[SF_MALFORMED] = "malformed",
+	};
+
+	return (unsigned)c < SF_COUNT ? names[c] : "?";
+}
+
 void
 server_free(struct server *s)
 {
@@ -589,8 +736,15 @@ server_free(struct server *s)
 	}
 	event_free(s->reap_ev);
 	event_free(s->sweep_ev);
-	for (size_t i = 0; i < s->ncounts; i++)
-		free(s->counts[i]);
+	for (size_t i = 0; i < VMC_SLOTS; i++) {
+		while (s->vmc[i]) {
+			struct vmc *v = s->vmc[i];
+
+			s->vmc[i] = v->next;
+			free(v);
+		}
+	}
 	free(s->counts);
+	declog_free(s->log);
 	free(s);
 }

@@ -22,7 +22,41 @@ struct server_stats {
 		servfail_limit, formerr, answered;
 };
 
+/* What became of a query, per VM (contract: `status`, metrics). */
+enum srv_result {
+	RES_ANSWERED, /* the resolver's answer */
+	RES_REFUSED,  /* by policy: REFUSED or NXDOMAIN, as `unlisted` says */
+	RES_SERVFAIL,
+	RES_ERROR, /* FORMERR, class not IN, ANY and zone transfers */
+	RES_COUNT
+};
+
+/* Why a query got SERVFAIL. */
+enum srv_cause {
+	SF_BOGUS,
+	SF_INSECURE, /* under require-dnssec */
+	SF_UPSTREAM, /* resolution failed */
+	SF_TIMEOUT,
+	SF_ADMISSION, /* the addresses could not be put in the sets */
+	SF_LIMITS,    /* queries-per-vm, addresses-per-answer */
+	SF_MALFORMED, /* the resolver's answer could not be rebuilt */
+	SF_COUNT
+};
+
+const char *server_result_name(enum srv_result r);
+const char *server_cause_name(enum srv_cause c);
+
+struct server_vm_stats {
+	char name[VM_NAME_MAX + 1];
+	uint32_t inflight; /* queries being resolved (queries-per-vm) */
+	uint64_t queries;
+	uint64_t result[RES_COUNT];
+	uint64_t servfail[SF_COUNT];
+	uint64_t admitted; /* addresses in answers it was given */
+};
+
 struct admit;
+struct declog;
 /** Bind the listeners; admission goes through admit (which stays the
  * caller's). Takes ownership of c and ctx on success; NULL on failure. */
 struct server *server_new(struct event_base *base, struct nft *nft,
@@ -37,6 +71,12 @@ void server_swap(struct server *s, struct config *c, struct ub_ctx *ctx);
 const struct config *server_config(const struct server *s);
 struct admit *server_admit(struct server *s);
 const struct server_stats *server_stats(const struct server *s);
+/** The counters of every VM that has asked anything since start (kept
+ * across reloads, so that they only grow), in no particular order. */
+size_t server_vm_stats(const struct server *s,
+	const struct server_vm_stats *const **out);
+/** The decision log (the server's). */
+struct declog *server_declog(struct server *s);
 void server_free(struct server *s);
 
 #endif

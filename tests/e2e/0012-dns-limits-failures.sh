@@ -47,7 +47,7 @@ ok "... (last)" reach_tcp "$VM_work" 203.0.113.40 443
 
 # --- too many addresses in one answer: 50 > addresses-per-answer 40
 ok "an answer with 50 addresses: SERVFAIL" dns_is "$VM_work" SERVFAIL huge.good.example
-limit_logged() { grep -q "VM work, huge.good.example: more than 40 addresses" "$TB_DIR/dnsfenced.log"; }
+limit_logged() { grep -q "VM work, huge.good.example A: servfail (limits: more than 40 addresses" "$TB_DIR/dnsfenced.log"; }
 ok "... logged" limit_logged
 blocked "... and nothing of it admitted" reach_tcp "$VM_work" 203.0.113.41 443
 
@@ -59,7 +59,7 @@ ok "... and admits" reach_tcp "$VM_small" 192.0.2.10 443
 for i in $(seq 1 63); do dig_vm "$VM_small" "n$i.fresh.good.example" >/dev/null; done
 ok "64 elements fit" reach_tcp "$VM_small" 192.0.2.163 443
 ok "the 65th does not: SERVFAIL" dns_is "$VM_small" SERVFAIL n64.fresh.good.example
-full_logged() { grep -q "VM small, n64.fresh.good.example: answer withheld: a set of VM small is full" "$TB_DIR/dnsfenced.log"; }
+full_logged() { grep -q "VM small, n64.fresh.good.example A: servfail (admission: dnsfence could not admit the addresses: a set of VM small is full" "$TB_DIR/dnsfenced.log"; }
 ok "... logged with VM, name and reason" full_logged
 blocked "... and its address not admitted" reach_tcp "$VM_small" 192.0.2.164 443
 ok "what was admitted stays" reach_tcp "$VM_small" 192.0.2.101 443
@@ -97,7 +97,7 @@ nsx "$FW" nft add element inet dnsfence work_v4_ports \
 for _ in $(seq 50); do [ "$(reinstalled)" -gt "$n" ] && break; sleep 0.1; done
 ok "an answer whose elements the kernel refuses: SERVFAIL" \
 	dns_is "$VM_work" SERVFAIL n80.fresh.good.example
-nl_logged() { grep -q "VM work, n80.fresh.good.example: answer withheld: .*File exists" "$TB_DIR/dnsfenced.log"; }
+nl_logged() { grep -q "VM work, n80.fresh.good.example A: servfail (admission: dnsfence could not admit the addresses: .*File exists" "$TB_DIR/dnsfenced.log"; }
 ok "... logged with VM, name and the kernel's error" nl_logged
 ok "... and the VM's other elements still admit" \
 	reach_tcp "$VM_work" 192.0.2.10 443
