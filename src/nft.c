@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
+#include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -562,6 +563,59 @@ nft_dump_chains(const char *table, struct nftnl_chain_list **out)
 	*out = cd.l = nftnl_chain_list_alloc();
 	if (dump(build_getchain, (void *)table, chain_cb, &cd) < 0) {
 		nftnl_chain_list_free(*out);
+		*out = NULL;
+		return errno == ENOENT ? 0 : -1;
+	}
+	return 0;
+}
+
+static struct nlmsghdr *
+build_getrule(char *buf, uint32_t seq, void *ctx)
+{
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE,
+		NFPROTO_INET, NLM_F_DUMP | NLM_F_ACK, seq);
+	struct nftnl_rule *r = nftnl_rule_alloc();
+
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, ctx);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_rule_free(r);
+	return nlh;
+}
+
+struct rule_dump {
+	const char *table;
+	struct nftnl_rule_list *l;
+};
+
+/* Filtered by table here too, whatever the kernel does. */
+static int
+rule_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct rule_dump *rd = data;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+
+	if (r == NULL || nftnl_rule_nlmsg_parse(nlh, r) < 0) {
+		nftnl_rule_free(r);
+		return MNL_CB_ERROR;
+	}
+	if (nftnl_rule_get_u32(r, NFTNL_RULE_FAMILY) != NFPROTO_INET ||
+		strcmp(nftnl_rule_get_str(r, NFTNL_RULE_TABLE), rd->table) !=
+			0) {
+		nftnl_rule_free(r);
+		return MNL_CB_OK;
+	}
+	nftnl_rule_list_add_tail(r, rd->l);
+	return MNL_CB_OK;
+}
+
+int
+nft_dump_rules(const char *table, struct nftnl_rule_list **out)
+{
+	struct rule_dump rd = {.table = table};
+
+	*out = rd.l = nftnl_rule_list_alloc();
+	if (dump(build_getrule, (void *)table, rule_cb, &rd) < 0) {
+		nftnl_rule_list_free(*out);
 		*out = NULL;
 		return errno == ENOENT ? 0 : -1;
 	}

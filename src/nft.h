@@ -66,6 +66,10 @@ struct nftnl_chain_list;
  * table, -1 on error. */
 int nft_dump_sets(const char *table, struct nftnl_set_list **out);
 int nft_dump_chains(const char *table, struct nftnl_chain_list **out);
+struct nftnl_rule_list;
+/** Every rule of `inet table` (with its counters); *out NULL and 0 when
+ * there is no such table. */
+int nft_dump_rules(const char *table, struct nftnl_rule_list **out);
 /** Elements of one set, added to s (which names table and set). */
 struct nftnl_set;
 int nft_dump_elems(struct nftnl_set *s);

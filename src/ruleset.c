@@ -1172,3 +1172,81 @@ ruleset_build(struct nft *n, const struct config *c, const struct config *old)
 	free(bd.keep_vm);
 	return bd.b;
 }
+
+/* ---- counters -------------------------------------------------------------- */
+
+struct ctr_walk {
+	uint64_t packets, bytes;
+	bool found;
+};
+
+static int
+ctr_expr_cb(struct nftnl_expr *e, void *data)
+{
+	struct ctr_walk *w = data;
+
+	if (strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "counter") != 0)
+		return 0;
+	w->packets = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+	w->bytes = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_BYTES);
+	w->found = true;
+	return 0;
+}
+
+static int
+comment_cb(const struct nftnl_udata *attr, void *data)
+{
+	const char **out = data;
+	const char *v = nftnl_udata_get(attr);
+	uint8_t len = nftnl_udata_len(attr);
+
+	/* Ours end with their NUL; anything else is not read. */
+	if (nftnl_udata_type(attr) == NFTNL_UDATA_RULE_COMMENT && len > 0 &&
+		v[len - 1] == '\0')
+		*out = v;
+	return 0;
+}
+
+int
+ruleset_counters(const char *table,
+	void (*cb)(const char *vm, const char *what, uint64_t packets,
+		uint64_t bytes, void *arg),
+	void *arg)
+{
+	struct nftnl_rule_list *l;
+	struct nftnl_rule_list_iter *it;
+	struct nftnl_rule *r;
+
+	if (nft_dump_rules(table, &l) < 0)
+		return -1;
+	if (l == NULL)
+		return 0;
+	it = nftnl_rule_list_iter_create(l);
+	while ((r = nftnl_rule_list_iter_next(it)) != NULL) {
+		struct ctr_walk w = {0};
+		const char *cmt = NULL, *sep;
+		uint32_t len = 0;
+		const void *ud = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA,
+			&len);
+		char vm[VM_NAME_MAX + 1];
+
+		nftnl_expr_foreach(r, ctr_expr_cb, &w);
+		if (!w.found || ud == NULL ||
+			nftnl_udata_parse(ud, len, comment_cb, &cmt) < 0 ||
+			cmt == NULL)
+			continue;
+		sep = strstr(cmt, ": ");
+		if (sep != NULL && (size_t)(sep - cmt) <= VM_NAME_MAX) {
+			memcpy(vm, cmt, (size_t)(sep - cmt));
+			vm[sep - cmt] = '\0';
+			if (policy_vm_name_valid(vm)) {
+				cb(vm, sep + 2, w.packets, w.bytes, arg);
+				continue;
+			}
+		}
+		cb(NULL, cmt, w.packets, w.bytes, arg);
+	}
+	nftnl_rule_list_iter_destroy(it);
+	nftnl_rule_list_free(l);
+	return 0;
+}

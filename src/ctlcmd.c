@@ -1,0 +1,872 @@
+#include "ctlcmd.h"
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "admit.h"
+#include "build-config.h"
+#include "declog.h"
+#include "elems.h"
+#include "ruleset.h"
+#include "server.h"
+#include "util.h"
+
+/* ---- output helpers --------------------------------------------------------- */
+
+void
+ctl_json_str(struct ctl_conn *cc, const char *s)
+{
+	char buf[512];
+	size_t n = 0;
+
+	if (s == NULL) {
+		ctl_write(cc, "null", 4);
+		return;
+	}
+	buf[n++] = '"';
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (n > sizeof(buf) - 8) {
+			ctl_write(cc, buf, n);
+			n = 0;
+		}
+		if (ch == '"' || ch == '\\') {
+			buf[n++] = '\\';
+			buf[n++] = (char)ch;
+		} else if (ch < 0x20 || ch == 0x7f) {
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+				"\\u%04x", ch);
+		} else {
+			buf[n++] = (char)ch;
+		}
+	}
+	buf[n++] = '"';
+	ctl_write(cc, buf, n);
+}
+
+/* An OpenMetrics label value: backslash, quote and newline escaped. */
+static void
+om_label(struct ctl_conn *cc, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			ctl_out(cc, "\\%c", *s);
+		else if (*s == '\n')
+			ctl_out(cc, "\\n");
+		else
+			ctl_write(cc, s, 1);
+	}
+}
+
+static const struct config *
+conf(const struct ctlcmd *c)
+{
+	return server_config(c->srv);
+}
+
+static int64_t
+wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec;
+}
+
+static const char *
+iso_time(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+static const struct server_vm_stats *
+vm_stats(const struct ctlcmd *c, const char *vm)
+{
+	const struct server_vm_stats *const *st;
+	size_t n = server_vm_stats(c->srv, &st);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(st[i]->name, vm) == 0)
+			return st[i];
+	return NULL;
+}
+
+static const char *
+vm_mode(const struct vm *vm)
+{
+	return vm->default_allow ? "allow" : "deny";
+}
+
+/* A rule as its policy writes it: the name pattern or the prefix, then
+ * its ports ("*.example.com tcp/443,tcp/993"). */
+static const char *
+rule_text(const struct rule *r, char *buf, size_t len)
+{
+	char p[64];
+	size_t n;
+
+	if (r->is_net)
+		policy_prefix_str(&r->net, buf, len);
+	else if (r->pat.kind == MATCH_ALL)
+		snprintf(buf, len, "*");
+	else
+		snprintf(buf, len, "%s%s",
+			r->pat.kind == MATCH_SUFFIX ? "*." : "", r->pat.name);
+	n = strlen(buf);
+	if (r->ports.icmp && n < len)
+		n += (size_t)snprintf(buf + n, len - n, " icmp");
+	for (size_t i = 0; i < r->ports.n && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s",
+			i == 0 && !r->ports.icmp ? " " : ",",
+			policy_portspec_str(&r->ports.v[i], p, sizeof(p)));
+	return buf;
+}
+
+/* The proto and ports of an element, as `list` shows them. */
+static void
+elem_ports(const struct elem_key *k, const char **proto, char *ports,
+	size_t len)
+{
+	ports[0] = '\0';
+	if (k->kind != SET_PORTS) {
+		*proto = NULL;
+		return;
+	}
+	if (elems_is_echo(k)) {
+		*proto = "icmp";
+		return;
+	}
+	*proto = k->proto == IPPROTO_TCP ? "tcp" : "udp";
+	if (k->lo == k->hi)
+		snprintf(ports, len, "%u", k->lo);
+	else
+		snprintf(ports, len, "%u-%u", k->lo, k->hi);
+}
+
+static void
+elem_addr(const struct elem_key *k, char *buf, size_t len)
+{
+	struct ipaddr a = {.family = k->family};
+
+	memcpy(a.b, k->addr, k->family == AF_INET ? 4 : 16);
+	policy_addr_str(&a, buf, len);
+}
+
+/* ---- status ---------------------------------------------------------------- */
+
+static void
+status_human(struct ctlcmd *c, struct ctl_conn *cc)
+{
+	const struct config *cf = conf(c);
+	const struct admit_stats *as = admit_stats(c->admit);
+	char t[32];
+	int64_t up = wall_now() - c->started;
+
+	ctl_out(cc, "dnsfenced %s, up %lldd %02lld:%02lld:%02lld (since %s)\n",
+		DNSFENCE_VERSION, (long long)(up / 86400),
+		(long long)(up / 3600 % 24), (long long)(up / 60 % 60),
+		(long long)(up % 60), iso_time(c->started, t, sizeof(t)));
+	ctl_out(cc, "configuration: %s, table inet %s, %zu VMs\n", cf->file,
+		cf->table, cf->nvms);
+	ctl_out(cc, "kernel: element timeouts %s\n",
+		c->deladd ? "refreshed by delete + add (before 6.12)"
+			  : "updated in place");
+	ctl_out(cc,
+		"admission: %llu answers, %llu needing no change, %llu "
+		"batches, %llu elements, %llu failed batches, %llu refused "
+		"(set full)%s\n",
+		(unsigned long long)as->requests, (unsigned long long)as->noop,
+		(unsigned long long)as->batches,
+		(unsigned long long)as->elements,
+		(unsigned long long)as->failures, (unsigned long long)as->full,
+		admit_is_broken(c->admit) ? "; TABLE BEING REINSTALLED" : "");
+	ctl_out(cc, "\n%-20s %-7s %9s %9s %9s %9s %9s\n", "VM", "default",
+		"queries", "answered", "refused", "servfail", "elements");
+	for (size_t i = 0; i < cf->nvms; i++) {
+		const struct vm *vm = &cf->vms[i];
+		const struct server_vm_stats *st = vm_stats(c, vm->name);
+		struct server_vm_stats z = {0};
+
+		if (st == NULL)
+			st = &z;
+		ctl_out(cc, "%-20s %-7s %9llu %9llu %9llu %9llu %9zu\n",
+			vm->name, vm_mode(vm), (unsigned long long)st->queries,
+			(unsigned long long)st->result[RES_ANSWERED],
+			(unsigned long long)st->result[RES_REFUSED],
+			(unsigned long long)st->result[RES_SERVFAIL],
+			admit_count(c->admit, vm->name));
+	}
+	if (c->status_more)
+		c->status_more(cc, false, c->arg);
+}
+
+static void
+status_json(struct ctlcmd *c, struct ctl_conn *cc)
+{
+	const struct config *cf = conf(c);
+	const struct admit_stats *as = admit_stats(c->admit);
+	char t[32];
+
+	ctl_out(cc, "{\"version\":");
+	ctl_json_str(cc, DNSFENCE_VERSION);
+	ctl_out(cc, ",\"uptime\":%lld,\"started\":\"%s\",\"config\":",
+		(long long)(wall_now() - c->started),
+		iso_time(c->started, t, sizeof(t)));
+	ctl_json_str(cc, cf->file);
+	ctl_out(cc, ",\"table\":");
+	ctl_json_str(cc, cf->table);
+	ctl_out(cc,
+		",\"kernel\":{\"timeout_update\":%s},\"table_ok\":%s,"
+		"\"admission\":{\"answers\":%llu,\"noop\":%llu,\"batches\":"
+		"%llu,\"elements\":%llu,\"failed_batches\":%llu,\"full\":%llu},"
+		"\"reloads\":{\"ok\":%llu,\"failed\":%llu},\"vms\":{",
+		c->deladd ? "false" : "true",
+		admit_is_broken(c->admit) ? "false" : "true",
+		(unsigned long long)as->requests, (unsigned long long)as->noop,
+		(unsigned long long)as->batches,
+		(unsigned long long)as->elements,
+		(unsigned long long)as->failures, (unsigned long long)as->full,
+		(unsigned long long)c->reloads_ok,
+		(unsigned long long)c->reloads_failed);
+	for (size_t i = 0; i < cf->nvms; i++) {
+		const struct vm *vm = &cf->vms[i];
+		const struct server_vm_stats *st = vm_stats(c, vm->name);
+		struct server_vm_stats z = {0};
+
+		if (st == NULL)
+			st = &z;
+		ctl_out(cc, "%s", i ? "," : "");
+		ctl_json_str(cc, vm->name);
+		ctl_out(cc,
+			":{\"queries\":%llu,\"answered\":%llu,\"refused\":%llu,"
+			"\"servfail\":%llu,\"elements\":%zu,\"default\":\"%s\"}",
+			(unsigned long long)st->queries,
+			(unsigned long long)st->result[RES_ANSWERED],
+			(unsigned long long)st->result[RES_REFUSED],
+			(unsigned long long)st->result[RES_SERVFAIL],
+			admit_count(c->admit, vm->name), vm_mode(vm));
+	}
+	ctl_out(cc, "}");
+	if (c->status_more)
+		c->status_more(cc, true, c->arg);
+	ctl_out(cc, "}\n");
+}
+
+/* ---- list ------------------------------------------------------------------ */
+
+struct elist {
+	struct admit_elem *v;
+	size_t n;
+};
+
+static void
+collect_cb(const struct admit_elem *e, void *arg)
+{
+	struct elist *l = arg;
+	struct admit_elem *c = ARRAY_PUSH(l->v, l->n);
+
+	*c = *e; /* pointers into the shadow: used before it changes */
+}
+
+static int
+elem_cmp(const void *pa, const void *pb)
+{
+	const struct admit_elem *a = pa, *b = pb;
+	int r = strcmp(a->vm, b->vm);
+
+	if (r == 0)
+		r = (int)a->k->family - (int)b->k->family;
+	if (r == 0)
+		r = memcmp(a->k->addr, b->k->addr, sizeof(a->k->addr));
+	if (r == 0)
+		r = (int)a->k->kind - (int)b->k->kind;
+	if (r == 0)
+		r = (int)a->k->proto - (int)b->k->proto;
+	if (r == 0)
+		r = (int)a->k->lo - (int)b->k->lo;
+	return r;
+}
+
+static long long
+secs_left(const struct admit_elem *e)
+{
+	return e->left_ms == ELEMS_FOREVER ? -1
+					   : (long long)(e->left_ms / 1000);
+}
+
+static void
+list_one(struct ctl_conn *cc, const struct admit_elem *e, bool json,
+	bool first)
+{
+	char addr[INET6_ADDRSTRLEN], ports[16];
+	const char *proto;
+	const char *name = e->nnames > 0 ? e->names[0] : NULL;
+
+	elem_addr(e->k, addr, sizeof(addr));
+	elem_ports(e->k, &proto, ports, sizeof(ports));
+	if (!json) {
+		char left[24];
+
+		if (e->left_ms == ELEMS_FOREVER)
+			snprintf(left, sizeof(left), "never");
+		else
+			snprintf(left, sizeof(left), "%llds", secs_left(e));
+		ctl_out(cc, "%-16s %-39s %-5s %-11s %-40s %s\n", e->vm, addr,
+			proto ? proto : "any", ports[0] ? ports : "-",
+			name ? name : "-", left);
+		return;
+	}
+	ctl_out(cc, "%s{\"vm\":", first ? "" : ",");
+	ctl_json_str(cc, e->vm);
+	ctl_out(cc, ",\"address\":\"%s\",\"proto\":", addr);
+	ctl_json_str(cc, proto);
+	ctl_out(cc, ",\"ports\":");
+	ctl_json_str(cc, ports[0] ? ports : NULL);
+	ctl_out(cc, ",\"name\":");
+	ctl_json_str(cc, name);
+	ctl_out(cc, ",\"names\":[");
+	for (size_t i = 0; i < e->nnames; i++) {
+		ctl_out(cc, "%s", i ? "," : "");
+		ctl_json_str(cc, e->names[i]);
+	}
+	ctl_out(cc, "],\"expires\":");
+	if (e->left_ms == ELEMS_FOREVER)
+		ctl_out(cc, "null}");
+	else
+		ctl_out(cc, "%lld}", secs_left(e));
+}
+
+static void
+cmd_list(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
+{
+	bool json = rq->flags & CTL_F_JSON;
+	const char *vm = rq->argc > 0 ? rq->argv[0] : NULL;
+	struct elist l = {0};
+
+	if (vm != NULL && policy_vm_by_name(conf(c)->vms, conf(c)->nvms, vm) ==
+			NULL) {
+		ctl_err(cc, "dnsfencectl: no VM named %s in the configuration\n",
+			vm);
+		ctl_end(cc, 1);
+		return;
+	}
+	admit_foreach(c->admit, vm, collect_cb, &l);
+	qsort(l.v, l.n, sizeof(*l.v), elem_cmp);
+	if (json)
+		ctl_out(cc, "{\"elements\":[");
+	else
+		ctl_out(cc, "%-16s %-39s %-5s %-11s %-40s %s\n", "VM",
+			"ADDRESS", "PROTO", "PORTS", "NAME", "EXPIRES");
+	for (size_t i = 0; i < l.n; i++)
+		list_one(cc, &l.v[i], json, i == 0);
+	if (json)
+		ctl_out(cc, "]}\n");
+	free(l.v);
+	ctl_end(cc, 0);
+}
+
+/* ---- why ------------------------------------------------------------------- */
+
+static bool
+prefix_has(const struct prefix *p, const struct ipaddr *a)
+{
+	int full = p->len / 8, rest = p->len % 8;
+
+	if (p->addr.family != a->family)
+		return false;
+	if (memcmp(p->addr.b, a->b, (size_t)full) != 0)
+		return false;
+	return rest == 0 ||
+		((p->addr.b[full] ^ a->b[full]) & (0xff << (8 - rest))) == 0;
+}
+
+/* Does a rule's (or element's) ports cover the connection? want NULL:
+ * "any protocol and port", covered only by no `ports` at all. */
+static bool
+ports_cover(const struct ports *ps, const struct portspec *want)
+{
+	if (ps->any)
+		return true;
+	if (want == NULL)
+		return false;
+	if (want->proto == IPPROTO_ICMP)
+		return ps->icmp;
+	for (size_t i = 0; i < ps->n; i++)
+		if (ps->v[i].proto == want->proto && ps->v[i].lo <= want->lo &&
+			want->lo <= ps->v[i].hi)
+			return true;
+	return false;
+}
+
+static bool
+elem_covers(const struct elem_key *k, const struct portspec *want)
+{
+	if (k->kind != SET_PORTS)
+		return true;
+	if (want == NULL)
+		return false;
+	if (elems_is_echo(k))
+		return want->proto == IPPROTO_ICMP;
+	return k->proto == want->proto && k->lo <= want->lo &&
+		want->lo <= k->hi;
+}
+
+struct why {
+	const struct vm *vm;
+	struct ipaddr addr;
+	const struct portspec *want;
+	const struct admit_elem *hit; /* the element that admits it */
+	char other[160];	      /* ports it was resolved for */
+	size_t nother;
+	struct admit_elem hitbuf;
+};
+
+static void
+why_cb(const struct admit_elem *e, void *arg)
+{
+	struct why *w = arg;
+	const char *proto;
+	char ports[16];
+	size_t n;
+
+	if (e->k->family != w->addr.family ||
+		memcmp(e->k->addr, w->addr.b,
+			w->addr.family == AF_INET ? 4 : 16) != 0)
+		return;
+	if (elem_covers(e->k, w->want)) {
+		/* The longest-lived one admits it for longest. */
+		if (w->hit == NULL || e->left_ms > w->hit->left_ms) {
+			w->hitbuf = *e;
+			w->hit = &w->hitbuf;
+		}
+		return;
+	}
+	elem_ports(e->k, &proto, ports, sizeof(ports));
+	n = strlen(w->other);
+	if (w->nother++ < 6 && n < sizeof(w->other))
+		snprintf(w->other + n, sizeof(w->other) - n, "%s%s%s%s",
+			n ? ", " : "", proto, ports[0] ? "/" : "", ports);
+}
+
+/* The policy rule that admitted an element, by identity. */
+static const struct rule *
+elem_rule(const struct vm *vm, const struct admit_elem *e)
+{
+	for (size_t i = 0; i < e->nrules; i++)
+		for (size_t j = 0; j < vm->nallow; j++)
+			if (!vm->allow[j].is_net &&
+				policy_rule_id(&vm->allow[j]) == e->rules[i])
+				return &vm->allow[j];
+	return NULL;
+}
+
+static void
+why_answer(struct ctl_conn *cc, bool json, bool accept, const char *vm,
+	const char *addr, const char *by, const char *name, const char *rule,
+	long long expires, const char *line)
+{
+	if (!json) {
+		ctl_out(cc, "%s: %s\n", accept ? "accept" : "drop", line);
+		ctl_end(cc, accept ? 0 : 1);
+		return;
+	}
+	ctl_out(cc, "{\"vm\":");
+	ctl_json_str(cc, vm);
+	ctl_out(cc, ",\"address\":");
+	ctl_json_str(cc, addr);
+	ctl_out(cc, ",\"verdict\":\"%s\",\"by\":", accept ? "accept" : "drop");
+	ctl_json_str(cc, by);
+	ctl_out(cc, ",\"name\":");
+	ctl_json_str(cc, name);
+	ctl_out(cc, ",\"rule\":");
+	ctl_json_str(cc, rule);
+	ctl_out(cc, ",\"expires\":");
+	if (expires >= 0)
+		ctl_out(cc, "%lld", expires);
+	else
+		ctl_out(cc, "null");
+	ctl_out(cc, ",\"reason\":");
+	ctl_json_str(cc, line);
+	ctl_out(cc, "}\n");
+	ctl_end(cc, accept ? 0 : 1);
+}
+
+static void
+cmd_why(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
+{
+	const struct config *cf = conf(c);
+	bool json = rq->flags & CTL_F_JSON;
+	struct why w = {0};
+	struct portspec ps;
+	const char *err, *what = rq->argc > 2 ? rq->argv[2] : NULL;
+	char line[768], rt[300], conn[128], a[INET6_ADDRSTRLEN];
+
+	if (policy_parse_addr(rq->argv[1], &w.addr) < 0) {
+		ctl_err(cc, "dnsfencectl: why: not an IPv4 or IPv6 address: "
+			    "%s\n",
+			rq->argv[1]);
+		ctl_end(cc, 2);
+		return;
+	}
+	if (what != NULL) {
+		if (policy_parse_port(what, &ps, &err) < 0 || ps.lo != ps.hi) {
+			ctl_err(cc, "dnsfencectl: why: %s: expected tcp/N, "
+				    "udp/N or icmp\n",
+				what);
+			ctl_end(cc, 2);
+			return;
+		}
+		w.want = &ps;
+	}
+	policy_addr_str(&w.addr, a, sizeof(a));
+	snprintf(conn, sizeof(conn), "%s -> %s%s%s", rq->argv[0], a,
+		what ? " " : "", what ? what : "");
+	w.vm = policy_vm_by_name(cf->vms, cf->nvms, rq->argv[0]);
+	if (w.vm == NULL) {
+		snprintf(line, sizeof(line), "%s: not admitted: %s has no "
+			"policy (its packets are dropped as from an unknown "
+			"source)", conn, rq->argv[0]);
+		why_answer(cc, json, false, rq->argv[0], a, NULL, NULL, NULL,
+			-1, line);
+		return;
+	}
+	/* In the order of the VM's chain: net rules, sets, default. */
+	for (size_t i = 0; i < w.vm->nallow; i++) {
+		const struct rule *r = &w.vm->allow[i];
+
+		if (!r->is_net || !prefix_has(&r->net, &w.addr) ||
+			!ports_cover(&r->ports, w.want))
+			continue;
+		rule_text(r, rt, sizeof(rt));
+		snprintf(line, sizeof(line), "%s: net rule %s", conn, rt);
+		why_answer(cc, json, true, w.vm->name, a, "net", NULL, rt, -1,
+			line);
+		return;
+	}
+	admit_foreach(c->admit, w.vm->name, why_cb, &w);
+	if (w.hit != NULL) {
+		const struct rule *r = elem_rule(w.vm, w.hit);
+		const char *name = w.hit->nnames ? w.hit->names[0] : NULL;
+
+		if (r != NULL)
+			rule_text(r, rt, sizeof(rt));
+		snprintf(line, sizeof(line),
+			"%s: admitted by %s%s%s%s for %lld s more", conn,
+			name ? name : "an element added by hand",
+			r ? " (allow " : "", r ? rt : "", r ? ")" : "",
+			secs_left(w.hit));
+		why_answer(cc, json, true, w.vm->name, a, "name", name,
+			r ? rt : NULL, secs_left(w.hit), line);
+		return;
+	}
+	if (w.vm->default_allow) {
+		snprintf(line, sizeof(line), "%s: default: allow", conn);
+		why_answer(cc, json, true, w.vm->name, a, "default", NULL,
+			NULL, -1, line);
+		return;
+	}
+	if (w.nother > 0)
+		snprintf(line, sizeof(line),
+			"%s: not admitted: %s was resolved by %s for %s only",
+			conn, a, w.vm->name, w.other);
+	else
+		snprintf(line, sizeof(line),
+			"%s: not admitted: %s was never resolved by %s (or its "
+			"element has expired), and no net rule covers it",
+			conn, a, w.vm->name);
+	why_answer(cc, json, false, w.vm->name, a, NULL, NULL, NULL, -1, line);
+}
+
+/* ---- log -------------------------------------------------------------------- */
+
+struct logout {
+	struct ctl_conn *cc;
+	bool json, first, follow;
+	struct dl_follower *f;
+	struct ctlcmd *c;
+};
+
+static void
+log_json(struct ctl_conn *cc, const struct dl_entry *e)
+{
+	char t[40], tb[16], ab[INET6_ADDRSTRLEN];
+
+	ctl_out(cc, "{\"time\":\"%s\",\"vm\":",
+		dl_time(e->when_ms, t, sizeof(t)));
+	ctl_json_str(cc, e->vm[0] ? e->vm : NULL);
+	ctl_out(cc, ",\"name\":");
+	ctl_json_str(cc, e->name);
+	ctl_out(cc, ",\"type\":\"%s\",\"verdict\":\"%s\",\"cause\":",
+		dl_type_name(e->qtype, tb, sizeof(tb)),
+		dl_verdict_name((enum dl_verdict)e->verdict));
+	ctl_json_str(cc, e->cause);
+	ctl_out(cc, ",\"addresses\":[");
+	for (uint32_t i = 0; i < e->naddrs && i < DL_ADDRS; i++)
+		ctl_out(cc, "%s\"%s\"", i ? "," : "",
+			policy_addr_str(&e->addrs[i], ab, sizeof(ab)));
+	ctl_out(cc, "],\"naddresses\":%u,\"timeout\":", e->naddrs);
+	if (e->naddrs > 0)
+		ctl_out(cc, "%u}", e->timeout_s);
+	else
+		ctl_out(cc, "null}");
+}
+
+static void
+log_cb(const struct dl_entry *e, void *arg)
+{
+	struct logout *lo = arg;
+	char line[1024];
+
+	if (!lo->json) {
+		ctl_out(lo->cc, "%s\n", dl_format(e, line, sizeof(line)));
+		return;
+	}
+	/* Following, every decision is one JSON document on its line. */
+	if (!lo->follow)
+		ctl_out(lo->cc, "%s", lo->first ? "" : ",");
+	log_json(lo->cc, e);
+	if (lo->follow)
+		ctl_out(lo->cc, "\n");
+	lo->first = false;
+}
+
+static void
+log_close(struct ctl_conn *cc, void *arg)
+{
+	struct logout *lo = arg;
+
+	(void)cc;
+	declog_unfollow(server_declog(lo->c->srv), lo->f);
+	free(lo);
+}
+
+static void
+cmd_log(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
+{
+	struct logout *lo = xcalloc(1, sizeof(*lo));
+	struct declog *d = server_declog(c->srv);
+
+	lo->cc = cc;
+	lo->c = c;
+	lo->json = rq->flags & CTL_F_JSON;
+	lo->first = true;
+	if (rq->flags & CTL_F_FOLLOW) {
+		/* What is kept first, then every new decision as it comes:
+		 * one JSON document per line with -j. */
+		lo->follow = true;
+		declog_foreach(d, log_cb, lo);
+		lo->f = declog_follow(d, log_cb, lo);
+		ctl_on_close(cc, log_close, lo);
+		return;
+	}
+	if (lo->json)
+		ctl_out(cc, "{\"decisions\":[");
+	declog_foreach(d, log_cb, lo);
+	if (lo->json)
+		ctl_out(cc, "]}\n");
+	free(lo);
+	ctl_end(cc, 0);
+}
+
+/* ---- metrics ---------------------------------------------------------------- */
+
+static void
+om_head(struct ctl_conn *cc, const char *name, const char *type,
+	const char *help)
+{
+	ctl_out(cc, "# TYPE %s %s\n# HELP %s %s\n", name, type, name, help);
+}
+
+struct drops {
+	struct ctl_conn *cc;
+	bool table; /* this pass: the table-wide rules */
+};
+
+static void
+drops_cb(const char *vm, const char *what, uint64_t packets, uint64_t bytes,
+	void *arg)
+{
+	struct drops *d = arg;
+
+	(void)bytes;
+	if ((vm == NULL) != d->table)
+		return;
+	if (vm != NULL && strcmp(what, "not admitted") != 0 &&
+		strcmp(what, "spoofed source") != 0)
+		return; /* "default allow" counts accepted packets */
+	if (d->table) {
+		ctl_out(d->cc, "dnsfence_table_dropped_packets_total{rule=\"");
+		om_label(d->cc, what);
+	} else {
+		ctl_out(d->cc, "dnsfence_dropped_packets_total{vm=\"");
+		om_label(d->cc, vm);
+		ctl_out(d->cc, "\",reason=\"");
+		om_label(d->cc, what);
+	}
+	ctl_out(d->cc, "\"} %llu\n", (unsigned long long)packets);
+}
+
+static void
+metrics_vms(struct ctlcmd *c, struct ctl_conn *cc)
+{
+	const struct server_vm_stats *const *st;
+	size_t n = server_vm_stats(c->srv, &st);
+	const struct config *cf = conf(c);
+
+	om_head(cc, "dnsfence_queries", "counter",
+		"DNS queries from each VM, by what became of them.");
+	for (size_t i = 0; i < n; i++)
+		for (int r = 0; r < RES_COUNT; r++)
+			ctl_out(cc,
+				"dnsfence_queries_total{vm=\"%s\",result="
+				"\"%s\"} %llu\n",
+				st[i]->name, server_result_name(r),
+				(unsigned long long)st[i]->result[r]);
+	om_head(cc, "dnsfence_servfail", "counter",
+		"SERVFAIL answers to each VM, by cause.");
+	for (size_t i = 0; i < n; i++)
+		for (int f = 0; f < SF_COUNT; f++)
+			ctl_out(cc,
+				"dnsfence_servfail_total{vm=\"%s\",cause="
+				"\"%s\"} %llu\n",
+				st[i]->name, server_cause_name(f),
+				(unsigned long long)st[i]->servfail[f]);
+	om_head(cc, "dnsfence_admitted_addresses", "counter",
+		"Addresses in the answers each VM was given.");
+	for (size_t i = 0; i < n; i++)
+		ctl_out(cc, "dnsfence_admitted_addresses_total{vm=\"%s\"} %llu\n",
+			st[i]->name, (unsigned long long)st[i]->admitted);
+	om_head(cc, "dnsfence_elements", "gauge",
+		"Elements in each VM's sets now.");
+	for (size_t i = 0; i < cf->nvms; i++)
+		ctl_out(cc, "dnsfence_elements{vm=\"%s\"} %zu\n",
+			cf->vms[i].name, admit_count(c->admit, cf->vms[i].name));
+}
+
+static void
+metrics_admission(struct ctlcmd *c, struct ctl_conn *cc)
+{
+	const struct admit_stats *as = admit_stats(c->admit);
+	const struct server_stats *ss = server_stats(c->srv);
+	static const char *const help[][2] = {
+		{"dnsfence_admission_requests", "Answers with addresses."},
+		{"dnsfence_admission_noop",
+			"Answers whose elements already lived long enough."},
+		{"dnsfence_admission_batches",
+			"Element transactions sent to the kernel."},
+		{"dnsfence_admission_elements",
+			"Elements added or refreshed in them."},
+		{"dnsfence_admission_failed_batches",
+			"Transactions the kernel refused."},
+		{"dnsfence_admission_set_full", "Answers refused: set full."},
+	};
+	uint64_t v[] = {as->requests, as->noop, as->batches, as->elements,
+		as->failures, as->full};
+
+	for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+		om_head(cc, help[i][0], "counter", help[i][1]);
+		ctl_out(cc, "%s_total %llu\n", help[i][0],
+			(unsigned long long)v[i]);
+	}
+	om_head(cc, "dnsfence_unknown_client_queries", "counter",
+		"Queries from addresses no policy names (REFUSED).");
+	ctl_out(cc, "dnsfence_unknown_client_queries_total %llu\n",
+		(unsigned long long)ss->refused_unknown);
+	om_head(cc, "dnsfence_reloads", "counter",
+		"Reloads, by outcome.");
+	ctl_out(cc,
+		"dnsfence_reloads_total{result=\"ok\"} %llu\n"
+		"dnsfence_reloads_total{result=\"failed\"} %llu\n",
+		(unsigned long long)c->reloads_ok,
+		(unsigned long long)c->reloads_failed);
+	om_head(cc, "dnsfence_decision_log_suppressed", "counter",
+		"Decision lines not sent to the journal (rate limit).");
+	ctl_out(cc, "dnsfence_decision_log_suppressed_total %llu\n",
+		(unsigned long long)declog_suppressed(server_declog(c->srv)));
+}
+
+static void
+cmd_metrics(struct ctlcmd *c, struct ctl_conn *cc)
+{
+	struct drops d = {.cc = cc};
+
+	om_head(cc, "dnsfence_build", "info", "The running dnsfenced.");
+	ctl_out(cc, "dnsfence_build_info{version=\"%s\"} 1\n",
+		DNSFENCE_VERSION);
+	om_head(cc, "dnsfence_start_time_seconds", "gauge",
+		"When dnsfenced started (Unix time).");
+	ctl_out(cc, "dnsfence_start_time_seconds %lld\n",
+		(long long)c->started);
+	om_head(cc, "dnsfence_kernel_timeout_update", "gauge",
+		"1: the kernel updates an element's timeout in place (6.12+); "
+		"0: delete + add.");
+	ctl_out(cc, "dnsfence_kernel_timeout_update %d\n", c->deladd ? 0 : 1);
+	om_head(cc, "dnsfence_table_ok", "gauge",
+		"0 while the table is being reinstalled after a change by "
+		"someone else.");
+	ctl_out(cc, "dnsfence_table_ok %d\n",
+		admit_is_broken(c->admit) ? 0 : 1);
+	metrics_vms(c, cc);
+	metrics_admission(c, cc);
+	om_head(cc, "dnsfence_dropped_packets", "counter",
+		"New connections dropped in each VM's chain, by reason.");
+	ruleset_counters(conf(c)->table, drops_cb, &d);
+	om_head(cc, "dnsfence_table_dropped_packets", "counter",
+		"Packets dropped by the table's own rules, by rule.");
+	d.table = true;
+	ruleset_counters(conf(c)->table, drops_cb, &d);
+	if (c->metrics_more)
+		c->metrics_more(cc, c->arg);
+	ctl_out(cc, "# EOF\n");
+	ctl_end(cc, 0);
+}
+
+/* ---- dispatch ----------------------------------------------------------------- */
+
+void
+ctlcmd_dispatch(struct ctl_conn *cc, const struct ctl_request *rq, void *arg)
+{
+	struct ctlcmd *c = arg;
+
+	switch (rq->cmd) {
+	case CTL_STATUS:
+		if (rq->flags & CTL_F_JSON)
+			status_json(c, cc);
+		else
+			status_human(c, cc);
+		ctl_end(cc, 0);
+		return;
+	case CTL_LIST:
+		cmd_list(c, cc, rq);
+		return;
+	case CTL_WHY:
+		cmd_why(c, cc, rq);
+		return;
+	case CTL_RELOAD:
+		c->reload(cc, c->arg);
+		return;
+	case CTL_FLUSH:
+		c->flush(cc, rq->argv[0], c->arg);
+		return;
+	case CTL_LOG:
+		cmd_log(c, cc, rq);
+		return;
+	case CTL_SUGGEST:
+		c->suggest(cc, rq->argv[0], c->arg);
+		return;
+	case CTL_METRICS:
+		cmd_metrics(c, cc);
+		return;
+	}
+	ctl_err(cc, "dnsfencectl: unknown command\n");
+	ctl_end(cc, 2);
+}
