@@ -10,6 +10,7 @@ tb_vm work 1
 {
 	echo 'listen: [10.139.1.1, "2001:db8:53::1"]'
 	echo 'policies: vms'
+	echo 'control: control.sock'
 	echo 'resolver:'
 	echo '  trust-anchor-file: mi/root.key'
 	echo "  forward: [$MI_NS]"

@@ -34,6 +34,7 @@ dw_config() {
 	{
 		echo 'listen: [10.139.1.1, "2001:db8:53::1"]'
 		echo 'policies: vms'
+		echo 'control: control.sock'
 		echo 'resolver:'
 		echo '  trust-anchor-file: mi/root.key'
 		echo '  root-hints: mi/root.hints'

@@ -152,6 +152,7 @@ tb_config() {
 	cat >"$TB_DIR/dnsfence.yaml" <<-CONF
 	listen: [10.139.1.1, "2001:db8:53::1"]
 	policies: vms
+	control: control.sock
 	resolver:
 	  trust-anchor-file: ${TB_TRUST_ANCHOR:-root.key}
 	$(cat)
