@@ -592,10 +592,13 @@ in_peer_groups(int fd, gid_t gid)
 	gid_t small[64], *g = small;
 	socklen_t len = sizeof(small);
 	bool found = false;
+	int tries = 0;
 
+	/* ERANGE tells the size needed; the groups may change meanwhile, so
+	 * the retries are bounded too. */
 	while (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) < 0) {
 		if (errno != ERANGE || len > CTL_GROUPS_MAX * sizeof(gid_t) ||
-			len <= sizeof(small)) {
+			len <= sizeof(small) || ++tries > 3) {
 			if (errno != ENOPROTOOPT)
 				log_warn("control: SO_PEERGROUPS");
 			goto out;
