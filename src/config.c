@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -283,6 +284,39 @@ k_control(struct loader *L, const struct ynode *v, void *obj)
 	c->control = path_resolve(L, v->value);
 	if (strlen(c->control) >= 108)
 		lerr(L, v, "control socket path must be 1-107 bytes long");
+}
+
+/* A group's name, or its number (which need not be in the group
+ * database): the name kept is the database's when there is one. */
+static void
+k_control_group(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct config *c = obj;
+	const char *s = v->value;
+	struct group *gr = NULL;
+	unsigned long long n;
+	char *end;
+
+	if (s[0] >= '0' && s[0] <= '9') {
+		errno = 0;
+		n = strtoull(s, &end, 10);
+		if (*end != '\0' || errno != 0 || n >= INT32_MAX) {
+			lerr(L, v, "bad group number '%s'", s);
+			return;
+		}
+		gr = getgrgid((gid_t)n);
+		free(c->control_group);
+		c->control_group = xstrdup(gr ? gr->gr_name : s);
+		c->control_gid = (gid_t)n;
+		return;
+	}
+	if ((gr = getgrnam(s)) == NULL) {
+		lerr(L, v, "unknown group '%s'", s);
+		return;
+	}
+	free(c->control_group);
+	c->control_group = xstrdup(gr->gr_name);
+	c->control_gid = gr->gr_gid;
 }
 
 static bool
@@ -720,6 +754,7 @@ static const struct keyspec config_keys[] = {
 	{"listen", YN_SEQ, k_listen, true},
 	{"policies", YN_SCALAR, k_policies, false},
 	{"control", YN_SCALAR, k_control, false},
+	{"control-group", YN_SCALAR, k_control_group, false},
 	{"nftables", YN_MAP, k_nftables, false},
 	{"resolver", YN_MAP, k_resolver, false},
 	{"ttl", YN_MAP, k_ttl, false},
@@ -1095,8 +1130,13 @@ load_policies(struct config *c, struct diag *d)
 static void
 config_defaults(struct config *c, const char *dir)
 {
+	struct group *gr;
+
 	c->policies = xasprintf("%s/vms", dir);
 	c->control = xstrdup("/run/dnsfence/control.sock");
+	gr = getgrgid(0);
+	c->control_group = xstrdup(gr ? gr->gr_name : "0");
+	c->control_gid = 0;
 	c->table = xstrdup("dnsfence");
 	c->ttl = (struct ttl_conf){.min = 30, .max = 86400, .grace = 10};
 	c->limits = (struct limits){
@@ -1253,7 +1293,8 @@ config_dump(const struct config *c, FILE *out)
 			policy_addr_str(&l->addr, buf, sizeof(buf)),
 			v6 ? "]" : "", l->port);
 	}
-	fprintf(out, "policies: %s\ncontrol: %s\n", c->policies, c->control);
+	fprintf(out, "policies: %s\ncontrol: %s\ncontrol-group: %s\n",
+		c->policies, c->control, c->control_group);
 	fprintf(out, "nftables:\n  table: %s\n  log-drops: %u\n", c->table,
 		c->log_drops);
 	fprintf(out, "resolver:\n  trust-anchor-file: %s\n", c->trust_anchor);
@@ -1316,6 +1357,7 @@ config_free(struct config *c)
 	free(c->conf_file);
 	free(c->policies);
 	free(c->control);
+	free(c->control_group);
 	free(c->table);
 	free(c->trust_anchor);
 	free(c->root_hints);

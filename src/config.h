@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "policy.h"
 #include "util.h"
@@ -44,6 +45,8 @@ struct config {
 	size_t nlisten;
 	char *policies;
 	char *control;
+	char *control_group; /* its name (the number when it has none) */
+	gid_t control_gid;   /* may use the control socket, with root */
 	char *table;
 	uint32_t log_drops; /* log lines per second for dropped packets */
 	char *trust_anchor;
