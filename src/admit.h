@@ -77,6 +77,14 @@ bool admit_is_broken(const struct admit *a);
 /** Drop shadow entries that have expired (call now and then). */
 void admit_sweep(struct admit *a);
 
+/** The names that admitted vm's element for addr with every protocol and
+ * port (the element a `mode: learn` or `default: allow` answer makes), as
+ * the shadow knows them (up to 64): cb once per name. 0 names when there
+ * is no such element. */
+void admit_names_for(const struct admit *a, const char *vm,
+	const struct ipaddr *addr, void (*cb)(const char *name, void *arg),
+	void *arg);
+
 struct admit_stats {
 	uint64_t requests, noop, batches, elements, failures, full, broken;
 };
