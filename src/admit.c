@@ -294,6 +294,34 @@ vmset_get(struct admit *a, const char *name, bool create)
 
 static void flush_cb(evutil_socket_t fd, short ev, void *arg);
 
+void
+admit_names_for(const struct admit *a, const char *vm,
+	const struct ipaddr *addr, void (*cb)(const char *name, void *arg),
+	void *arg)
+{
+	struct vmset *vs;
+	struct elem_key k;
+	const struct entry *e;
+
+	if (a->nvmsets_slots == 0 || a->ntab == 0)
+		return;
+	for (vs = a->vmsets[name_hash(vm) & (a->nvmsets_slots - 1)]; vs;
+		vs = vs->next)
+		if (strcmp(vs->name, vm) == 0)
+			break;
+	if (vs == NULL)
+		return;
+	memset(&k, 0, sizeof(k));
+	k.family = (uint8_t)addr->family;
+	k.kind = SET_ANY;
+	memcpy(k.addr, addr->b, addr->family == AF_INET ? 4 : 16);
+	for (e = a->tab[entry_hash(vs, &k) & (a->ntab - 1)]; e; e = e->next)
+		if (e->vs == vs && memcmp(&e->k, &k, sizeof(k)) == 0)
+			break;
+	for (int i = 0; e != NULL && i < e->nnames; i++)
+		cb(e->names[i], arg);
+}
+
 struct admit *
 admit_new(struct nft *n, struct event_base *base, const char *table,
 	bool deladd)

@@ -106,6 +106,14 @@ size_t admit_count(const struct admit *a, const char *vm);
 struct admit_plan *admit_flush(struct admit *a, const char *vm,
 	struct nft_batch *b, size_t *n);
 
+/** The names that admitted vm's element for addr with every protocol and
+ * port (the element a `mode: learn` or `default: allow` answer makes), as
+ * the shadow knows them (up to 64): cb once per name. 0 names when there
+ * is no such element. */
+void admit_names_for(const struct admit *a, const char *vm,
+	const struct ipaddr *addr, void (*cb)(const char *name, void *arg),
+	void *arg);
+
 struct admit_stats {
 	uint64_t requests, noop, batches, elements, failures, full, broken;
 };

@@ -833,6 +833,18 @@ k_unlisted(struct loader *L, const struct ynode *v, void *obj)
 			v->value);
 }
 
+static void
+k_mode(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct vm *vm = obj;
+
+	if (strcmp(v->value, "learn") == 0)
+		vm->learn = true;
+	else if (strcmp(v->value, "enforce") != 0)
+		lerr(L, v, "mode must be 'enforce' or 'learn', not '%s'",
+			v->value);
+}
+
 /* A rule being read: the fields seen, checked once the mapping is done. */
 struct rule_ctx {
 	struct rule r;
@@ -965,6 +977,7 @@ static const struct keyspec policy_keys[] = {
 	{"interface", YN_SCALAR, k_interface, false},
 	{"default", YN_SCALAR, k_default, false},
 	{"unlisted", YN_SCALAR, k_unlisted, false},
+	{"mode", YN_SCALAR, k_mode, false},
 	{"allow", YN_SEQ, k_allow, false},
 	{"deny", YN_SEQ, k_deny, false},
 	{NULL, 0, NULL, false},
@@ -1259,9 +1272,10 @@ dump_vm(const struct vm *vm, FILE *out)
 	fputs("]\n", out);
 	if (vm->iface)
 		fprintf(out, "    interface: \"%s\"\n", vm->iface);
-	fprintf(out, "    default: %s\n    unlisted: %s\n",
+	fprintf(out, "    default: %s\n    unlisted: %s\n    mode: %s\n",
 		vm->default_allow ? "allow" : "deny",
-		vm->unlisted == UNLISTED_NXDOMAIN ? "nxdomain" : "refused");
+		vm->unlisted == UNLISTED_NXDOMAIN ? "nxdomain" : "refused",
+		vm->learn ? "learn" : "enforce");
 	fprintf(out, "    allow:%s\n", vm->nallow ? "" : " []");
 	for (size_t i = 0; i < vm->nallow; i++)
 		dump_rule(&vm->allow[i], true, out);

@@ -14,6 +14,7 @@
 #include "admit.h"
 #include "elems.h"
 #include "config.h"
+#include "learn.h"
 #include "log.h"
 #include "nft.h"
 #include "resolver.h"
@@ -34,11 +35,12 @@ struct daemon {
 	bool installing;	 /* a reload or a repair is in flight */
 	struct server *srv;
 	struct admit *admit;
+	struct learn *learn; /* mode: learn data, across reloads */
 	struct nft *nft;
 	struct nft_mon *mon;
 	struct event_base *base;
 	struct event *ev_nft, *ev_mon, *ev_hup, *ev_term, *ev_int, *ev_timo;
-	struct event *ev_reload, *ev_repair;
+	struct event *ev_reload, *ev_repair, *ev_learn;
 };
 
 /* How often a reload or a repair looks again whether admission batches
@@ -120,6 +122,7 @@ reload_done(int err, const char *msg, void *arg)
 		log_info("reloaded: %zu VM policies", d->next->nvms);
 		server_swap(d->srv, d->next, d->next_ctx);
 		admit_retain(d->admit, d->next);
+		learn_retain(d->learn, d->next);
 	}
 	admit_plan_done(d->admit, d->plan, err == 0);
 	d->plan = NULL;
@@ -159,6 +162,11 @@ reload_send(evutil_socket_t fd, short ev, void *arg)
 		evtimer_add(d->ev_reload, &wait_tv);
 		return;
 	}
+	/* What learning VMs used up to now: a VM leaving mode: learn loses
+	 * its seen sets in this transaction. */
+	if (!admit_is_broken(d->admit))
+		learn_refresh(d->learn, server_config(d->srv), d->admit,
+			util_now_ms());
 	/* After someone else's change, trust nothing of what was built. */
 	if ((b = ruleset_build(d->nft, d->next,
 		     admit_is_broken(d->admit) ? NULL
@@ -367,6 +375,20 @@ timo_cb(evutil_socket_t fd, short ev, void *arg)
 	nft_expire(d->nft, NFT_TIMEOUT_MS);
 }
 
+/* Read what learning VMs used from the kernel (not while the table is
+ * being replaced or repaired: its sets may be missing then). */
+static void
+learn_timo(evutil_socket_t fd, short ev, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)ev;
+	if (d->installing || admit_is_broken(d->admit))
+		return;
+	learn_refresh(d->learn, server_config(d->srv), d->admit, util_now_ms());
+}
+
 static void
 signal_cb(evutil_socket_t sig, short ev, void *arg)
 {
@@ -508,6 +530,7 @@ start_server(struct daemon *d)
 		ub_ctx_delete(ctx);
 		return -1;
 	}
+	server_set_learn(d->srv, d->learn);
 	d->conf = NULL; /* the server's now */
 	return 0;
 }
@@ -516,6 +539,7 @@ static void
 run(struct daemon *d)
 {
 	struct timeval tv = {.tv_sec = 1};
+	struct timeval learn_tv = {.tv_sec = LEARN_REFRESH_S};
 
 	d->ev_nft = event_new(d->base, nft_fd(d->nft), EV_READ | EV_PERSIST,
 		nft_cb, d);
@@ -528,6 +552,8 @@ run(struct daemon *d)
 	d->ev_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
 	d->ev_int = evsignal_new(d->base, SIGINT, signal_cb, d);
 	d->ev_timo = event_new(d->base, -1, EV_PERSIST, timo_cb, d);
+	d->ev_learn = event_new(d->base, -1, EV_PERSIST, learn_timo, d);
+	event_add(d->ev_learn, &learn_tv);
 	event_add(d->ev_nft, NULL);
 	event_add(d->ev_hup, NULL);
 	event_add(d->ev_term, NULL);
@@ -547,6 +573,7 @@ run(struct daemon *d)
 	event_free(d->ev_term);
 	event_free(d->ev_int);
 	event_free(d->ev_timo);
+	event_free(d->ev_learn);
 }
 
 int
@@ -590,10 +617,12 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if ((d.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	d.learn = learn_new();
 	if (install(&d) < 0 || start_server(&d) < 0) {
 		nft_close(d.nft);
 		nft_mon_close(d.mon);
 		admit_free(d.admit);
+		learn_free(d.learn);
 		config_free(d.conf);
 		event_base_free(d.base);
 		return 1;
@@ -605,6 +634,7 @@ main(int argc, char **argv)
 	admit_plan_done(d.admit, d.plan, false);
 	server_free(d.srv);
 	admit_free(d.admit);
+	learn_free(d.learn);
 	nft_mon_close(d.mon);
 	ub_ctx_delete(d.next_ctx);
 	config_free(d.next);

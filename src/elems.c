@@ -395,6 +395,78 @@ elems_dump(const char *table, const char *vm, int idx, elems_dump_cb cb,
 	return 0;
 }
 
+/* ---- the learn sets -------------------------------------------------------- */
+
+const char *
+elems_seen_name(char *buf, size_t len, const char *vm, int family)
+{
+	snprintf(buf, len, "%s_v%c_seen", vm, family == AF_INET ? '4' : '6');
+	return buf;
+}
+
+uint32_t
+elems_seen_flags(void)
+{
+	/* NFT_SET_EVAL is `flags dynamic`: the packet path adds to it. */
+	return NFT_SET_TIMEOUT | NFT_SET_EVAL;
+}
+
+static bool
+seen_key_get(struct nftnl_set_elem *el, int family, struct elem_key *k)
+{
+	int idx = set_index(SET_PORTS, family);
+	uint32_t klen = 0, alen = addr_len(idx);
+	const uint8_t *key = nftnl_set_elem_get(el, NFTNL_SET_ELEM_KEY, &klen);
+
+	memset(k, 0, sizeof(*k));
+	k->family = (uint8_t)family;
+	k->kind = SET_PORTS;
+	if (key == NULL || klen != elems_key_len(idx))
+		return false;
+	memcpy(k->addr, key, alen);
+	k->proto = key[alen];
+	k->lo = k->hi = (uint16_t)(key[alen + 4] << 8 | key[alen + 5]);
+	return true;
+}
+
+int
+elems_dump_seen(const char *table, const char *vm, int family, elems_seen_cb cb,
+	void *arg)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nftnl_set_elems_iter *it;
+	struct nftnl_set_elem *el;
+	char sn[SET_NAME_MAX];
+
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
+	nftnl_set_set_str(s, NFTNL_SET_NAME,
+		elems_seen_name(sn, sizeof(sn), vm, family));
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+	if (nft_dump_elems(s) < 0) {
+		int err = errno;
+
+		nftnl_set_free(s);
+		errno = err;
+		return -1;
+	}
+	it = nftnl_set_elems_iter_create(s);
+	while ((el = nftnl_set_elems_iter_next(it)) != NULL) {
+		struct elem_key k;
+
+		if (!seen_key_get(el, family, &k))
+			continue;
+		cb(&k,
+			nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_EXPIRATION)
+				? nftnl_set_elem_get_u64(el,
+					  NFTNL_SET_ELEM_EXPIRATION)
+				: 0,
+			arg);
+	}
+	nftnl_set_elems_iter_destroy(it);
+	nftnl_set_free(s);
+	return 0;
+}
+
 /* ---- the kernel probe ----------------------------------------------------- */
 
 static void

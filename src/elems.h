@@ -105,6 +105,27 @@ typedef void (*elems_dump_cb)(const struct elem_key *k, uint64_t left_ms,
 int elems_dump(const char *table, const char *vm, int idx, elems_dump_cb cb,
 	void *arg);
 
+/* The sets of a VM in `mode: learn`, filled by its chain from the packet
+ * path: <vm>_v4_seen and <vm>_v6_seen (never <vm>_seen_v4, which would be
+ * the any-set of a VM named <vm>_seen). Key as the ports set (addr .
+ * inet_proto . inet_service, echo requests as ECHO_KEY_V4/V6), one port
+ * per element, no intervals; flags dynamic,timeout. Each new connection
+ * refreshes its element, so an element's age is the time since the VM
+ * last opened such a connection. */
+#define SEEN_TIMEOUT_MS (3600u * 1000u)
+#define SEEN_SIZE 65536u
+
+const char *elems_seen_name(char *buf, size_t len, const char *vm, int family);
+uint32_t elems_seen_flags(void);
+/** One element of a seen set: k->kind is SET_PORTS and k->lo == k->hi;
+ * left_ms is what its timeout has left. */
+typedef void (
+	*elems_seen_cb)(const struct elem_key *k, uint64_t left_ms, void *arg);
+/** Every element of vm's seen set of that family; 0, or -1 if it could
+ * not be read (errno ENOENT: no such set). */
+int elems_dump_seen(const char *table, const char *vm, int family,
+	elems_seen_cb cb, void *arg);
+
 /** Does re-adding an existing element replace its timeout (Linux
  * 6.12+)? Probed in a network namespace of its own, so nothing is
  * created where anyone could see it: 1 yes, 0 no, -1 it could not be

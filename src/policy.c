@@ -304,7 +304,7 @@ policy_decide(const struct vm *vm, const char *name, struct verdict *v)
 	for (i = 0; i < vm->ndeny; i++)
 		if (policy_pattern_match(&vm->deny[i].pat, name))
 			return;
-	if (vm->default_allow) {
+	if (vm->default_allow || vm->learn) {
 		v->allowed = true;
 		v->ports.any = true;
 	}
@@ -567,7 +567,7 @@ rules_same(const struct rule *a, size_t na, const struct rule *b, size_t nb)
 bool
 policy_vm_same_rules(const struct vm *a, const struct vm *b)
 {
-	return a->default_allow == b->default_allow &&
+	return a->default_allow == b->default_allow && a->learn == b->learn &&
 		rules_same(a->allow, a->nallow, b->allow, b->nallow) &&
 		rules_same(a->deny, a->ndeny, b->deny, b->ndeny);
 }
@@ -575,7 +575,7 @@ policy_vm_same_rules(const struct vm *a, const struct vm *b)
 bool
 policy_vm_same_deny(const struct vm *a, const struct vm *b)
 {
-	return a->default_allow == b->default_allow &&
+	return a->default_allow == b->default_allow && a->learn == b->learn &&
 		rules_same(a->deny, a->ndeny, b->deny, b->ndeny);
 }
 

@@ -76,6 +76,9 @@ struct vm {
 	size_t naddrs;
 	char *iface; /* NULL: any interface */
 	bool default_allow;
+	/* mode: learn: decides as default_allow, and dnsfenced records what
+	 * the VM resolved and used (learn.h). */
+	bool learn;
 	enum unlisted unlisted;
 	struct rule *allow;
 	size_t nallow;

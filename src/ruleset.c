@@ -143,6 +143,30 @@ e_lookup(struct nftnl_rule *r, const char *set, uint32_t sreg)
 }
 
 static void
+e_immediate(struct nftnl_rule *r, uint32_t dreg, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = expr("immediate");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, dreg);
+	nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, data, len);
+	add_expr(r, e);
+}
+
+/* update @set { key in sreg.. }: adds the key, or refreshes its timeout
+ * (the set's own). A full set makes the rule stop here, so such rules
+ * carry no verdict. */
+static void
+e_dynset_update(struct nftnl_rule *r, const char *set, uint32_t sreg)
+{
+	struct nftnl_expr *e = expr("dynset");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, sreg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+	nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set);
+	add_expr(r, e);
+}
+
+static void
 e_verdict(struct nftnl_rule *r, int verdict, const char *chain)
 {
 	struct nftnl_expr *e = expr("immediate");
@@ -429,6 +453,52 @@ set_want(struct builder *bd, const char *name, int idx)
 	return s;
 }
 
+/* A learn set: dynamic, filled by the VM's chain (elems.h). */
+static struct nftnl_set *
+set_want_seen(struct builder *bd, const char *name, int family)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+	int idx = set_index(SET_PORTS, family);
+
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, bd->table);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, ++bd->set_id);
+	nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, SEEN_SIZE);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, elems_key_type(idx));
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, elems_key_len(idx));
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, elems_seen_flags());
+	nftnl_set_set_u64(s, NFTNL_SET_TIMEOUT, SEEN_TIMEOUT_MS);
+	return s;
+}
+
+static struct nftnl_set *
+want_set(struct builder *bd, const char *name, int idx, bool seen)
+{
+	return seen ? set_want_seen(bd, name, idx) : set_want(bd, name, idx);
+}
+
+/* The sets of vm: its fixed family, then (mode: learn) its seen sets,
+ * indexed by family. */
+static int
+vm_nsets(const struct vm *vm)
+{
+	return SET_COUNT + (vm->learn ? 2 : 0);
+}
+
+static const char *
+vm_set_name(char *buf, size_t len, const struct vm *vm, int k, bool *seen,
+	int *idx)
+{
+	*seen = k >= SET_COUNT;
+	if (*seen) {
+		*idx = k == SET_COUNT ? AF_INET : AF_INET6;
+		return elems_seen_name(buf, len, vm->name, *idx);
+	}
+	*idx = k;
+	return elems_set_name(buf, len, vm->name, k);
+}
+
 static bool
 set_same(const struct nftnl_set *a, const struct nftnl_set *b)
 {
@@ -492,13 +562,17 @@ index_names(struct builder *bd, struct nftnl_set_list *have)
 	const struct config *c = bd->c;
 	char name[SET_NAME_MAX];
 
-	bd->want_sets = xcalloc(c->nvms * SET_COUNT + 1, sizeof(char *));
+	bd->want_sets = xcalloc(c->nvms * (SET_COUNT + 2) + 1, sizeof(char *));
 	bd->want_chains = xcalloc(c->nvms + 1, sizeof(char *));
 	for (size_t v = 0; v < c->nvms; v++) {
-		for (int k = 0; k < SET_COUNT; k++)
+		for (int k = 0; k < vm_nsets(&c->vms[v]); k++) {
+			bool seen;
+			int idx;
+
 			bd->want_sets[bd->nwant_sets++] =
-				xstrdup(elems_set_name(name, sizeof(name),
-					c->vms[v].name, k));
+				xstrdup(vm_set_name(name, sizeof(name),
+					&c->vms[v], k, &seen, &idx));
+		}
 		bd->want_chains[bd->nwant_chains++] =
 			xasprintf("vm_%s", c->vms[v].name);
 	}
@@ -623,12 +697,15 @@ sets_sync(struct builder *bd, struct nftnl_set_list *have)
 			msg_del(bd, NFT_MSG_DELSET, sn);
 	}
 	for (size_t v = 0; v < bd->c->nvms; v++) {
-		for (int k = 0; k < SET_COUNT && !bd->keep_vm[v]; k++) {
-			struct nftnl_set *want, *old;
+		const struct vm *vm = &bd->c->vms[v];
 
-			elems_set_name(name, sizeof(name), bd->c->vms[v].name,
-				k);
-			want = set_want(bd, name, k);
+		for (int k = 0; k < vm_nsets(vm) && !bd->keep_vm[v]; k++) {
+			struct nftnl_set *want, *old;
+			bool seen;
+			int idx;
+
+			vm_set_name(name, sizeof(name), vm, k, &seen, &idx);
+			want = want_set(bd, name, idx, seen);
 			old = find_set(bd, name);
 			if (old != NULL && !set_same(want, old)) {
 				msg_del(bd, NFT_MSG_DELSET, name);
@@ -890,6 +967,59 @@ rule_drop(struct builder *bd, const char *chain, const char *who,
 	rule_commit(bd, r, cmt);
 }
 
+/* mode: learn: record daddr . l4proto . dport of each new connection
+ * (the forward chain accepts established and related traffic before
+ * jumping here) in <vm>_vX_seen, in the ports set's key layout. */
+static void
+rule_seen(struct builder *bd, const char *chain, const struct vm *vm,
+	int family, uint8_t proto)
+{
+	char set[SET_NAME_MAX], cmt[128];
+	struct nftnl_rule *r = rule_new(bd, chain);
+	uint32_t alen = addr_len(family);
+	bool echo = proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6;
+
+	snprintf(cmt, sizeof(cmt), "%s: learn what it uses", vm->name);
+	m_nfproto(r, family);
+	if (echo)
+		m_icmp_echo(r, family);
+	else
+		m_l4proto(r, proto);
+	m_load_addr(r, family, true);
+	e_meta(r, NFT_META_L4PROTO, REG(alen / 4));
+	if (echo) {
+		/* A constant, not the header's bytes: an echo request's
+		 * code is 0 by definition, and ECHO_KEY is what `icmp` in
+		 * a policy admits. Never th dport: for ICMP those bytes are
+		 * the checksum. */
+		uint16_t key =
+			htons(family == AF_INET ? ECHO_KEY_V4 : ECHO_KEY_V6);
+
+		e_immediate(r, REG(alen / 4 + 1), &key, sizeof(key));
+	} else {
+		e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2,
+			REG(alen / 4 + 1));
+	}
+	e_dynset_update(r, elems_seen_name(set, sizeof(set), vm->name, family),
+		REG(0));
+	rule_commit(bd, r, cmt);
+}
+
+static void
+rules_learn(struct builder *bd, const char *chain, const struct vm *vm)
+{
+	static const int fams[2] = {AF_INET, AF_INET6};
+
+	for (int f = 0; f < 2; f++) {
+		if (!vm_has_family(vm, fams[f]))
+			continue;
+		rule_seen(bd, chain, vm, fams[f], IPPROTO_TCP);
+		rule_seen(bd, chain, vm, fams[f], IPPROTO_UDP);
+		rule_seen(bd, chain, vm, fams[f],
+			fams[f] == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6);
+	}
+}
+
 static void
 vm_rules(struct builder *bd, const struct vm *vm)
 {
@@ -897,8 +1027,11 @@ vm_rules(struct builder *bd, const struct vm *vm)
 	struct nftnl_rule *r;
 
 	vm_chain(chain, sizeof(chain), vm);
-	if (vm->default_allow) {
-		snprintf(cmt, sizeof(cmt), "%s: default allow", vm->name);
+	if (vm->learn)
+		rules_learn(bd, chain, vm);
+	if (vm->default_allow || vm->learn) {
+		snprintf(cmt, sizeof(cmt), "%s: %s", vm->name,
+			vm->learn ? "mode learn" : "default allow");
 		r = rule_new(bd, chain);
 		e_counter(r);
 		e_verdict(r, NF_ACCEPT, NULL);
@@ -1071,14 +1204,15 @@ vm_kept(struct builder *bd, const struct vm *vm)
 		vm_has_family(ovm, AF_INET6) != vm_has_family(vm, AF_INET6) ||
 		!have_chain(bd, vm_chain(name, sizeof(name), vm)))
 		return false;
-	for (int k = 0; k < SET_COUNT; k++) {
+	for (int k = 0; k < vm_nsets(vm); k++) {
 		struct nftnl_set *want, *have;
-		bool same;
+		bool same, seen;
+		int idx;
 
-		elems_set_name(name, sizeof(name), vm->name, k);
+		vm_set_name(name, sizeof(name), vm, k, &seen, &idx);
 		if ((have = find_set(bd, name)) == NULL)
 			return false;
-		want = set_want(bd, name, k);
+		want = want_set(bd, name, idx, seen);
 		same = set_same(want, have);
 		nftnl_set_free(want);
 		if (!same)

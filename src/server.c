@@ -11,6 +11,7 @@
 #include "declog.h"
 #include "dnswire.h"
 #include "frontend.h"
+#include "learn.h"
 #include "log.h"
 
 /* The `sec` of ub_resolve_event's callback (unbound-event.h: "0 if
@@ -58,6 +59,7 @@ struct server {
 	struct event_base *base;
 	struct nft *nft;
 	struct admit *admit;
+	struct learn *learn; /* the caller's, or NULL */
 	struct frontend *fe;
 	struct gen *gen;
 	struct gen *retired;
@@ -325,6 +327,24 @@ redecide(struct query *q)
 	return decide(q);
 }
 
+/* mode: learn: the name and the addresses its answer gives, so that the
+ * addresses the VM then uses map back to names after their elements are
+ * gone. */
+static void
+learn_answer(struct query *q, const struct dns_answer *ans)
+{
+	struct ipaddr *a;
+
+	if (q->srv->learn == NULL || !q->vm->learn || !q->q.qname_ok)
+		return;
+	a = xcalloc(ans->naddrs + 1, sizeof(*a));
+	for (size_t i = 0; i < ans->naddrs; i++)
+		a[i] = ans->addrs[i].a;
+	learn_name(q->srv->learn, q->vm->name, q->q.qname, a, ans->naddrs,
+		util_now_ms());
+	free(a);
+}
+
 /* Admit the answer's addresses (the rules in force now decide which, and
  * for which ports); true when admission took over the query. */
 static bool
@@ -362,6 +382,7 @@ admit_answer(struct query *q)
 		dnswire_answer_finish(&ans);
 		return false;
 	}
+	learn_answer(q, &ans);
 	/* The VM is never handed a TTL longer than the elements live. */
 	q->cap = policy_ttl_cap(&c->ttl, ans.naddrs > 0, ans.min_ttl);
 	if (ans.naddrs == 0) {
@@ -634,6 +655,12 @@ server_swap(struct server *s, struct config *c, struct ub_ctx *ctx)
 	s->retired = old;
 	gen_unref(s, old);
 	admit_retain(s->admit, c);
+}
+
+void
+server_set_learn(struct server *s, struct learn *l)
+{
+	s->learn = l;
 }
 
 const struct config *

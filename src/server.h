@@ -68,6 +68,10 @@ void server_reload_begin(struct server *s);
 void server_reload_end(struct server *s);
 /** Make c/ctx the generation new queries use (after a reload). */
 void server_swap(struct server *s, struct config *c, struct ub_ctx *ctx);
+struct learn;
+/** Record what VMs in `mode: learn` resolve in l (the caller's; NULL:
+ * nothing is recorded). */
+void server_set_learn(struct server *s, struct learn *l);
 const struct config *server_config(const struct server *s);
 struct admit *server_admit(struct server *s);
 const struct server_stats *server_stats(const struct server *s);
