@@ -103,7 +103,7 @@ vm_stats(const struct ctlcmd *c, const char *vm)
 static const char *
 vm_mode(const struct vm *vm)
 {
-	return vm->default_allow ? "allow" : "deny";
+	return vm->learn ? "learn" : vm->default_allow ? "allow" : "deny";
 }
 
 /* A rule as its policy writes it: the name pattern or the prefix, then
@@ -568,8 +568,10 @@ cmd_why(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
 			r ? rt : NULL, secs_left(w.hit), line);
 		return;
 	}
-	if (w.vm->default_allow) {
-		snprintf(line, sizeof(line), "%s: default: allow", conn);
+	if (w.vm->default_allow || w.vm->learn) {
+		snprintf(line, sizeof(line), "%s: %s", conn,
+			w.vm->learn ? "mode: learn (as default: allow)"
+				    : "default: allow");
 		why_answer(cc, json, true, w.vm->name, a, "default", NULL,
 			NULL, -1, line);
 		return;
