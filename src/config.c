@@ -1146,7 +1146,7 @@ config_defaults(struct config *c, const char *dir)
 	struct group *gr;
 
 	c->policies = xasprintf("%s/vms", dir);
-	c->control = xstrdup("/run/dnsfence/control.sock");
+	c->control = xstrdup(DEFAULT_CONTROL);
 	gr = getgrgid(0);
 	c->control_group = xstrdup(gr ? gr->gr_name : "0");
 	c->control_gid = 0;
@@ -1211,6 +1211,42 @@ config_load(const char *path, struct diag *d)
 		return NULL;
 	}
 	return c;
+}
+
+char *
+config_control_path(const char *path, struct diag *d)
+{
+	struct ydoc doc;
+	char *tmp, *out = NULL;
+	const struct ynode *r;
+
+	if (ydoc_load(&doc, path, d) < 0)
+		return NULL;
+	r = doc.root;
+	for (size_t i = 0; r != NULL && r->type == YN_MAP && i + 1 < r->n;
+		i += 2) {
+		const struct ynode *k = r->items[i], *v = r->items[i + 1];
+
+		if (k->type != YN_SCALAR || strcmp(k->value, "control") != 0)
+			continue;
+		if (v->type != YN_SCALAR || v->value[0] == '\0') {
+			diag_add(d, path, v->line, v->col,
+				"control: expected a socket path");
+			break;
+		}
+		if (v->value[0] == '/') {
+			out = xstrdup(v->value);
+		} else {
+			tmp = xstrdup(path);
+			out = xasprintf("%s/%s", dirname(tmp), v->value);
+			free(tmp);
+		}
+		break;
+	}
+	if (out == NULL && d->n == 0)
+		out = xstrdup(DEFAULT_CONTROL);
+	ydoc_finish(&doc);
+	return out;
 }
 
 /* ---- dump ---------------------------------------------------------- */

@@ -12,6 +12,7 @@
 #include "util.h"
 
 #define TABLE_NAME_MAX 32
+#define DEFAULT_CONTROL "/run/dnsfence/control.sock"
 
 struct listen_addr {
 	struct ipaddr addr;
@@ -73,6 +74,10 @@ struct config *config_load(const char *path, struct diag *d);
 int config_load_policy_buf(struct vm *vm, const char *name, const char *file,
 	const char *buf, size_t len, struct diag *d);
 void config_dump(const struct config *c, FILE *out);
+/** Only the control socket's path, from the main file alone (for
+ * dnsfencectl, whose users need not read the policies): its `control:`,
+ * relative to its directory, or the default. NULL when d has problems. */
+char *config_control_path(const char *path, struct diag *d);
 void config_free(struct config *c);
 
 #define HOSTPORT_MAX 64 /* bytes of ADDR<sep>PORT, "[V6ADDR]:65535" fits */

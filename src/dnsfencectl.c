@@ -17,7 +17,6 @@
 #include "config.h"
 #include "ctlproto.h"
 
-#define DEFAULT_SOCKET "/run/dnsfence/control.sock"
 
 enum {
 	EXIT_USAGE = 2,
@@ -62,25 +61,22 @@ print_stderr(const char *msg)
 	fprintf(stderr, "%s\n", msg);
 }
 
-/* The socket path from a configuration file. NULL (problems printed) when
- * the file does not load. */
+/* The socket path from a configuration file: its `control:` only, so
+ * that a member of control-group needs to read nothing else. NULL
+ * (problems printed) when the file does not load. */
 static char *
 socket_from_config(const char *file)
 {
 	struct diag d = {0};
-	struct config *c = config_load(file, &d);
-	char *path = NULL;
+	char *path = config_control_path(file, &d);
 
-	if (c == NULL) {
+	if (path == NULL) {
 		diag_print(&d, print_stderr);
 		fprintf(stderr,
 			"dnsfencectl: %s does not load: cannot tell where "
 			"the control socket is (use -s SOCKET)\n",
 			file);
-	} else {
-		path = xstrdup(c->control);
 	}
-	config_free(c);
 	diag_finish(&d);
 	return path;
 }
@@ -279,7 +275,7 @@ socket_path(const struct opts *o)
 		return socket_from_config(o->conf);
 	if (access(DNSFENCE_DEFAULT_CONFIG, F_OK) == 0)
 		return socket_from_config(DNSFENCE_DEFAULT_CONFIG);
-	return xstrdup(DEFAULT_SOCKET);
+	return xstrdup(DEFAULT_CONTROL);
 }
 
 int
