@@ -150,7 +150,10 @@ static void until_arm(struct daemon *d);
 static void install_start(struct daemon *d);
 
 /* Everything that installs a configuration (a reload, an until) ends
- * here, ok or not: the one place that knows the install is over. */
+ * here, ok or not, sent or not (reload_send calls it when it could not
+ * build the transaction): the one place that knows the install is over.
+ * d->inst_reload tells a reload's end (d->next: its files) from an
+ * until's. */
 static void
 reload_done(int err, const char *msg, void *arg)
 {
@@ -198,26 +201,6 @@ reload_done(int err, const char *msg, void *arg)
 		install_start(d);
 }
 
-/* Nothing was sent: the running configuration stays. */
-static void
-reload_abort(struct daemon *d)
-{
-	if (d->inst_reload) {
-		config_free(d->next);
-		d->next = NULL;
-	} else {
-		d->until_failed = true;
-	}
-	config_free(d->inst);
-	d->inst = NULL;
-	d->inst_reload = false;
-	d->installing = false;
-	server_reload_end(d->srv);
-	if (admit_is_broken(d->admit) && !evtimer_pending(d->ev_repair, NULL))
-		evtimer_add(d->ev_repair, &wait_tv);
-	until_arm(d);
-}
-
 /* Does the running configuration hold an allow rule ended at now? */
 static bool
 running_has_ended(struct daemon *d, int64_t now)
@@ -260,7 +243,7 @@ reload_send(evutil_socket_t fd, short ev, void *arg)
 		     admit_is_broken(d->admit) ? NULL
 					       : server_config(d->srv))) ==
 		NULL) {
-		reload_abort(d);
+		reload_done(EIO, "reading our table failed", d);
 		return;
 	}
 	/* A reload: a new libunbound context (and cache) for the new
@@ -274,7 +257,7 @@ reload_send(evutil_socket_t fd, short ev, void *arg)
 			log_warnx("%s", diag.msgs[i]);
 		diag_finish(&diag);
 		nft_batch_free(b);
-		reload_abort(d);
+		reload_done(EINVAL, "libunbound refused the new settings", d);
 		return;
 	}
 	d->plan = admit_prune(d->admit, server_config(d->srv), d->inst, b);
