@@ -230,10 +230,13 @@ entry_rule(struct entry *e, uint64_t id)
 static void
 entry_rules_of(struct entry *e, const struct vm *vm, const char *name)
 {
+	int64_t now = util_wall_s();
+
 	for (size_t i = 0; i < vm->nallow; i++) {
 		const struct rule *r = &vm->allow[i];
 
-		if (!r->is_net && policy_pattern_match(&r->pat, name) &&
+		if (!r->is_net && !policy_rule_ended(r, now) &&
+			policy_pattern_match(&r->pat, name) &&
 			ports_admit(&r->ports, &e->k))
 			entry_rule(e, policy_rule_id(r));
 	}
@@ -872,7 +875,7 @@ names_ports(const struct vm *vm, const struct entry *e, struct ports *out)
 	for (int i = 0; i < e->nnames; i++) {
 		struct verdict v;
 
-		policy_decide(vm, e->names[i], &v);
+		policy_decide(vm, e->names[i], util_wall_s(), &v);
 		if (v.allowed) {
 			nv = NAMES_SOME;
 			policy_ports_union(out, &v.ports);
@@ -1042,6 +1045,16 @@ pred_zero(struct entry *e, void *arg)
 {
 	(void)arg;
 	return e->pending == NULL && e->expiry == 0;
+}
+
+size_t
+admit_plan_deletes(const struct admit_plan *p, const char *vm)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; p != NULL && i < p->ndel; i++)
+		n += strcmp(p->del[i]->vs->name, vm) == 0;
+	return n;
 }
 
 void

@@ -67,6 +67,8 @@ struct admit_plan *admit_prune(struct admit *a, const struct config *old,
 struct admit_plan *admit_restore(struct admit *a, const struct config *c,
 	bool (*set_exists)(const char *set, void *arg), void *arg,
 	struct nft_batch *b);
+/** How many of vm's elements p deletes (before admit_plan_done). */
+size_t admit_plan_deletes(const struct admit_plan *p, const char *vm);
 void admit_plan_done(struct admit *a, struct admit_plan *p, bool ok);
 
 /** Our table changed behind our back: every request fails (SERVFAIL)

@@ -848,7 +848,7 @@ k_mode(struct loader *L, const struct ynode *v, void *obj)
 /* A rule being read: the fields seen, checked once the mapping is done. */
 struct rule_ctx {
 	struct rule r;
-	const struct ynode *name, *net, *ports, *dnssec;
+	const struct ynode *name, *net, *ports, *dnssec, *until;
 };
 
 static void
@@ -913,16 +913,47 @@ r_dnssec(struct loader *L, const struct ynode *v, void *obj)
 	scalar_bool(L, v, &rc->r.require_dnssec);
 }
 
+/* A time already past is no error: a policy written for a window that
+ * has closed is still a valid policy (the rule admits nothing, and -n and
+ * the daemon say so). Only the epoch itself and before are refused: 0
+ * means "no until". */
+static void
+r_until(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct rule_ctx *rc = obj;
+	const char *err;
+
+	rc->until = v;
+	if (policy_parse_time(v->value, &rc->r.until, &err) < 0)
+		lerr(L, v, "%s: '%s'", err, v->value);
+	else if (rc->r.until <= 0)
+		lerr(L, v,
+			"bad time: until must be after "
+			"1970-01-01T00:00:00Z: '%s'",
+			v->value);
+}
+
+static void
+r_until_deny(struct loader *L, const struct ynode *v, void *obj)
+{
+	(void)obj;
+	lerr(L, v,
+		"until applies to allow rules; a deny rule stays until it "
+		"is removed");
+}
+
 static const struct keyspec allow_keys[] = {
 	{"name", YN_SCALAR, r_name, false},
 	{"net", YN_SCALAR, r_net, false},
 	{"ports", YN_SEQ, r_ports, false},
 	{"require-dnssec", YN_SCALAR, r_dnssec, false},
+	{"until", YN_SCALAR, r_until, false},
 	{NULL, 0, NULL, false},
 };
 
 static const struct keyspec deny_keys[] = {
 	{"name", YN_SCALAR, r_name, true},
+	{"until", YN_SCALAR, r_until_deny, false},
 	{NULL, 0, NULL, false},
 };
 
@@ -1293,6 +1324,12 @@ dump_rule(const struct rule *r, bool allow, FILE *out)
 	}
 	if (r->require_dnssec)
 		fputs("        require-dnssec: true\n", out);
+	if (r->until != 0)
+		fprintf(out, "        until: %s%s\n",
+			policy_time_str(r->until, buf, sizeof(buf)),
+			policy_rule_ended(r, util_wall_s())
+				? "  # ended: this rule admits nothing"
+				: "");
 }
 
 static void
@@ -1412,4 +1449,167 @@ config_free(struct config *c)
 	free(c->trust_anchor);
 	free(c->root_hints);
 	free(c);
+}
+
+/* ---- until: the configuration in force at a given second ------------ */
+
+static char *
+xstrdup_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static void *
+xmemdup(const void *p, size_t n, size_t size)
+{
+	void *q;
+
+	if (n == 0 || p == NULL)
+		return NULL;
+	q = xreallocarray(NULL, n, size);
+	memcpy(q, p, n * size);
+	return q;
+}
+
+static char **
+strv_dup(char *const *v, size_t n)
+{
+	char **o = n ? xcalloc(n, sizeof(*o)) : NULL;
+
+	for (size_t i = 0; i < n; i++)
+		o[i] = xstrdup(v[i]);
+	return o;
+}
+
+static void
+rule_copy(struct rule *dst, const struct rule *src)
+{
+	*dst = *src;
+	dst->ports.v =
+		xmemdup(src->ports.v, src->ports.n, sizeof(*src->ports.v));
+}
+
+/* vm as it stands at now: its allow rules that have not ended. */
+static void
+vm_at(struct vm *dst, const struct vm *src, int64_t now)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->name = xstrdup(src->name);
+	dst->file = xstrdup(src->file);
+	dst->addrs = xmemdup(src->addrs, src->naddrs, sizeof(*src->addrs));
+	dst->addr_pos =
+		xmemdup(src->addr_pos, src->naddrs, sizeof(*src->addr_pos));
+	dst->naddrs = src->naddrs;
+	dst->iface = xstrdup_null(src->iface);
+	dst->default_allow = src->default_allow;
+	dst->unlisted = src->unlisted;
+	for (size_t i = 0; i < src->nallow; i++)
+		if (!policy_rule_ended(&src->allow[i], now))
+			rule_copy(ARRAY_PUSH(dst->allow, dst->nallow),
+				&src->allow[i]);
+	for (size_t i = 0; i < src->ndeny; i++)
+		rule_copy(ARRAY_PUSH(dst->deny, dst->ndeny), &src->deny[i]);
+	/* The port pieces of the rules that are left. */
+	policy_vm_atoms(dst);
+}
+
+struct config *
+config_at(const struct config *c, int64_t now)
+{
+	struct config *o = xcalloc(1, sizeof(*o));
+
+	o->file = xstrdup_null(c->file);
+	o->conf_file = xstrdup_null(c->conf_file);
+	o->listen = xmemdup(c->listen, c->nlisten, sizeof(*c->listen));
+	o->nlisten = c->nlisten;
+	o->policies = xstrdup_null(c->policies);
+	o->control = xstrdup_null(c->control);
+	o->table = xstrdup_null(c->table);
+	o->log_drops = c->log_drops;
+	o->trust_anchor = xstrdup_null(c->trust_anchor);
+	o->trust_anchor_pos = c->trust_anchor_pos;
+	o->root_hints = xstrdup_null(c->root_hints);
+	o->root_hints_pos = c->root_hints_pos;
+	o->forward = strv_dup(c->forward, c->nforward);
+	o->forward_pos =
+		xmemdup(c->forward_pos, c->nforward, sizeof(*c->forward_pos));
+	o->nforward = c->nforward;
+	o->stubs = c->nstubs ? xcalloc(c->nstubs, sizeof(*o->stubs)) : NULL;
+	o->nstubs = c->nstubs;
+	for (size_t i = 0; i < c->nstubs; i++) {
+		o->stubs[i].zone = xstrdup(c->stubs[i].zone);
+		o->stubs[i].addrs =
+			strv_dup(c->stubs[i].addrs, c->stubs[i].naddrs);
+		o->stubs[i].addr_pos = xmemdup(c->stubs[i].addr_pos,
+			c->stubs[i].naddrs, sizeof(*c->stubs[i].addr_pos));
+		o->stubs[i].naddrs = c->stubs[i].naddrs;
+	}
+	o->options =
+		c->noptions ? xcalloc(c->noptions, sizeof(*o->options)) : NULL;
+	o->noptions = c->noptions;
+	for (size_t i = 0; i < c->noptions; i++) {
+		o->options[i] = c->options[i];
+		o->options[i].key = xstrdup(c->options[i].key);
+		o->options[i].value = xstrdup(c->options[i].value);
+	}
+	o->ttl = c->ttl;
+	o->limits = c->limits;
+	o->vms = c->nvms ? xcalloc(c->nvms, sizeof(*o->vms)) : NULL;
+	o->nvms = c->nvms;
+	for (size_t i = 0; i < c->nvms; i++)
+		vm_at(&o->vms[i], &c->vms[i], now);
+	return o;
+}
+
+int64_t
+config_next_until(const struct config *c)
+{
+	int64_t next = 0;
+
+	for (size_t i = 0; i < c->nvms; i++)
+		for (size_t j = 0; j < c->vms[i].nallow; j++) {
+			int64_t u = c->vms[i].allow[j].until;
+
+			if (u != 0 && (next == 0 || u < next))
+				next = u;
+		}
+	return next;
+}
+
+static size_t
+untils(const struct config *c, int64_t now, bool ended, struct until_info *out,
+	size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->nvms; i++)
+		for (size_t j = 0; j < c->vms[i].nallow; j++) {
+			const struct rule *r = &c->vms[i].allow[j];
+
+			if (r->until == 0 || policy_rule_ended(r, now) != ended)
+				continue;
+			if (n < max) {
+				out[n].vm = c->vms[i].name;
+				out[n].rule = r;
+				policy_rule_str(r, out[n].text,
+					sizeof(out[n].text));
+				out[n].until = r->until;
+			}
+			n++;
+		}
+	return n;
+}
+
+size_t
+config_untils(const struct config *c, int64_t now, struct until_info *out,
+	size_t max)
+{
+	return untils(c, now, false, out, max);
+}
+
+size_t
+config_ended(const struct config *c, int64_t now, struct until_info *out,
+	size_t max)
+{
+	return untils(c, now, true, out, max);
 }

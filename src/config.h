@@ -73,12 +73,41 @@ struct config *config_load(const char *path, struct diag *d);
 /** Load one policy file for VM name (exposed for tests and fuzzing). */
 int config_load_policy_buf(struct vm *vm, const char *name, const char *file,
 	const char *buf, size_t len, struct diag *d);
+/** The normalised configuration; an allow rule whose until has passed
+ * (by the wall clock now) is marked as ended. */
 void config_dump(const struct config *c, FILE *out);
 /** Only the control socket's path, from the main file alone (for
  * dnsfencectl, whose users need not read the policies): its `control:`,
  * relative to its directory, or the default. NULL when d has problems. */
 char *config_control_path(const char *path, struct diag *d);
 void config_free(struct config *c);
+
+/** The configuration in force at UTC epoch second now: a deep copy of c
+ * (as loaded from the files) without the allow rules whose until is at
+ * or before now, each VM's port atoms recomputed. Everything else is c's.
+ * Pure; free with config_free. The daemon keeps c and installs
+ * config_at(c, now) at start, at each reload and at each until. */
+struct config *config_at(const struct config *c, int64_t now);
+/** The earliest until of any allow rule of c, past or not; 0 if none. */
+int64_t config_next_until(const struct config *c);
+
+/** An allow rule with an until, as dnsfencectl status shows it. */
+struct until_info {
+	const char *vm;		     /* c's VM name */
+	const struct rule *rule;     /* in c */
+	char text[NAME_MAX_LEN + 3]; /* "*.example.com", "192.0.2.0/24" */
+	int64_t until;		     /* UTC epoch seconds */
+};
+
+/** The allow rules of c whose until is still ahead at now (until > now),
+ * in the order of the configuration (VMs by name, rules as written):
+ * fills out[0 .. min(n, max)) and returns n, so a caller may ask
+ * with max 0 first for the size. */
+size_t config_untils(const struct config *c, int64_t now,
+	struct until_info *out, size_t max);
+/** The same for the rules that have ended at now (until <= now). */
+size_t config_ended(const struct config *c, int64_t now, struct until_info *out,
+	size_t max);
 
 #define HOSTPORT_MAX 64 /* bytes of ADDR<sep>PORT, "[V6ADDR]:65535" fits */
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -26,13 +27,26 @@
 
 #define NFT_TIMEOUT_MS 10000
 
+/* Which configuration is in force: the server runs config_at(loaded, t),
+ * the files as read without the allow rules whose `until` had passed at
+ * t, the second its install was built. A reload reads new files; an
+ * `until` installs the same files at a later t. Both go through
+ * reload_send and end in reload_done, one at a time. */
 struct daemon {
 	const char *conf_path;
-	struct config *conf; /* until the server owns it */
-	struct config *next; /* being installed by a reload */
+	struct config *conf;   /* until the server owns it */
+	struct config *loaded; /* the files the running configuration is of */
+	struct config *next; /* a reload's files: waiting or being installed */
+	struct config *inst; /* the configuration being installed */
+	bool inst_reload;    /* ... is of next (else: an until ended) */
+	int64_t inst_at;     /* ... at this second */
+	bool expire;	     /* an until has passed: install without it */
+	bool until_failed;   /* the last such install failed: retry */
+	int until_fd;	     /* timerfd, CLOCK_REALTIME */
 	struct ub_ctx *next_ctx;
 	struct admit_plan *plan; /* of the transaction in flight */
-	bool installing;	 /* a reload or a repair is in flight */
+	bool installing;	 /* a reload, an until or a repair in flight */
+	bool exiting;		 /* batches complete cancelled: start nothing */
 	struct server *srv;
 	struct admit *admit;
 	struct learn *learn; /* mode: learn data, across reloads */
@@ -40,7 +54,7 @@ struct daemon {
 	struct nft_mon *mon;
 	struct event_base *base;
 	struct event *ev_nft, *ev_mon, *ev_hup, *ev_term, *ev_int, *ev_timo;
-	struct event *ev_reload, *ev_repair, *ev_learn;
+	struct event *ev_reload, *ev_repair, *ev_learn, *ev_until;
 };
 
 /* How often a reload or a repair looks again whether admission batches
@@ -108,47 +122,101 @@ load_config(const char *path, struct diag *d)
 	return c;
 }
 
+/* The rules that the install of d->inst ends, each with its VM's element
+ * deletions in that transaction. */
+static void
+log_ended(struct daemon *d)
+{
+	const struct config *old = server_config(d->srv);
+	char rule[NAME_MAX_LEN + 3], t[32];
+
+	for (size_t i = 0; i < old->nvms; i++) {
+		const struct vm *vm = &old->vms[i];
+
+		for (size_t j = 0; j < vm->nallow; j++) {
+			const struct rule *r = &vm->allow[j];
+
+			if (!policy_rule_ended(r, d->inst_at))
+				continue;
+			log_info("vm %s: allow %s (until %s) ended; %zu "
+				 "elements removed",
+				vm->name,
+				policy_rule_str(r, rule, sizeof(rule)),
+				policy_time_str(r->until, t, sizeof(t)),
+				admit_plan_deletes(d->plan, vm->name));
+		}
+	}
+}
+
+static void until_arm(struct daemon *d);
+static void install_start(struct daemon *d);
+
+/* Everything that installs a configuration (a reload, an until) ends
+ * here, ok or not, sent or not (reload_send calls it when it could not
+ * build the transaction): the one place that knows the install is over.
+ * d->inst_reload tells a reload's end (d->next: its files) from an
+ * until's. */
 static void
 reload_done(int err, const char *msg, void *arg)
 {
 	struct daemon *d = arg;
 
-	if (err != 0) {
+	if (err != 0 && d->inst_reload) {
 		log_warnx("reload failed, the running configuration stays: %s",
 			msg);
 		ub_ctx_delete(d->next_ctx);
 		config_free(d->next);
+		config_free(d->inst);
+	} else if (err != 0) {
+		log_warnx("removing the rules whose until has passed failed, "
+			  "retrying in 1 s: %s",
+			msg);
+		config_free(d->inst);
 	} else {
-		log_info("reloaded: %zu VM policies", d->next->nvms);
-		server_swap(d->srv, d->next, d->next_ctx);
-		admit_retain(d->admit, d->next);
-		learn_retain(d->learn, d->next);
+		log_ended(d);
+		if (d->inst_reload) {
+			log_info("reloaded: %zu VM policies", d->inst->nvms);
+			config_free(d->loaded);
+			d->loaded = d->next;
+		}
+		/* An until keeps the running resolver (next_ctx NULL). */
+		server_swap(d->srv, d->inst, d->next_ctx);
+		admit_retain(d->admit, d->inst);
+		learn_retain(d->learn, d->inst);
 	}
+	d->until_failed = err != 0 && !d->inst_reload;
 	admit_plan_done(d->admit, d->plan, err == 0);
 	d->plan = NULL;
-	d->next = NULL;
+	if (d->inst_reload)
+		d->next = NULL;
+	d->inst = NULL;
+	d->inst_reload = false;
 	d->next_ctx = NULL;
 	d->installing = false;
 	server_reload_end(d->srv);
 	if (admit_is_broken(d->admit) && !evtimer_pending(d->ev_repair, NULL))
 		evtimer_add(d->ev_repair, &wait_tv);
+	if (d->exiting)
+		return;
+	until_arm(d);
+	/* A reload or an until that came during this install. */
+	if (d->next != NULL || d->expire)
+		install_start(d);
 }
 
-static void
-reload_abort(struct daemon *d)
+/* Does the running configuration hold an allow rule ended at now? */
+static bool
+running_has_ended(struct daemon *d, int64_t now)
 {
-	config_free(d->next);
-	d->next = NULL;
-	d->installing = false;
-	server_reload_end(d->srv);
-	if (admit_is_broken(d->admit) && !evtimer_pending(d->ev_repair, NULL))
-		evtimer_add(d->ev_repair, &wait_tv);
+	return config_ended(server_config(d->srv), now, NULL, 0) > 0;
 }
 
-/* The new configuration is loaded and answers are waiting: once no
- * admission batch is in flight (each was judged by the old rules), one
- * transaction installs the new rules and prunes what they no longer
- * admit. */
+/* A new configuration is loaded (or an until has passed) and answers are
+ * waiting: once no admission batch is in flight (each was judged by the
+ * old rules), one transaction installs the new rules and prunes what they
+ * no longer admit. The configuration is derived here, at the second the
+ * transaction is built: a rule whose until passed while we waited is
+ * left out too. */
 static void
 reload_send(evutil_socket_t fd, short ev, void *arg)
 {
@@ -167,27 +235,84 @@ reload_send(evutil_socket_t fd, short ev, void *arg)
 	if (!admit_is_broken(d->admit))
 		learn_refresh(d->learn, server_config(d->srv), d->admit,
 			util_now_ms());
+	d->inst_at = util_wall_s();
+	d->inst_reload = d->next != NULL;
+	d->expire = false; /* this install covers it */
+	if (!d->inst_reload && !running_has_ended(d, d->inst_at)) {
+		/* A reload already left it out. */
+		d->installing = false;
+		server_reload_end(d->srv);
+		until_arm(d);
+		return;
+	}
+	d->inst = config_at(d->inst_reload ? d->next : d->loaded, d->inst_at);
 	/* After someone else's change, trust nothing of what was built. */
-	if ((b = ruleset_build(d->nft, d->next,
+	if ((b = ruleset_build(d->nft, d->inst,
 		     admit_is_broken(d->admit) ? NULL
 					       : server_config(d->srv))) ==
 		NULL) {
-		reload_abort(d);
+		reload_done(EIO, "reading our table failed", d);
 		return;
 	}
-	/* A new libunbound context (and cache) for the new settings; queries
-	 * in flight finish on the old one. */
-	d->next_ctx = resolver_ctx_new(d->next, &diag, d->base);
-	if (d->next_ctx == NULL) {
+	/* A reload: a new libunbound context (and cache) for the new
+	 * settings; queries in flight finish on the old one. An until
+	 * changes no resolver setting: the running context stays, cache
+	 * and all. */
+	if (d->inst_reload &&
+		(d->next_ctx = resolver_ctx_new(d->inst, &diag, d->base)) ==
+			NULL) {
 		for (size_t i = 0; i < diag.n; i++)
 			log_warnx("%s", diag.msgs[i]);
 		diag_finish(&diag);
 		nft_batch_free(b);
-		reload_abort(d);
+		reload_done(EINVAL, "libunbound refused the new settings", d);
 		return;
 	}
-	d->plan = admit_prune(d->admit, server_config(d->srv), d->next, b);
+	d->plan = admit_prune(d->admit, server_config(d->srv), d->inst, b);
 	nft_batch_send(b, reload_done, d);
+}
+
+/* Answers wait from now on; the install starts now, or after the one (or
+ * the repair) in flight. */
+static void
+install_start(struct daemon *d)
+{
+	server_reload_begin(d->srv);
+	if (!d->installing) {
+		d->installing = true;
+		reload_send(-1, 0, d);
+	}
+	/* else reload_done or repair_done calls reload_send. */
+}
+
+/* Allow rules whose until has passed, as warnings: they admit nothing,
+ * but a policy written for a window that has closed is not invalid. */
+static void
+warn_ended(const struct config *c, int64_t now, void (*out)(const char *))
+{
+	size_t n = config_ended(c, now, NULL, 0);
+	struct until_info *ui = xcalloc(n + 1, sizeof(*ui));
+	char t[32], *line;
+
+	config_ended(c, now, ui, n);
+	for (size_t i = 0; i < n; i++) {
+		const struct vm *vm =
+			policy_vm_by_name(c->vms, c->nvms, ui[i].vm);
+
+		line = xasprintf("%s:%d:%d: warning: allow %s: until %s has "
+				 "passed; the rule admits nothing",
+			vm->file, ui[i].rule->line, ui[i].rule->col, ui[i].text,
+			policy_time_str(ui[i].until, t, sizeof(t)));
+		out(line);
+		free(line);
+	}
+	free(ui);
+}
+
+static void
+log_warn_line(const char *s)
+{
+	log_warnx("%s", s);
 }
 
 static void
@@ -215,13 +340,56 @@ reload(struct daemon *d)
 		config_free(c);
 		return;
 	}
+	warn_ended(c, util_wall_s(), log_warn_line);
 	d->next = c;
-	server_reload_begin(d->srv);
-	if (!d->installing) {
-		d->installing = true;
-		reload_send(-1, 0, d);
+	install_start(d);
+}
+
+/* ---- until: rules that end by the wall clock ------------------------------ */
+
+/* The timer at the next until of the running configuration, on the wall
+ * clock: CLOCK_REALTIME with TFD_TIMER_ABSTIME fires at that wall instant
+ * (after a suspend too, at once on resume if it passed meanwhile), and
+ * TFD_TIMER_CANCEL_ON_SET wakes us when the clock is set, to look again.
+ * After a failed install, the retry is 1 s later. */
+static void
+until_arm(struct daemon *d)
+{
+	struct itimerspec its = {0};
+	int64_t next = config_next_until(server_config(d->srv));
+
+	if (next != 0 && d->until_failed && next < util_wall_s() + 1)
+		next = util_wall_s() + 1;
+	its.it_value.tv_sec = (time_t)next;
+	if (timerfd_settime(d->until_fd,
+		    TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its,
+		    NULL) < 0)
+		log_warn("timerfd_settime");
+}
+
+static void
+until_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct daemon *d = arg;
+	uint64_t n;
+
+	(void)ev;
+	if (read(fd, &n, sizeof(n)) < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		if (errno != ECANCELED)
+			log_warn("reading the until timer");
+		else
+			log_info("the wall clock was set: looking at the "
+				 "until times again");
 	}
-	/* else a repair is in flight: reload_send follows it. */
+	if (running_has_ended(d, util_wall_s())) {
+		/* Now, or after the install in flight. */
+		d->expire = true;
+		install_start(d);
+	} else {
+		until_arm(d);
+	}
 }
 
 /* ---- our table changed behind our back ------------------------------------ */
@@ -306,8 +474,11 @@ repair_done(int err, const char *msg, void *arg)
 	else if (!admit_is_broken(d->admit))
 		log_info("reinstalled table inet %s with its live elements",
 			server_config(d->srv)->table);
-	if (d->next != NULL) {
-		/* A reload waited for us. */
+	if (d->exiting)
+		return;
+	if (d->next != NULL || d->expire) {
+		/* A reload or an until waited for us (answers are parked
+		 * since). */
 		d->installing = true;
 		reload_send(-1, 0, d);
 	} else if (admit_is_broken(d->admit)) {
@@ -423,6 +594,7 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 		(unsigned long long)as->failures, (unsigned long long)as->full);
 	log_info("exiting on signal %d; table inet %s stays in place", (int)sig,
 		server_config(d->srv)->table);
+	d->exiting = true;
 	event_base_loopbreak(d->base);
 }
 
@@ -554,6 +726,10 @@ run(struct daemon *d)
 	d->ev_timo = event_new(d->base, -1, EV_PERSIST, timo_cb, d);
 	d->ev_learn = event_new(d->base, -1, EV_PERSIST, learn_timo, d);
 	event_add(d->ev_learn, &learn_tv);
+	d->ev_until = event_new(d->base, d->until_fd, EV_READ | EV_PERSIST,
+		until_cb, d);
+	event_add(d->ev_until, NULL);
+	until_arm(d);
 	event_add(d->ev_nft, NULL);
 	event_add(d->ev_hup, NULL);
 	event_add(d->ev_term, NULL);
@@ -574,12 +750,14 @@ run(struct daemon *d)
 	event_free(d->ev_int);
 	event_free(d->ev_timo);
 	event_free(d->ev_learn);
+	event_free(d->ev_until);
 }
 
 int
 main(int argc, char **argv)
 {
-	struct daemon d = {.conf_path = DNSFENCE_DEFAULT_CONFIG};
+	struct daemon d = {.conf_path = DNSFENCE_DEFAULT_CONFIG,
+		.until_fd = -1};
 	struct diag diag = {0};
 	int ch, verbose = 0;
 	bool check = false;
@@ -602,28 +780,36 @@ main(int argc, char **argv)
 	if (optind != argc)
 		usage();
 	log_init("dnsfenced", verbose);
-	d.conf = load_config(d.conf_path, &diag);
-	if (d.conf == NULL) {
+	d.loaded = load_config(d.conf_path, &diag);
+	if (d.loaded == NULL) {
 		print_problems(&diag);
 		diag_finish(&diag);
 		return 1;
 	}
 	if (check) {
+		warn_ended(d.loaded, util_wall_s(), print_stderr);
 		if (verbose)
-			config_dump(d.conf, stdout);
-		config_free(d.conf);
+			config_dump(d.loaded, stdout);
+		config_free(d.loaded);
 		return 0;
 	}
+	warn_ended(d.loaded, util_wall_s(), log_warn_line);
+	d.conf = config_at(d.loaded, util_wall_s());
 	signal(SIGPIPE, SIG_IGN);
 	if ((d.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	d.learn = learn_new();
+	d.until_fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (d.until_fd < 0)
+		fatal("timerfd_create");
 	if (install(&d) < 0 || start_server(&d) < 0) {
 		nft_close(d.nft);
 		nft_mon_close(d.mon);
 		admit_free(d.admit);
 		learn_free(d.learn);
 		config_free(d.conf);
+		config_free(d.loaded);
+		close(d.until_fd);
 		event_base_free(d.base);
 		return 1;
 	}
@@ -638,6 +824,9 @@ main(int argc, char **argv)
 	nft_mon_close(d.mon);
 	ub_ctx_delete(d.next_ctx);
 	config_free(d.next);
+	config_free(d.inst);
+	config_free(d.loaded);
+	close(d.until_fd);
 	event_base_free(d.base);
 	return 0;
 }

@@ -295,8 +295,15 @@ policy_ports_finish(struct ports *ps)
 	memset(ps, 0, sizeof(*ps));
 }
 
+bool
+policy_rule_ended(const struct rule *r, int64_t now)
+{
+	return r->until != 0 && r->until <= now;
+}
+
 void
-policy_decide(const struct vm *vm, const char *name, struct verdict *v)
+policy_decide(const struct vm *vm, const char *name, int64_t now,
+	struct verdict *v)
 {
 	size_t i;
 
@@ -311,8 +318,11 @@ policy_decide(const struct vm *vm, const char *name, struct verdict *v)
 	for (i = 0; i < vm->nallow; i++) {
 		const struct rule *r = &vm->allow[i];
 
-		if (r->is_net || !policy_pattern_match(&r->pat, name))
+		if (r->is_net || policy_rule_ended(r, now) ||
+			!policy_pattern_match(&r->pat, name))
 			continue;
+		if (r->until != 0 && (v->until == 0 || r->until < v->until))
+			v->until = r->until;
 		v->allowed = true;
 		v->require_dnssec |= r->require_dnssec;
 		policy_ports_union(&v->ports, &r->ports);
@@ -608,4 +618,155 @@ policy_rule_id(const struct rule *r)
 		h = fnv64(h, p, sizeof(p));
 	}
 	return h;
+}
+
+/* ---- times ---------------------------------------------------------- */
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar,
+ * counted in 400-year eras (146097 days each) from a year that starts in
+ * March, so that the leap day is the last day of its year. */
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/* The inverse of days_from_civil. */
+static void
+civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+	int64_t era, doe, yoe, doy, mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = yoe + era * 400 + (*m <= 2);
+}
+
+static int
+days_in_month(int y, int m)
+{
+	static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30,
+		31};
+
+	if (m == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))
+		return 29;
+	return days[m - 1];
+}
+
+/* n decimal digits at *s (advanced past them); -1 if any is not one. */
+static int
+digits(const char **s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++, (*s)++) {
+		if (**s < '0' || **s > '9')
+			return -1;
+		v = v * 10 + (**s - '0');
+	}
+	return v;
+}
+
+/* The fields of a date-time and the punctuation between them, in order:
+ * a digit count, or a character that must follow. */
+static const char rfc3339_shape[] = "4-2-2T2:2:2";
+
+int
+policy_parse_time(const char *s, int64_t *out, const char **err)
+{
+	static const char *const shape_err =
+		"bad time: expected RFC 3339, e.g. 2026-12-31T18:00:00Z or "
+		"2026-12-31T19:00:00+01:00";
+	int f[6], nf = 0, oh = 0, om = 0, sign = 0;
+
+	*err = shape_err;
+	for (const char *sh = rfc3339_shape; *sh; sh++) {
+		if (*sh >= '0' && *sh <= '9') {
+			if ((f[nf++] = digits(&s, *sh - '0')) < 0)
+				return -1;
+		} else if (*s == *sh || (*sh == 'T' && *s == 't')) {
+			s++;
+		} else {
+			return -1;
+		}
+	}
+	if (*s == '.') {
+		const char *frac = ++s;
+
+		while (*s >= '0' && *s <= '9')
+			s++;
+		if (s == frac || s - frac > 9)
+			return -1;
+	}
+	if (*s == 'Z' || *s == 'z') {
+		s++;
+	} else if (*s == '+' || *s == '-') {
+		sign = *s++ == '-' ? -1 : 1;
+		if ((oh = digits(&s, 2)) < 0 || *s++ != ':' ||
+			(om = digits(&s, 2)) < 0)
+			return -1;
+	} else {
+		return -1;
+	}
+	if (*s != '\0')
+		return -1;
+	if (f[1] < 1 || f[1] > 12)
+		*err = "bad time: the month must be 01-12";
+	else if (f[2] < 1 || f[2] > days_in_month(f[0], f[1]))
+		*err = "bad time: no such day in that month";
+	else if (f[3] > 23 || f[4] > 59)
+		*err = "bad time: hours 00-23, minutes 00-59";
+	else if (f[5] == 60)
+		*err = "bad time: a leap second (:60) has no POSIX time; write "
+		       ":59 or the next minute";
+	else if (f[5] > 59)
+		*err = "bad time: seconds 00-59";
+	else if (oh > 23 || om > 59)
+		*err = "bad time: the offset must be at most 23:59";
+	else
+		*err = NULL;
+	if (*err != NULL)
+		return -1;
+	*out = days_from_civil(f[0], f[1], f[2]) * 86400 + f[3] * 3600 +
+		f[4] * 60 + f[5] - sign * (oh * 3600 + om * 60);
+	return 0;
+}
+
+const char *
+policy_time_str(int64_t t, char *buf, size_t len)
+{
+	int64_t days = (t >= 0 ? t : t - 86399) / 86400, y;
+	int64_t sec = t - days * 86400;
+	int m, d;
+
+	civil_from_days(days, &y, &m, &d);
+	snprintf(buf, len, "%04lld-%02d-%02dT%02d:%02d:%02dZ", (long long)y, m,
+		d, (int)(sec / 3600), (int)(sec / 60 % 60), (int)(sec % 60));
+	return buf;
+}
+
+const char *
+policy_rule_str(const struct rule *r, char *buf, size_t len)
+{
+	if (r->is_net)
+		return policy_prefix_str(&r->net, buf, len);
+	if (r->pat.kind == MATCH_ALL)
+		snprintf(buf, len, "*");
+	else
+		snprintf(buf, len, "%s%s",
+			r->pat.kind == MATCH_SUFFIX ? "*." : "", r->pat.name);
+	return buf;
 }

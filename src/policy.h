@@ -59,6 +59,11 @@ struct rule {
 	struct prefix net;	 /* when is_net */
 	struct ports ports;
 	bool require_dnssec;
+	/* allow rules only: UTC epoch seconds from which the rule is as if
+	 * it were not written; 0 = no end. Not part of the rule's identity
+	 * (policy_rule_id, policy_vm_same_rules): a rule whose end moves is
+	 * the same rule, and keeps what it admitted. */
+	int64_t until;
 	int line, col;
 };
 
@@ -99,6 +104,9 @@ struct verdict {
 	bool allowed;
 	bool require_dnssec;
 	struct ports ports; /* union of every matching allow rule */
+	/* The earliest `until` of the matching allow rules (0: none): from
+	 * then on this verdict is stale and must be taken again. */
+	int64_t until;
 };
 
 /** Parse and normalise a name pattern; NULL err means success. */
@@ -122,9 +130,29 @@ void policy_ports_normalise(struct ports *ps);
 void policy_ports_union(struct ports *dst, const struct ports *src);
 void policy_ports_finish(struct ports *ps);
 
-/** Decide for a normalised query name; v->ports must be released with
- * verdict_finish(). */
-void policy_decide(const struct vm *vm, const char *name, struct verdict *v);
+/** Decide for a normalised query name at UTC epoch second now: an allow
+ * rule whose until is at or before now counts as absent. v->ports must be
+ * released with verdict_finish(). */
+void policy_decide(const struct vm *vm, const char *name, int64_t now,
+	struct verdict *v);
+/** Has rule r ended at now (it has an until, and until <= now)? */
+bool policy_rule_ended(const struct rule *r, int64_t now);
+
+/** Parse an RFC 3339 date-time, YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
+ * ('t' and 'z' in either case), into UTC epoch seconds. Strict: every
+ * field has its exact number of digits and its range (days per month,
+ * leap years), the offset is at most 23:59. A fraction (1-9 digits) is
+ * dropped: the time is rounded down to its second, so a rule never ends
+ * later than written. A leap second (:60) is refused: the kernel's clock
+ * (POSIX time) has no name for it. Years 0000-9999 (times before 1970
+ * are negative). -1 and *err on a malformed value. Pure arithmetic: no
+ * timegm, no TZ. */
+int policy_parse_time(const char *s, int64_t *out, const char **err);
+/** Format UTC epoch seconds t as YYYY-MM-DDTHH:MM:SSZ. */
+const char *policy_time_str(int64_t t, char *buf, size_t len);
+/** The text of a rule for messages: its pattern ("*.example.com") or its
+ * prefix ("192.0.2.0/24"). */
+const char *policy_rule_str(const struct rule *r, char *buf, size_t len);
 void verdict_finish(struct verdict *v);
 
 /** Which VM sent a packet from addr (and ifname, NULL if unknown)? */

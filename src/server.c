@@ -92,7 +92,8 @@ gen_new(struct config *c, struct ub_ctx *ctx)
 static void
 gen_free(struct gen *g)
 {
-	ub_ctx_delete(g->ctx);
+	if (g->ctx != NULL) /* NULL: passed on to the next generation */
+		ub_ctx_delete(g->ctx);
 	config_free(g->conf);
 	free(g);
 }
@@ -303,8 +304,9 @@ admit_done(int err, const char *msg, void *arg)
 
 static bool decide(struct query *q);
 
-/* The configuration changed while the query was out: the answer is
- * judged by the rules in force now, never by the ones it started with. */
+/* The configuration changed while the query was out, or a rule that
+ * allowed it has ended since: the answer is judged by the rules in force
+ * now, never by the ones it started with. */
 static bool
 redecide(struct query *q)
 {
@@ -312,9 +314,11 @@ redecide(struct query *q)
 	const struct config *c = s->gen->conf;
 	const struct vm *vm = policy_vm_by_name(c->vms, c->nvms, q->vm->name);
 
-	s->gen->refs++;
-	gen_unref(s, q->gen);
-	q->gen = s->gen;
+	if (q->gen != s->gen) {
+		s->gen->refs++;
+		gen_unref(s, q->gen);
+		q->gen = s->gen;
+	}
 	verdict_finish(&q->v);
 	memset(&q->v, 0, sizeof(q->v));
 	if (vm == NULL) {
@@ -357,7 +361,11 @@ admit_answer(struct query *q)
 	/* Answered already (SERVFAIL on timeout): nothing to admit. */
 	if (q->cl == NULL)
 		return false;
-	if (q->gen != q->srv->gen && !redecide(q))
+	/* An `until` is exact to the second, whether or not the timer that
+	 * installs the configuration without its rule has fired yet. */
+	if ((q->gen != q->srv->gen ||
+		    (q->v.until != 0 && q->v.until <= util_wall_s())) &&
+		!redecide(q))
 		return false;
 	c = q->gen->conf;
 	if (q->v.require_dnssec && q->sec != UB_SEC_SECURE) {
@@ -509,7 +517,7 @@ decide(struct query *q)
 		return false;
 	}
 	if (dq->qname_ok)
-		policy_decide(q->vm, dq->qname, &q->v);
+		policy_decide(q->vm, dq->qname, util_wall_s(), &q->v);
 	if (!q->v.allowed) {
 		q->srv->st.refused_policy++;
 		log_debug("VM %s, %s: not in its policy", q->vm->name,
@@ -650,6 +658,14 @@ server_swap(struct server *s, struct config *c, struct ub_ctx *ctx)
 {
 	struct gen *old = s->gen;
 
+	if (ctx == NULL) {
+		/* The same resolver settings: the running context (and its
+		 * cache) passes to the new generation. Queries in flight on
+		 * it still complete, the old generation only no longer
+		 * deletes it. */
+		ctx = old->ctx;
+		old->ctx = NULL;
+	}
 	s->gen = gen_new(c, ctx);
 	old->next = s->retired;
 	s->retired = old;
@@ -747,7 +763,8 @@ server_free(struct server *s)
 	s->retired = s->gen;
 	s->gen = NULL;
 	for (struct gen *g = s->retired; g; g = g->next) {
-		ub_ctx_delete(g->ctx);
+		if (g->ctx != NULL)
+			ub_ctx_delete(g->ctx);
 		g->ctx = NULL;
 	}
 	while ((q = s->queries) != NULL) { /* none should be left */

@@ -66,7 +66,9 @@ struct server *server_new(struct event_base *base, struct nft *nft,
 void server_reload_begin(struct server *s);
 /** ... and it is over (server_swap first, if it succeeded). */
 void server_reload_end(struct server *s);
-/** Make c/ctx the generation new queries use (after a reload). */
+/** Make c/ctx the generation new queries use (after a reload). ctx NULL:
+ * c has the running resolver settings (an `until` ended), and the running
+ * libunbound context, cache included, goes on serving. */
 void server_swap(struct server *s, struct config *c, struct ub_ctx *ctx);
 struct learn;
 /** Record what VMs in `mode: learn` resolve in l (the caller's; NULL:

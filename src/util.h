@@ -14,6 +14,9 @@ void *xreallocarray(void *p, size_t n, size_t size);
 char *xstrdup(const char *s);
 /** Milliseconds on the monotonic clock. */
 uint64_t util_now_ms(void);
+/** Whole seconds of UTC wall time (CLOCK_REALTIME), rounded down: what
+ * a rule's `until` is compared with. */
+int64_t util_wall_s(void);
 
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -104,7 +104,9 @@ check_name(const struct vm *vm, const char *name)
 			dnssec |= r->require_dnssec;
 		}
 	}
-	policy_decide(vm, name, &v);
+	/* now 0: before every until (the loader refuses one at or before
+	 * the epoch), so no rule has ended. */
+	policy_decide(vm, name, 0, &v);
 	INVARIANT(!(denied && v.allowed));
 	INVARIANT(v.allowed == (!denied && listed));
 	if (!v.allowed) {
@@ -205,6 +207,44 @@ names_for(const struct vm *vm, const uint8_t *data, size_t size,
 	return n;
 }
 
+/* The input as a time, too: a time that parses is within the years
+ * 0000-9999 (give or take a day of offset) and survives a round trip
+ * through its UTC form. */
+static void
+check_time(const uint8_t *data, size_t size)
+{
+	char s[48], back[32];
+	int64_t t, t2;
+	const char *err;
+
+	if (size >= sizeof(s))
+		return;
+	memcpy(s, data, size);
+	s[size] = '\0';
+	if (policy_parse_time(s, &t, &err) < 0) {
+		INVARIANT(err != NULL);
+		return;
+	}
+	INVARIANT(t >= -62167219200LL - 86400 && t <= 253402300799LL + 86400);
+	policy_time_str(t, back, sizeof(back));
+	INVARIANT(policy_parse_time(back, &t2, &err) < 0 || t2 == t);
+}
+
+/* An allow rule stops deciding at its until, and not a second before. */
+static void
+check_until(const struct vm *vm)
+{
+	for (size_t i = 0; i < vm->nallow; i++) {
+		const struct rule *r = &vm->allow[i];
+
+		INVARIANT(r->until >= 0);
+		if (r->until == 0)
+			continue;
+		INVARIANT(!policy_rule_ended(r, r->until - 1));
+		INVARIANT(policy_rule_ended(r, r->until));
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -229,6 +269,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 1; i < vm.natoms; i++)
 			INVARIANT(vm.atoms[i - 1].proto < vm.atoms[i].proto ||
 				vm.atoms[i - 1].hi < vm.atoms[i].lo);
+		check_until(&vm);
 		n = names_for(&vm, data, size, names);
 		for (size_t i = 0; i < n; i++)
 			check_name(&vm, names[i]);
@@ -237,5 +278,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	policy_vm_finish(&vm);
 	diag_finish(&d);
+	check_time(data, size);
 	return 0;
 }

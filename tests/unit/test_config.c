@@ -245,11 +245,165 @@ test_hostport(void)
 	CHECK(hp("1.2.3.4", '/', false, NULL, -1));
 }
 
+static const char until_policy[] = "addresses: [10.137.0.12]\n"
+				   "allow:\n"
+				   "  - name: build.example.org\n" /* 3:5 */
+				   "    ports: [tcp/443-444]\n"
+				   "    until: 2026-12-31T18:00:00Z\n"
+				   "  - name: \"*.example.org\"\n" /* 6:5 */
+				   "    ports: [tcp/443]\n"
+				   "  - net: 192.0.2.0/24\n" /* 8:5 */
+				   "    until: 2026-12-31T19:00:00+01:00\n"
+				   "  - net: 198.51.100.0/24\n" /* 10:5 */
+				   "    until: 2027-01-01T00:00:00Z\n"
+				   "deny:\n"
+				   "  - name: ads.example.org\n";
+
+static struct config *
+until_config(void)
+{
+	struct config *c = xcalloc(1, sizeof(*c));
+	struct diag d = {0};
+
+	c->table = xstrdup("dnsfence");
+	c->file = xstrdup("/etc/dnsfence/dnsfence.yaml");
+	c->listen = xcalloc(1, sizeof(*c->listen));
+	c->nlisten = 1;
+	c->forward = xcalloc(1, sizeof(*c->forward));
+	c->forward[0] = xstrdup("192.0.2.53");
+	c->nforward = 1;
+	c->vms = xcalloc(2, sizeof(*c->vms));
+	c->nvms = 2;
+	CHECK(config_load_policy_buf(&c->vms[0], "work", "work.yaml",
+		      until_policy, strlen(until_policy), &d) == 0);
+	CHECK(config_load_policy_buf(&c->vms[1], "other", "other.yaml",
+		      "addresses: [10.137.0.13]\n", 25, &d) == 0);
+	CHECK(d.n == 0);
+	diag_finish(&d);
+	return c;
+}
+
+static void
+test_until(void)
+{
+	const int64_t end = 1798740000; /* 2026-12-31T18:00:00Z */
+	struct config *c = until_config();
+	struct config *at;
+	struct until_info ui[8];
+	struct verdict v;
+	char buf[64];
+
+	CHECK(c->vms[0].nallow == 4);
+	CHECK(c->vms[0].allow[0].until == end);
+	CHECK(c->vms[0].allow[1].until == 0);
+	CHECK(c->vms[0].allow[2].until == end);
+	CHECK(config_next_until(c) == end);
+	CHECK(c->vms[0].natoms == 2); /* tcp/443, tcp/444 */
+
+	/* before: everything, a deep copy */
+	at = config_at(c, end - 1);
+	CHECK(at->nvms == 2 && at->vms[0].nallow == 4);
+	CHECK(at->vms[0].allow[0].ports.v != c->vms[0].allow[0].ports.v);
+	CHECK(at->vms[0].natoms == 2);
+	CHECK(strcmp(at->forward[0], "192.0.2.53") == 0 &&
+		at->forward != c->forward);
+	CHECK(config_untils(c, end - 1, NULL, 0) == 3);
+	CHECK(config_untils(c, end - 1, ui, 8) == 3);
+	CHECK(strcmp(ui[0].vm, "work") == 0 &&
+		strcmp(ui[0].text, "build.example.org") == 0 &&
+		ui[0].until == end);
+	CHECK(strcmp(ui[1].text, "192.0.2.0/24") == 0 && ui[1].rule->is_net);
+	CHECK(strcmp(ui[2].text, "198.51.100.0/24") == 0 &&
+		ui[2].until == end + 6 * 3600);
+	CHECK(config_ended(c, end - 1, ui, 8) == 0);
+	/* only as many as asked for, the count all the same */
+	CHECK(config_untils(c, end - 1, ui, 1) == 3);
+	config_free(at);
+
+	/* at the instant: both rules of that second gone, the rest kept */
+	at = config_at(c, end);
+	CHECK(at->vms[0].nallow == 2);
+	CHECK(strcmp(policy_rule_str(&at->vms[0].allow[0], buf, sizeof(buf)),
+		      "*.example.org") == 0);
+	CHECK(strcmp(policy_rule_str(&at->vms[0].allow[1], buf, sizeof(buf)),
+		      "198.51.100.0/24") == 0);
+	CHECK(at->vms[0].ndeny == 1);
+	CHECK(at->vms[0].natoms == 1); /* the cut at 444 went with it */
+	CHECK(at->vms[1].nallow == 0 && at->vms[1].naddrs == 1);
+	CHECK(config_next_until(at) == end + 6 * 3600);
+	CHECK(config_untils(c, end, ui, 8) == 1);
+	CHECK(config_ended(c, end, ui, 8) == 2);
+	CHECK(config_ended(at, end, NULL, 0) == 0);
+	policy_decide(&at->vms[0], "build.example.org", end, &v);
+	CHECK(v.allowed && !v.ports.any && v.ports.n == 1 &&
+		v.ports.v[0].hi == 443);
+	verdict_finish(&v);
+	/* the derived configuration is stable: deriving again changes
+	 * nothing */
+	{
+		struct config *again = config_at(at, end + 60);
+
+		CHECK(policy_vm_same_rules(&again->vms[0], &at->vms[0]));
+		config_free(again);
+	}
+	config_free(at);
+
+	/* every until past */
+	at = config_at(c, end + 86400);
+	CHECK(at->vms[0].nallow == 1 && config_next_until(at) == 0);
+	config_free(at);
+	config_free(c);
+}
+
+static void
+test_until_errors(void)
+{
+	static const char *const bad[] = {
+		"addresses: [10.1.1.1]\nallow:\n  - name: a.example\n"
+		"    until: 2026-02-30T00:00:00Z\n",
+		"addresses: [10.1.1.1]\nallow:\n  - name: a.example\n"
+		"    until: tomorrow\n",
+		"addresses: [10.1.1.1]\nallow:\n  - name: a.example\n"
+		"    until: 1970-01-01T00:00:00Z\n",
+		"addresses: [10.1.1.1]\nallow:\n  - name: a.example\n"
+		"    until: [2026-01-01T00:00:00Z]\n",
+		"addresses: [10.1.1.1]\ndeny:\n  - name: a.example\n"
+		"    until: 2026-01-01T00:00:00Z\n",
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct vm vm;
+		struct diag d = {0};
+
+		CHECK(config_load_policy_buf(&vm, "w", "w.yaml", bad[i],
+			      strlen(bad[i]), &d) < 0);
+		CHECK(d.n == 1 && strncmp(d.msgs[0], "w.yaml:4:12: ", 13) == 0);
+		policy_vm_finish(&vm);
+		diag_finish(&d);
+	}
+	/* past is no error */
+	{
+		static const char past[] =
+			"addresses: [10.1.1.1]\nallow:\n  - name: a.example\n"
+			"    until: 2001-01-01T00:00:00Z\n";
+		struct vm vm;
+		struct diag d = {0};
+
+		CHECK(config_load_policy_buf(&vm, "w", "w.yaml", past,
+			      strlen(past), &d) == 0);
+		CHECK(vm.nallow == 1 && vm.allow[0].until == 978307200);
+		policy_vm_finish(&vm);
+		diag_finish(&d);
+	}
+}
+
 int
 main(void)
 {
 	test_ta_line();
 	test_ta_file();
 	test_hostport();
+	test_until();
+	test_until_errors();
 	return check_done("config");
 }

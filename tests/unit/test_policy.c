@@ -244,23 +244,23 @@ test_decide(void)
 	allow[2].ports.any = true;
 	policy_parse_name("*.ads.example.com", &deny[0].pat, &err);
 
-	policy_decide(&vm, "mail.example.com", &v);
+	policy_decide(&vm, "mail.example.com", 0, &v);
 	CHECK(v.allowed && v.require_dnssec && !v.ports.any && v.ports.n == 2);
 	verdict_finish(&v);
-	policy_decide(&vm, "www.example.com", &v);
+	policy_decide(&vm, "www.example.com", 0, &v);
 	CHECK(v.allowed && !v.require_dnssec && v.ports.n == 1);
 	verdict_finish(&v);
-	policy_decide(&vm, "example.com", &v);
+	policy_decide(&vm, "example.com", 0, &v);
 	CHECK(!v.allowed);
 	verdict_finish(&v);
-	policy_decide(&vm, "x.ads.example.com", &v);
+	policy_decide(&vm, "x.ads.example.com", 0, &v);
 	CHECK(!v.allowed); /* deny is checked before allow */
 	verdict_finish(&v);
 	vm.default_allow = true;
-	policy_decide(&vm, "elsewhere.example.org", &v);
+	policy_decide(&vm, "elsewhere.example.org", 0, &v);
 	CHECK(v.allowed && v.ports.any);
 	verdict_finish(&v);
-	policy_decide(&vm, "x.ads.example.com", &v);
+	policy_decide(&vm, "x.ads.example.com", 0, &v);
 	CHECK(!v.allowed);
 	verdict_finish(&v);
 }
@@ -363,6 +363,166 @@ test_same(void)
 	CHECK(policy_vm_by_name(vms, 2, "z") == NULL);
 }
 
+static int64_t
+t_of(const char *s)
+{
+	int64_t t = -12345;
+	const char *err;
+
+	if (policy_parse_time(s, &t, &err) < 0)
+		return -12345;
+	return t;
+}
+
+static bool
+t_bad(const char *s)
+{
+	int64_t t;
+	const char *err = NULL;
+
+	return policy_parse_time(s, &t, &err) < 0 && err != NULL;
+}
+
+static void
+test_time(void)
+{
+	char buf[32];
+
+	CHECK(t_of("1970-01-01T00:00:00Z") == 0);
+	CHECK(t_of("1970-01-01T00:00:01Z") == 1);
+	CHECK(t_of("2000-01-01T00:00:00Z") == 946684800);
+	CHECK(t_of("2026-12-31T18:00:00Z") == 1798740000);
+	CHECK(t_of("2038-01-19T03:14:08Z") == 2147483648LL);
+	CHECK(t_of("9999-12-31T23:59:59Z") == 253402300799LL);
+	CHECK(t_of("1969-12-31T23:59:59Z") == -1);
+	CHECK(t_of("0000-01-01T00:00:00Z") == -62167219200LL);
+	/* lower case t and z, RFC 3339 5.6 */
+	CHECK(t_of("2026-12-31t18:00:00z") == 1798740000);
+	/* offsets: local time minus the offset is UTC */
+	CHECK(t_of("2026-12-31T19:00:00+01:00") == 1798740000);
+	CHECK(t_of("2026-12-31T12:30:00-05:30") == 1798740000);
+	CHECK(t_of("2026-12-31T18:00:00-00:00") == 1798740000);
+	CHECK(t_of("2027-01-01T04:59:00+10:59") == 1798740000);
+	CHECK(t_of("2026-12-31T18:00:00+23:59") == 1798740000 - 86340);
+	/* a fraction is dropped: never later than written */
+	CHECK(t_of("2026-12-31T18:00:00.999999999Z") == 1798740000);
+	CHECK(t_of("2026-12-31T18:00:00.5+01:00") == 1798740000 - 3600);
+	CHECK(t_of("1969-12-31T23:59:59.5Z") == -1);
+	/* leap years */
+	CHECK(t_of("2024-02-29T00:00:00Z") == 1709164800);
+	CHECK(t_of("2000-02-29T00:00:00Z") == 951782400);
+	CHECK(t_bad("2023-02-29T00:00:00Z"));
+	CHECK(t_bad("1900-02-29T00:00:00Z"));
+	CHECK(t_bad("2100-02-29T00:00:00Z"));
+	CHECK(t_of("2024-03-01T00:00:00Z") - t_of("2024-02-28T00:00:00Z") ==
+		2 * 86400);
+	CHECK(t_of("2023-03-01T00:00:00Z") - t_of("2023-02-28T00:00:00Z") ==
+		86400);
+	/* days per month */
+	CHECK(t_of("2026-04-30T00:00:00Z") != -12345);
+	CHECK(t_bad("2026-04-31T00:00:00Z"));
+	CHECK(t_bad("2026-06-31T00:00:00Z"));
+	CHECK(t_of("2026-07-31T00:00:00Z") != -12345);
+	CHECK(t_bad("2026-01-32T00:00:00Z"));
+	CHECK(t_bad("2026-01-00T00:00:00Z"));
+	CHECK(t_bad("2026-00-10T00:00:00Z"));
+	CHECK(t_bad("2026-13-10T00:00:00Z"));
+	/* time fields */
+	CHECK(t_bad("2026-01-10T24:00:00Z"));
+	CHECK(t_bad("2026-01-10T23:60:00Z"));
+	CHECK(t_bad("2026-01-10T23:59:61Z"));
+	CHECK(t_bad("2026-12-31T23:59:60Z")); /* leap second: refused */
+	/* offsets */
+	CHECK(t_bad("2026-01-10T10:00:00+24:00"));
+	CHECK(t_bad("2026-01-10T10:00:00+01:60"));
+	CHECK(t_bad("2026-01-10T10:00:00+0100"));
+	CHECK(t_bad("2026-01-10T10:00:00+1:00"));
+	CHECK(t_bad("2026-01-10T10:00:00+01"));
+	CHECK(t_bad("2026-01-10T10:00:00")); /* no offset: whose time? */
+	/* shape */
+	CHECK(t_bad(""));
+	CHECK(t_bad("2026-01-10"));
+	CHECK(t_bad("2026-01-10 10:00:00Z")); /* space separator */
+	CHECK(t_bad("2026-1-10T10:00:00Z"));
+	CHECK(t_bad("26-01-10T10:00:00Z"));
+	CHECK(t_bad("+2026-01-10T10:00:00Z"));
+	CHECK(t_bad("20260110T100000Z"));
+	CHECK(t_bad("2026-01-10T10:00Z"));
+	CHECK(t_bad("2026-01-10T10:00:00.Z"));
+	CHECK(t_bad("2026-01-10T10:00:00.1234567890Z"));
+	CHECK(t_bad("2026-01-10T10:00:00ZZ"));
+	CHECK(t_bad("2026-01-10T10:00:00Z "));
+	CHECK(t_bad(" 2026-01-10T10:00:00Z"));
+	CHECK(t_bad("2026-01-10T10:00:00UTC"));
+	CHECK(t_bad("2026-01-10X10:00:00Z"));
+	CHECK(t_bad("2026-01-1aT10:00:00Z"));
+	CHECK(t_bad("1798740000"));
+
+	/* and back */
+	CHECK_STR(policy_time_str(0, buf, sizeof(buf)), "1970-01-01T00:00:00Z");
+	CHECK_STR(policy_time_str(1798740000, buf, sizeof(buf)),
+		"2026-12-31T18:00:00Z");
+	CHECK_STR(policy_time_str(-1, buf, sizeof(buf)),
+		"1969-12-31T23:59:59Z");
+	CHECK_STR(policy_time_str(951782400, buf, sizeof(buf)),
+		"2000-02-29T00:00:00Z");
+	CHECK_STR(policy_time_str(253402300799LL, buf, sizeof(buf)),
+		"9999-12-31T23:59:59Z");
+	/* every day over 800 years (two leap-year cycles) round-trips */
+	for (int64_t t = -62167219200LL; t < 253402300799LL;
+		t += 86400 * 37 + 3661) {
+		int64_t back;
+		const char *err;
+
+		policy_time_str(t, buf, sizeof(buf));
+		if (policy_parse_time(buf, &back, &err) < 0 || back != t) {
+			CHECK(!"round trip");
+			break;
+		}
+	}
+}
+
+static void
+test_decide_until(void)
+{
+	struct rule allow[3] = {0};
+	struct vm vm = {.allow = allow, .nallow = 3};
+	struct portspec tcp443 = {IPPROTO_TCP, 443, 443};
+	struct verdict v;
+	const char *err;
+
+	policy_parse_name("build.example.org", &allow[0].pat, &err);
+	allow[0].ports.any = true;
+	allow[0].until = 1000;
+	policy_parse_name("*.example.org", &allow[1].pat, &err);
+	allow[1].ports.v = &tcp443;
+	allow[1].ports.n = 1;
+	allow[1].until = 2000;
+	allow[2].is_net = true;
+	allow[2].until = 500;
+
+	CHECK(!policy_rule_ended(&allow[0], 999));
+	CHECK(policy_rule_ended(&allow[0], 1000));
+	CHECK(policy_rule_ended(&allow[0], 1001));
+
+	/* both rules: the verdict is good until the earlier end */
+	policy_decide(&vm, "build.example.org", 999, &v);
+	CHECK(v.allowed && v.ports.any && v.until == 1000);
+	verdict_finish(&v);
+	/* at the second of the until the rule is gone, exactly */
+	policy_decide(&vm, "build.example.org", 1000, &v);
+	CHECK(v.allowed && !v.ports.any && v.ports.n == 1 && v.until == 2000);
+	verdict_finish(&v);
+	policy_decide(&vm, "build.example.org", 2000, &v);
+	CHECK(!v.allowed && v.until == 0);
+	verdict_finish(&v);
+	/* no until: a verdict that never goes stale by time */
+	allow[1].until = 0;
+	policy_decide(&vm, "www.example.org", 1 << 30, &v);
+	CHECK(v.allowed && v.until == 0);
+	verdict_finish(&v);
+}
+
 int
 main(void)
 {
@@ -377,5 +537,7 @@ main(void)
 	test_find_vm();
 	test_atoms();
 	test_same();
+	test_time();
+	test_decide_until();
 	return check_done("policy");
 }
