@@ -15,6 +15,8 @@
 #include "admit.h"
 #include "elems.h"
 #include "config.h"
+#include "control.h"
+#include "ctlcmd.h"
 #include "learn.h"
 #include "log.h"
 #include "nft.h"
@@ -47,6 +49,7 @@ struct daemon {
 	struct admit_plan *plan; /* of the transaction in flight */
 	bool installing;	 /* a reload, an until or a repair in flight */
 	bool exiting;		 /* batches complete cancelled: start nothing */
+	bool deladd;		 /* the kernel keeps old timeouts on re-add */
 	struct server *srv;
 	struct admit *admit;
 	struct learn *learn; /* mode: learn data, across reloads */
@@ -55,7 +58,34 @@ struct daemon {
 	struct event_base *base;
 	struct event *ev_nft, *ev_mon, *ev_hup, *ev_term, *ev_int, *ev_timo;
 	struct event *ev_reload, *ev_repair, *ev_learn, *ev_until;
+	/* dnsfencectl */
+	struct control *ctl;
+	struct ctlcmd cmd;
+	struct waiter *queued;	/* reload requests not yet read from disk */
+	struct waiter *waiting; /* ... for the reload of d->next */
+	bool reload_again;	/* a reload was asked for during one */
+	struct flushreq *flushq, *flushing;
+	struct admit_plan *flush_plan;
+	struct event *ev_flush;
 };
+
+/* A `dnsfencectl reload` waiting for its outcome (cc NULL once the
+ * client has gone). */
+struct waiter {
+	struct ctl_conn *cc;
+	struct waiter *next;
+};
+
+/* A `dnsfencectl flush VM` waiting for its turn or its transaction. */
+struct flushreq {
+	struct daemon *d;
+	struct ctl_conn *cc;
+	char vm[VM_NAME_MAX + 1];
+	size_t n;
+	struct flushreq *next;
+};
+
+static void flush_next(struct daemon *d);
 
 /* How often a reload or a repair looks again whether admission batches
  * are still in flight (they complete within milliseconds). */
@@ -150,6 +180,28 @@ log_ended(struct daemon *d)
 
 static void until_arm(struct daemon *d);
 static void install_start(struct daemon *d);
+static void reload(struct daemon *d);
+
+/* Tell every dnsfencectl waiting on a reload how it went. */
+static void
+waiters_end(struct waiter **list, int err, const char *msg)
+{
+	while (*list) {
+		struct waiter *w = *list;
+
+		*list = w->next;
+		if (w->cc != NULL) {
+			if (err != 0)
+				ctl_err(w->cc,
+					"dnsfencectl: reload failed, the "
+					"running configuration stays: %s\n",
+					msg);
+			ctl_on_close(w->cc, NULL, NULL);
+			ctl_end(w->cc, err ? 1 : 0);
+		}
+		free(w);
+	}
+}
 
 /* Everything that installs a configuration (a reload, an until) ends
  * here, ok or not, sent or not (reload_send calls it when it could not
@@ -161,6 +213,10 @@ reload_done(int err, const char *msg, void *arg)
 {
 	struct daemon *d = arg;
 
+	if (d->inst_reload)
+		waiters_end(&d->waiting, err, msg);
+	if (d->inst_reload)
+		*(err ? &d->cmd.reloads_failed : &d->cmd.reloads_ok) += 1;
 	if (err != 0 && d->inst_reload) {
 		log_warnx("reload failed, the running configuration stays: %s",
 			msg);
@@ -199,9 +255,15 @@ reload_done(int err, const char *msg, void *arg)
 	if (d->exiting)
 		return;
 	until_arm(d);
-	/* A reload or an until that came during this install. */
+	/* A reload asked for while this one was on its way reads the files
+	 * again; an until that came during this install runs now. */
+	if (d->reload_again) {
+		d->reload_again = false;
+		reload(d);
+	}
 	if (d->next != NULL || d->expire)
 		install_start(d);
+	flush_next(d);
 }
 
 /* Does the running configuration hold an allow rule ended at now? */
@@ -315,33 +377,55 @@ log_warn_line(const char *s)
 	log_warnx("%s", s);
 }
 
+/* Problems of a reload that installs nothing: logged, and told to every
+ * dnsfencectl that asked for it. */
+static void
+reload_refused(struct waiter **ws, struct diag *diag, const char *why)
+{
+	for (size_t i = 0; diag && i < diag->n; i++)
+		log_warnx("%s", diag->msgs[i]);
+	log_warnx("reload failed, the running configuration stays%s%s",
+		why ? ": " : "", why ? why : "");
+	for (struct waiter *w = *ws; w; w = w->next)
+		for (size_t i = 0; w->cc && diag && i < diag->n; i++)
+			ctl_err(w->cc, "%s\n", diag->msgs[i]);
+	waiters_end(ws, EINVAL, why ? why : "the configuration has problems");
+}
+
+/* Read the files and install them; a reload already on its way (files
+ * read) is followed by another one. */
 static void
 reload(struct daemon *d)
 {
 	struct diag diag = {0};
 	struct config *c;
+	struct waiter *ws;
 
 	if (d->next != NULL) {
-		log_warnx("reload already in progress");
+		d->reload_again = true;
 		return;
 	}
+	ws = d->queued;
+	d->queued = NULL;
 	log_info("reloading %s", d->conf_path);
 	c = load_config(d->conf_path, &diag);
 	if (c == NULL) {
-		for (size_t i = 0; i < diag.n; i++)
-			log_warnx("%s", diag.msgs[i]);
-		log_warnx("reload failed, the running configuration stays");
+		d->cmd.reloads_failed++;
+		reload_refused(&ws, &diag, NULL);
 		diag_finish(&diag);
 		return;
 	}
 	if (strcmp(c->table, server_config(d->srv)->table) != 0) {
-		log_warnx("reload failed: nftables table cannot change while "
-			  "running (restart dnsfenced)");
+		d->cmd.reloads_failed++;
+		reload_refused(&ws, NULL,
+			"nftables table cannot change while running (restart "
+			"dnsfenced)");
 		config_free(c);
 		return;
 	}
 	warn_ended(c, util_wall_s(), log_warn_line);
 	d->next = c;
+	d->waiting = ws;
 	install_start(d);
 }
 
@@ -659,7 +743,8 @@ install(struct daemon *d)
 
 	if ((d->nft = nft_open()) == NULL)
 		return -1;
-	d->admit = admit_new(d->nft, d->base, d->conf->table, want_deladd());
+	d->deladd = want_deladd();
+	d->admit = admit_new(d->nft, d->base, d->conf->table, d->deladd);
 	/* Listening before the install: no change to the table from now on
 	 * goes unseen. */
 	d->mon = nft_mon_open(d->conf->table, nft_portid(d->nft), damage_cb, d);
@@ -705,6 +790,334 @@ start_server(struct daemon *d)
 	server_set_learn(d->srv, d->learn);
 	d->conf = NULL; /* the server's now */
 	return 0;
+}
+
+/* ---- dnsfencectl ---------------------------------------------------------- */
+
+static void
+waiter_gone(struct ctl_conn *cc, void *arg)
+{
+	struct waiter *w = arg;
+
+	(void)cc;
+	w->cc = NULL;
+}
+
+/* `reload`: as SIGHUP; the answer comes when the new configuration is in
+ * force (or with its problems). */
+static void
+ctl_reload(struct ctl_conn *cc, void *arg)
+{
+	struct daemon *d = arg;
+	struct waiter *w = xcalloc(1, sizeof(*w));
+
+	w->cc = cc;
+	w->next = d->queued;
+	d->queued = w;
+	ctl_on_close(cc, waiter_gone, w);
+	reload(d);
+}
+
+static void
+flush_gone(struct ctl_conn *cc, void *arg)
+{
+	struct flushreq *f = arg;
+
+	(void)cc;
+	f->cc = NULL;
+}
+
+static void
+flush_done(int err, const char *msg, void *arg)
+{
+	struct daemon *d = arg;
+	struct flushreq *f = d->flushing;
+
+	admit_plan_done(d->admit, d->flush_plan, err == 0);
+	d->flush_plan = NULL;
+	d->flushing = NULL;
+	d->installing = false;
+	if (err == 0)
+		log_info("flushed VM %s: %zu elements removed", f->vm, f->n);
+	else
+		log_warnx("flushing VM %s failed: %s", f->vm, msg);
+	if (f->cc != NULL) {
+		if (err == 0)
+			ctl_out(f->cc, "%zu elements of %s removed\n", f->n,
+				f->vm);
+		else
+			ctl_err(f->cc, "dnsfencectl: flush %s failed: %s\n",
+				f->vm, msg);
+		ctl_on_close(f->cc, NULL, NULL);
+		ctl_end(f->cc, err ? 1 : 0);
+	}
+	free(f);
+	server_reload_end(d->srv);
+	if (d->exiting)
+		return;
+	if (admit_is_broken(d->admit) && !evtimer_pending(d->ev_repair, NULL))
+		evtimer_add(d->ev_repair, &wait_tv);
+	else if (d->next != NULL || d->expire)
+		install_start(d);
+	flush_next(d);
+}
+
+/* Once no admission batch is in flight (answers wait meanwhile), one
+ * transaction deletes every element of the VM. */
+static void
+flush_send(evutil_socket_t fd, short ev, void *arg)
+{
+	struct daemon *d = arg;
+	struct nft_batch *b;
+
+	(void)fd;
+	(void)ev;
+	if (!admit_idle(d->admit)) {
+		evtimer_add(d->ev_flush, &wait_tv);
+		return;
+	}
+	b = nft_batch_new(d->nft);
+	d->flush_plan = admit_flush(d->admit, d->flushing->vm, b,
+		&d->flushing->n);
+	if (d->flushing->n == 0) {
+		nft_batch_free(b);
+		flush_done(0, NULL, d);
+		return;
+	}
+	nft_batch_send(b, flush_done, d);
+}
+
+/* The next flush, when nothing else is being installed (a reload, an
+ * until or a repair call this again when they are done). */
+static void
+flush_next(struct daemon *d)
+{
+	if (d->flushing != NULL || d->flushq == NULL || d->installing ||
+		d->exiting || admit_is_broken(d->admit))
+		return;
+	d->flushing = d->flushq;
+	d->flushq = d->flushing->next;
+	d->installing = true;
+	server_reload_begin(d->srv);
+	flush_send(-1, 0, d);
+}
+
+static void
+ctl_flush(struct ctl_conn *cc, const char *vm, void *arg)
+{
+	struct daemon *d = arg;
+	const struct config *c = server_config(d->srv);
+	struct flushreq *f, **pp;
+
+	if (policy_vm_by_name(c->vms, c->nvms, vm) == NULL) {
+		ctl_err(cc, "dnsfencectl: no VM named %s in the configuration\n",
+			vm);
+		ctl_end(cc, 1);
+		return;
+	}
+	f = xcalloc(1, sizeof(*f));
+	f->d = d;
+	f->cc = cc;
+	snprintf(f->vm, sizeof(f->vm), "%s", vm);
+	for (pp = &d->flushq; *pp; pp = &(*pp)->next)
+		;
+	*pp = f;
+	ctl_on_close(cc, flush_gone, f);
+	flush_next(d);
+}
+
+/* `suggest`: what the VM used, read from the kernel now. */
+static void
+ctl_suggest(struct ctl_conn *cc, const char *name, void *arg)
+{
+	struct daemon *d = arg;
+	const struct config *c = server_config(d->srv);
+	const struct vm *vm = policy_vm_by_name(c->vms, c->nvms, name);
+	char *text;
+
+	if (vm == NULL) {
+		ctl_err(cc, "dnsfencectl: no VM named %s in the configuration\n",
+			name);
+		ctl_end(cc, 1);
+		return;
+	}
+	if (!d->installing && !admit_is_broken(d->admit) &&
+		learn_refresh(d->learn, c, d->admit, util_now_ms()) < 0)
+		ctl_err(cc, "dnsfencectl: warning: the seen sets could not "
+			    "be read now; what was read before is used\n");
+	text = learn_suggest(d->learn, vm);
+	ctl_write(cc, text, strlen(text));
+	free(text);
+	ctl_end(cc, 0);
+}
+
+static void
+status_more(struct ctl_conn *cc, bool json, void *arg)
+{
+	struct daemon *d = arg;
+	const struct config *c = server_config(d->srv);
+	int64_t now = util_wall_s();
+	size_t n = config_untils(c, now, NULL, 0);
+	struct until_info *ui = xcalloc(n + 1, sizeof(*ui));
+	char t[32];
+
+	config_untils(c, now, ui, n);
+	if (json) {
+		ctl_out(cc, ",\"until\":[");
+		for (size_t i = 0; i < n; i++) {
+			ctl_out(cc, "%s{\"vm\":", i ? "," : "");
+			ctl_json_str(cc, ui[i].vm);
+			ctl_out(cc, ",\"rule\":");
+			ctl_json_str(cc, ui[i].text);
+			ctl_out(cc, ",\"until\":\"%s\",\"left\":%lld}",
+				policy_time_str(ui[i].until, t, sizeof(t)),
+				(long long)(ui[i].until - now));
+		}
+		ctl_out(cc, "],\"learning\":{");
+	} else if (n > 0) {
+		ctl_out(cc, "\ntemporary rules (until):\n");
+		for (size_t i = 0; i < n; i++)
+			ctl_out(cc, "  %-20s allow %-40s ends %s (in %lld s)\n",
+				ui[i].vm, ui[i].text,
+				policy_time_str(ui[i].until, t, sizeof(t)),
+				(long long)(ui[i].until - now));
+	}
+	free(ui);
+	for (size_t i = 0, k = 0; i < c->nvms; i++) {
+		struct learn_stats ls;
+
+		if (!c->vms[i].learn)
+			continue;
+		ls = learn_stats(d->learn, c->vms[i].name);
+		if (json) {
+			ctl_out(cc, "%s", k ? "," : "");
+			ctl_json_str(cc, c->vms[i].name);
+			ctl_out(cc,
+				":{\"names\":%llu,\"uses\":%llu,\"dropped\":"
+				"%llu}",
+				(unsigned long long)ls.names,
+				(unsigned long long)ls.uses,
+				(unsigned long long)(ls.names_dropped +
+					ls.uses_dropped + ls.addrs_dropped));
+		} else {
+			if (k == 0)
+				ctl_out(cc, "\nlearning (mode: learn):\n");
+			ctl_out(cc,
+				"  %-20s %llu names, %llu uses recorded "
+				"(%llu dropped at the limits)\n",
+				c->vms[i].name, (unsigned long long)ls.names,
+				(unsigned long long)ls.uses,
+				(unsigned long long)(ls.names_dropped +
+					ls.uses_dropped + ls.addrs_dropped));
+		}
+		k++;
+	}
+	if (json)
+		ctl_out(cc, "}");
+}
+
+static void
+metrics_more(struct ctl_conn *cc, void *arg)
+{
+	struct daemon *d = arg;
+	const struct config *c = server_config(d->srv);
+
+	ctl_out(cc, "# TYPE dnsfence_until_rules gauge\n"
+		    "# HELP dnsfence_until_rules Allow rules with an until "
+		    "still ahead.\n"
+		    "dnsfence_until_rules %zu\n",
+		config_untils(c, util_wall_s(), NULL, 0));
+	ctl_out(cc, "# TYPE dnsfence_learn_names gauge\n"
+		    "# HELP dnsfence_learn_names Names recorded for a learning "
+		    "VM.\n");
+	for (size_t i = 0; i < c->nvms; i++)
+		if (c->vms[i].learn)
+			ctl_out(cc, "dnsfence_learn_names{vm=\"%s\"} %llu\n",
+				c->vms[i].name,
+				(unsigned long long)learn_stats(d->learn,
+					c->vms[i].name)
+					.names);
+	ctl_out(cc, "# TYPE dnsfence_learn_uses gauge\n"
+		    "# HELP dnsfence_learn_uses Destinations (address, "
+		    "protocol, port) a learning VM used.\n");
+	for (size_t i = 0; i < c->nvms; i++)
+		if (c->vms[i].learn)
+			ctl_out(cc, "dnsfence_learn_uses{vm=\"%s\"} %llu\n",
+				c->vms[i].name,
+				(unsigned long long)learn_stats(d->learn,
+					c->vms[i].name)
+					.uses);
+	ctl_out(cc, "# TYPE dnsfence_learn_dropped counter\n"
+		    "# HELP dnsfence_learn_dropped Learning records dropped "
+		    "at the per-VM limits (oldest first).\n");
+	for (size_t i = 0; i < c->nvms; i++) {
+		struct learn_stats ls;
+
+		if (!c->vms[i].learn)
+			continue;
+		ls = learn_stats(d->learn, c->vms[i].name);
+		ctl_out(cc,
+			"dnsfence_learn_dropped_total{vm=\"%s\",what=\"names\"} "
+			"%llu\n"
+			"dnsfence_learn_dropped_total{vm=\"%s\",what="
+			"\"addresses\"} %llu\n"
+			"dnsfence_learn_dropped_total{vm=\"%s\",what=\"uses\"} "
+			"%llu\n",
+			c->vms[i].name, (unsigned long long)ls.names_dropped,
+			c->vms[i].name, (unsigned long long)ls.addrs_dropped,
+			c->vms[i].name, (unsigned long long)ls.uses_dropped);
+	}
+}
+
+/* The control socket, before `ready`: once systemd hears READY=1,
+ * dnsfencectl works. */
+static int
+control_start(struct daemon *d)
+{
+	const struct config *c = server_config(d->srv);
+	char *err = NULL;
+
+	d->cmd = (struct ctlcmd){
+		.srv = d->srv,
+		.admit = d->admit,
+		.conf_path = d->conf_path,
+		.started = util_wall_s(),
+		.deladd = d->deladd,
+		.reload = ctl_reload,
+		.flush = ctl_flush,
+		.suggest = ctl_suggest,
+		.status_more = status_more,
+		.metrics_more = metrics_more,
+		.arg = d,
+	};
+	d->ev_flush = evtimer_new(d->base, flush_send, d);
+	d->ctl = control_new(d->base, c->control, c->control_gid,
+		ctlcmd_dispatch, &d->cmd, &err);
+	if (d->ctl == NULL) {
+		log_warnx("control socket %s: %s", c->control, err);
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+control_stop(struct daemon *d)
+{
+	control_free(d->ctl);
+	d->ctl = NULL;
+	waiters_end(&d->queued, 0, NULL);
+	waiters_end(&d->waiting, 0, NULL);
+	while (d->flushq) {
+		struct flushreq *f = d->flushq;
+
+		d->flushq = f->next;
+		free(f);
+	}
+	free(d->flushing);
+	d->flushing = NULL;
+	if (d->ev_flush)
+		event_free(d->ev_flush);
 }
 
 static void
@@ -802,8 +1215,10 @@ main(int argc, char **argv)
 	d.until_fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (d.until_fd < 0)
 		fatal("timerfd_create");
-	if (install(&d) < 0 || start_server(&d) < 0) {
+	if (install(&d) < 0 || start_server(&d) < 0 || control_start(&d) < 0) {
+		control_stop(&d);
 		nft_close(d.nft);
+		server_free(d.srv);
 		nft_mon_close(d.mon);
 		admit_free(d.admit);
 		learn_free(d.learn);
@@ -817,7 +1232,10 @@ main(int argc, char **argv)
 	/* Batches in flight complete (cancelled) while the queries waiting
 	 * on them still exist. */
 	nft_close(d.nft);
+	/* dnsfencectl clients still waiting are told the daemon exits. */
+	control_stop(&d);
 	admit_plan_done(d.admit, d.plan, false);
+	admit_plan_done(d.admit, d.flush_plan, false);
 	server_free(d.srv);
 	admit_free(d.admit);
 	learn_free(d.learn);

@@ -53,6 +53,7 @@ status_of() { # status_of CMD...: the exit status, output in $TB_DIR/out, $TB_DI
 }
 
 ok "www.good.example resolves for work" dns_is "$VM_work" NOERROR www.good.example
+ok "... and its AAAA" dns_is "$VM_work" NOERROR www.good.example AAAA
 ok "mail.good.example resolves for work" dns_is "$VM_work" NOERROR mail.good.example
 ok "www.other.example is refused for work" dns_is "$VM_work" REFUSED www.other.example
 
@@ -60,17 +61,18 @@ ok "www.other.example is refused for work" dns_is "$VM_work" REFUSED www.other.e
 ok "status: exit 0" test "$(status_of ctl status)" -eq 0
 ok "status: names the version and the VMs" \
 	grep -E "^dnsfenced [0-9.]+, up" "$TB_DIR/out"
-ok "status: a row per VM" grep -E "^work +deny +3 +2 +1 +0 +[0-9]+" "$TB_DIR/out"
+ok "status: a row per VM" grep -E "^work +deny +4 +3 +1 +0 +4$" "$TB_DIR/out"
 ok "status -j: exit 0" test "$(status_of ctl -j status)" -eq 0
 cp "$TB_DIR/out" "$TB_DIR/status.json"
 ok "status -j: version" test "$(jget "$TB_DIR/status.json" 'd["version"]')" = \
 	"$("$DNSFENCED" -h 2>&1 >/dev/null | head -0; ctl status | head -1 | cut -d' ' -f2 | tr -d ,)"
 ok "status -j: uptime is a whole number of seconds" \
 	test "$(jget "$TB_DIR/status.json" 'type(d["uptime"]).__name__')" = int
-ok "status -j: work's counters (3 queries, 2 answered, 1 refused, 0 servfail)" \
-	test "$(jget "$TB_DIR/status.json" '[d["vms"]["work"][k] for k in ("queries","answered","refused","servfail")]')" = "[3, 2, 1, 0]"
-ok "status -j: work's elements are the sets' (2: www and mail, one port each)" \
-	test "$(jget "$TB_DIR/status.json" 'd["vms"]["work"]["elements"]')" = 2
+ok "status -j: work's counters (4 queries, 3 answered, 1 refused, 0 servfail)" \
+	test "$(jget "$TB_DIR/status.json" '[d["vms"]["work"][k] for k in ("queries","answered","refused","servfail")]')" = "[4, 3, 1, 0]"
+n=$(jget "$TB_DIR/status.json" 'd["vms"]["work"]["elements"]')
+ok "status -j: work's elements are the sets' (4: www v4 and v6, mail on tcp/443 and tcp/993: $n)" \
+	test "$n" = 4
 ok "status -j: every VM is listed, asked or not" \
 	test "$(jget "$TB_DIR/status.json" 'sorted(d["vms"])')" = "['quiet', 'red', 'work']"
 
@@ -85,7 +87,7 @@ ok "list -j: expires is what the set says (ttl 300 + grace 5: ${exp} s)" \
 	test "$exp" -gt 295 -a "$exp" -le 305
 ok "list -j: the v6 element too" \
 	test "$(jget "$TB_DIR/list.json" '[e["proto"] for e in d["elements"] if e["address"]=="2001:db8:5::10"]')" = "['tcp']"
-ok "list work: the human table has both" test "$(ctl list work | grep -c good.example)" -eq 3
+ok "list work: the human table has the four" test "$(ctl list work | grep -c good.example)" -eq 4
 ok "list red: empty, exit 0" test "$(status_of ctl list red)" -eq 0
 ok "list nosuch: exit 1" test "$(status_of ctl list nosuch)" -eq 1
 
@@ -228,13 +230,17 @@ ok "metrics: the kernel feature" grep -E '^dnsfence_kernel_timeout_update [01]$'
 ok "no command: usage, exit 2" test "$(status_of ctl)" -eq 2
 ok "an unknown command: usage, exit 2" test "$(status_of ctl frobnicate)" -eq 2
 ok "flush with no VM: usage, exit 2" test "$(status_of ctl flush)" -eq 2
-# Only the peer-credential check may refuse nobody: the file is opened to all.
+# Only the peer-credential check may refuse nobody: the socket and the way
+# to it are opened to all.
 chmod 0666 "$SOCK"
+chmod o+x "$TB_DIR"
 ok "user nobody is refused (socket mode 0666): exit 1" \
 	test "$(status_of setpriv --reuid=nobody --regid=nogroup --clear-groups "$DNSFENCECTL" -s "$SOCK" status)" -eq 1
 ok "... with a message saying why" grep -qi "permission denied" "$TB_DIR/err"
 ok "... and nothing on stdout" test ! -s "$TB_DIR/out"
+ok "... refused by the daemon, not by the file system" grep -q "is not root nor in group" "$TB_DIR/err"
 chmod 0660 "$SOCK"
+chmod o-x "$TB_DIR"
 tb_daemon_stop TERM
 ok "dnsfenced exits cleanly on SIGTERM" test "$DAEMON_STATUS" -eq 0
 ok "no daemon: exit 3" test "$(status_of ctl status)" -eq 3
