@@ -304,8 +304,7 @@ secs_left(const struct admit_elem *e)
 }
 
 static void
-list_one(struct ctl_conn *cc, const struct admit_elem *e, bool json,
-	bool first)
+list_one(struct ctl_conn *cc, const struct admit_elem *e, bool json, bool first)
 {
 	char addr[INET6_ADDRSTRLEN], ports[16];
 	const char *proto;
@@ -352,9 +351,10 @@ cmd_list(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
 	const char *vm = rq->argc > 0 ? rq->argv[0] : NULL;
 	struct elist l = {0};
 
-	if (vm != NULL && policy_vm_by_name(conf(c)->vms, conf(c)->nvms, vm) ==
-			NULL) {
-		ctl_err(cc, "dnsfencectl: no VM named %s in the configuration\n",
+	if (vm != NULL &&
+		policy_vm_by_name(conf(c)->vms, conf(c)->nvms, vm) == NULL) {
+		ctl_err(cc,
+			"dnsfencectl: no VM named %s in the configuration\n",
 			vm);
 		ctl_end(cc, 1);
 		return;
@@ -511,16 +511,18 @@ cmd_why(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
 	char line[768], rt[300], conn[128], a[INET6_ADDRSTRLEN];
 
 	if (policy_parse_addr(rq->argv[1], &w.addr) < 0) {
-		ctl_err(cc, "dnsfencectl: why: not an IPv4 or IPv6 address: "
-			    "%s\n",
+		ctl_err(cc,
+			"dnsfencectl: why: not an IPv4 or IPv6 address: "
+			"%s\n",
 			rq->argv[1]);
 		ctl_end(cc, 2);
 		return;
 	}
 	if (what != NULL) {
 		if (policy_parse_port(what, &ps, &err) < 0 || ps.lo != ps.hi) {
-			ctl_err(cc, "dnsfencectl: why: %s: expected tcp/N, "
-				    "udp/N or icmp\n",
+			ctl_err(cc,
+				"dnsfencectl: why: %s: expected tcp/N, "
+				"udp/N or icmp\n",
 				what);
 			ctl_end(cc, 2);
 			return;
@@ -532,9 +534,11 @@ cmd_why(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
 		what ? " " : "", what ? what : "");
 	w.vm = policy_vm_by_name(cf->vms, cf->nvms, rq->argv[0]);
 	if (w.vm == NULL) {
-		snprintf(line, sizeof(line), "%s: not admitted: %s has no "
+		snprintf(line, sizeof(line),
+			"%s: not admitted: %s has no "
 			"policy (its packets are dropped as from an unknown "
-			"source)", conn, rq->argv[0]);
+			"source)",
+			conn, rq->argv[0]);
 		why_answer(cc, json, false, rq->argv[0], a, NULL, NULL, NULL,
 			-1, line);
 		return;
@@ -572,8 +576,8 @@ cmd_why(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
 		snprintf(line, sizeof(line), "%s: %s", conn,
 			w.vm->learn ? "mode: learn (as default: allow)"
 				    : "default: allow");
-		why_answer(cc, json, true, w.vm->name, a, "default", NULL,
-			NULL, -1, line);
+		why_answer(cc, json, true, w.vm->name, a, "default", NULL, NULL,
+			-1, line);
 		return;
 	}
 	if (w.nother > 0)
@@ -602,8 +606,8 @@ log_json(struct ctl_conn *cc, const struct dl_entry *e)
 {
 	char t[40], tb[16], ab[INET6_ADDRSTRLEN];
 
-	ctl_out(cc, "{\"time\":\"%s\",\"vm\":",
-		dl_time(e->when_ms, t, sizeof(t)));
+	ctl_out(cc,
+		"{\"time\":\"%s\",\"vm\":", dl_time(e->when_ms, t, sizeof(t)));
 	ctl_json_str(cc, e->vm[0] ? e->vm : NULL);
 	ctl_out(cc, ",\"name\":");
 	ctl_json_str(cc, e->name);
@@ -745,13 +749,15 @@ metrics_vms(struct ctlcmd *c, struct ctl_conn *cc)
 	om_head(cc, "dnsfence_admitted_addresses", "counter",
 		"Addresses in the answers each VM was given.");
 	for (size_t i = 0; i < n; i++)
-		ctl_out(cc, "dnsfence_admitted_addresses_total{vm=\"%s\"} %llu\n",
+		ctl_out(cc,
+			"dnsfence_admitted_addresses_total{vm=\"%s\"} %llu\n",
 			st[i]->name, (unsigned long long)st[i]->admitted);
 	om_head(cc, "dnsfence_elements", "gauge",
 		"Elements in each VM's sets now.");
 	for (size_t i = 0; i < cf->nvms; i++)
 		ctl_out(cc, "dnsfence_elements{vm=\"%s\"} %zu\n",
-			cf->vms[i].name, admit_count(c->admit, cf->vms[i].name));
+			cf->vms[i].name,
+			admit_count(c->admit, cf->vms[i].name));
 }
 
 static void
@@ -783,8 +789,7 @@ metrics_admission(struct ctlcmd *c, struct ctl_conn *cc)
 		"Queries from addresses no policy names (REFUSED).");
 	ctl_out(cc, "dnsfence_unknown_client_queries_total %llu\n",
 		(unsigned long long)ss->refused_unknown);
-	om_head(cc, "dnsfence_reloads", "counter",
-		"Reloads, by outcome.");
+	om_head(cc, "dnsfence_reloads", "counter", "Reloads, by outcome.");
 	ctl_out(cc,
 		"dnsfence_reloads_total{result=\"ok\"} %llu\n"
 		"dnsfence_reloads_total{result=\"failed\"} %llu\n",

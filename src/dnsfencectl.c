@@ -17,7 +17,6 @@
 #include "config.h"
 #include "ctlproto.h"
 
-
 enum {
 	EXIT_USAGE = 2,
 	EXIT_NODAEMON = 3,

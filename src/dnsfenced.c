@@ -877,8 +877,8 @@ flush_send(evutil_socket_t fd, short ev, void *arg)
 		return;
 	}
 	b = nft_batch_new(d->nft);
-	d->flush_plan = admit_flush(d->admit, d->flushing->vm, b,
-		&d->flushing->n);
+	d->flush_plan =
+		admit_flush(d->admit, d->flushing->vm, b, &d->flushing->n);
 	if (d->flushing->n == 0) {
 		nft_batch_free(b);
 		flush_done(0, NULL, d);
@@ -910,7 +910,8 @@ ctl_flush(struct ctl_conn *cc, const char *vm, void *arg)
 	struct flushreq *f, **pp;
 
 	if (policy_vm_by_name(c->vms, c->nvms, vm) == NULL) {
-		ctl_err(cc, "dnsfencectl: no VM named %s in the configuration\n",
+		ctl_err(cc,
+			"dnsfencectl: no VM named %s in the configuration\n",
 			vm);
 		ctl_end(cc, 1);
 		return;
@@ -936,15 +937,17 @@ ctl_suggest(struct ctl_conn *cc, const char *name, void *arg)
 	char *text;
 
 	if (vm == NULL) {
-		ctl_err(cc, "dnsfencectl: no VM named %s in the configuration\n",
+		ctl_err(cc,
+			"dnsfencectl: no VM named %s in the configuration\n",
 			name);
 		ctl_end(cc, 1);
 		return;
 	}
 	if (!d->installing && !admit_is_broken(d->admit) &&
 		learn_refresh(d->learn, c, d->admit, util_now_ms()) < 0)
-		ctl_err(cc, "dnsfencectl: warning: the seen sets could not "
-			    "be read now; what was read before is used\n");
+		ctl_err(cc,
+			"dnsfencectl: warning: the seen sets could not "
+			"be read now; what was read before is used\n");
 	text = learn_suggest(d->learn, vm);
 	ctl_write(cc, text, strlen(text));
 	free(text);
@@ -1022,14 +1025,16 @@ metrics_more(struct ctl_conn *cc, void *arg)
 	struct daemon *d = arg;
 	const struct config *c = server_config(d->srv);
 
-	ctl_out(cc, "# TYPE dnsfence_until_rules gauge\n"
-		    "# HELP dnsfence_until_rules Allow rules with an until "
-		    "still ahead.\n"
-		    "dnsfence_until_rules %zu\n",
+	ctl_out(cc,
+		"# TYPE dnsfence_until_rules gauge\n"
+		"# HELP dnsfence_until_rules Allow rules with an until "
+		"still ahead.\n"
+		"dnsfence_until_rules %zu\n",
 		config_untils(c, util_wall_s(), NULL, 0));
-	ctl_out(cc, "# TYPE dnsfence_learn_names gauge\n"
-		    "# HELP dnsfence_learn_names Names recorded for a learning "
-		    "VM.\n");
+	ctl_out(cc,
+		"# TYPE dnsfence_learn_names gauge\n"
+		"# HELP dnsfence_learn_names Names recorded for a learning "
+		"VM.\n");
 	for (size_t i = 0; i < c->nvms; i++)
 		if (c->vms[i].learn)
 			ctl_out(cc, "dnsfence_learn_names{vm=\"%s\"} %llu\n",
@@ -1037,9 +1042,10 @@ metrics_more(struct ctl_conn *cc, void *arg)
 				(unsigned long long)learn_stats(d->learn,
 					c->vms[i].name)
 					.names);
-	ctl_out(cc, "# TYPE dnsfence_learn_uses gauge\n"
-		    "# HELP dnsfence_learn_uses Destinations (address, "
-		    "protocol, port) a learning VM used.\n");
+	ctl_out(cc,
+		"# TYPE dnsfence_learn_uses gauge\n"
+		"# HELP dnsfence_learn_uses Destinations (address, "
+		"protocol, port) a learning VM used.\n");
 	for (size_t i = 0; i < c->nvms; i++)
 		if (c->vms[i].learn)
 			ctl_out(cc, "dnsfence_learn_uses{vm=\"%s\"} %llu\n",
@@ -1047,9 +1053,10 @@ metrics_more(struct ctl_conn *cc, void *arg)
 				(unsigned long long)learn_stats(d->learn,
 					c->vms[i].name)
 					.uses);
-	ctl_out(cc, "# TYPE dnsfence_learn_dropped counter\n"
-		    "# HELP dnsfence_learn_dropped Learning records dropped "
-		    "at the per-VM limits (oldest first).\n");
+	ctl_out(cc,
+		"# TYPE dnsfence_learn_dropped counter\n"
+		"# HELP dnsfence_learn_dropped Learning records dropped "
+		"at the per-VM limits (oldest first).\n");
 	for (size_t i = 0; i < c->nvms; i++) {
 		struct learn_stats ls;
 

@@ -1360,8 +1360,8 @@ ruleset_counters(const char *table,
 		struct ctr_walk w = {0};
 		const char *cmt = NULL, *sep;
 		uint32_t len = 0;
-		const void *ud = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA,
-			&len);
+		const void *ud =
+			nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &len);
 		char vm[VM_NAME_MAX + 1];
 
 		nftnl_expr_foreach(r, ctr_expr_cb, &w);

@@ -181,7 +181,8 @@ allow_text(const struct vm *vm, const char *name, char *buf, size_t len)
 	size_t n = 0;
 
 	if (vm->learn || vm->default_allow) {
-		snprintf(buf, len, vm->learn ? "mode: learn" : "default: allow");
+		snprintf(buf, len,
+			vm->learn ? "mode: learn" : "default: allow");
 		return;
 	}
 	buf[0] = '\0';
