@@ -1489,20 +1489,23 @@ rule_copy(struct rule *dst, const struct rule *src)
 		xmemdup(src->ports.v, src->ports.n, sizeof(*src->ports.v));
 }
 
-/* vm as it stands at now: its allow rules that have not ended. */
+/* vm as it stands at now: its allow rules that have not ended. Every
+ * field is copied first, then each owned one is replaced by its own copy:
+ * a field added to struct vm is never silently lost here. */
 static void
 vm_at(struct vm *dst, const struct vm *src, int64_t now)
 {
-	memset(dst, 0, sizeof(*dst));
+	*dst = *src;
 	dst->name = xstrdup(src->name);
 	dst->file = xstrdup(src->file);
 	dst->addrs = xmemdup(src->addrs, src->naddrs, sizeof(*src->addrs));
 	dst->addr_pos =
 		xmemdup(src->addr_pos, src->naddrs, sizeof(*src->addr_pos));
-	dst->naddrs = src->naddrs;
 	dst->iface = xstrdup_null(src->iface);
-	dst->default_allow = src->default_allow;
-	dst->unlisted = src->unlisted;
+	dst->allow = dst->deny = NULL;
+	dst->nallow = dst->ndeny = 0;
+	dst->atoms = NULL;
+	dst->natoms = 0;
 	for (size_t i = 0; i < src->nallow; i++)
 		if (!policy_rule_ended(&src->allow[i], now))
 			rule_copy(ARRAY_PUSH(dst->allow, dst->nallow),
@@ -1513,29 +1516,26 @@ vm_at(struct vm *dst, const struct vm *src, int64_t now)
 	policy_vm_atoms(dst);
 }
 
+/* As for vm_at: all of c, then its own copy of everything c owns. */
 struct config *
 config_at(const struct config *c, int64_t now)
 {
 	struct config *o = xcalloc(1, sizeof(*o));
 
+	*o = *c;
 	o->file = xstrdup_null(c->file);
 	o->conf_file = xstrdup_null(c->conf_file);
 	o->listen = xmemdup(c->listen, c->nlisten, sizeof(*c->listen));
-	o->nlisten = c->nlisten;
 	o->policies = xstrdup_null(c->policies);
 	o->control = xstrdup_null(c->control);
+	o->control_group = xstrdup_null(c->control_group);
 	o->table = xstrdup_null(c->table);
-	o->log_drops = c->log_drops;
 	o->trust_anchor = xstrdup_null(c->trust_anchor);
-	o->trust_anchor_pos = c->trust_anchor_pos;
 	o->root_hints = xstrdup_null(c->root_hints);
-	o->root_hints_pos = c->root_hints_pos;
 	o->forward = strv_dup(c->forward, c->nforward);
 	o->forward_pos =
 		xmemdup(c->forward_pos, c->nforward, sizeof(*c->forward_pos));
-	o->nforward = c->nforward;
 	o->stubs = c->nstubs ? xcalloc(c->nstubs, sizeof(*o->stubs)) : NULL;
-	o->nstubs = c->nstubs;
 	for (size_t i = 0; i < c->nstubs; i++) {
 		o->stubs[i].zone = xstrdup(c->stubs[i].zone);
 		o->stubs[i].addrs =
@@ -1546,14 +1546,11 @@ config_at(const struct config *c, int64_t now)
 	}
 	o->options =
 		c->noptions ? xcalloc(c->noptions, sizeof(*o->options)) : NULL;
-	o->noptions = c->noptions;
 	for (size_t i = 0; i < c->noptions; i++) {
 		o->options[i] = c->options[i];
 		o->options[i].key = xstrdup(c->options[i].key);
 		o->options[i].value = xstrdup(c->options[i].value);
 	}
-	o->ttl = c->ttl;
-	o->limits = c->limits;
 	o->vms = c->nvms ? xcalloc(c->nvms, sizeof(*o->vms)) : NULL;
 	o->nvms = c->nvms;
 	for (size_t i = 0; i < c->nvms; i++)

@@ -3,7 +3,7 @@
 # its chain records each new connection (address, protocol, port; echo
 # requests) in <vm>_v4_seen / <vm>_v6_seen from the packet path; the
 # daemon reads them into its learn store, which survives a reload. Then
-# `dnsfencectl suggest` (once the control socket exists): the suggestion
+# `dnsfencectl suggest`: the suggestion
 # passes -n, and loaded, it lets the VM do what it did while learning and
 # nothing more.
 . "$(dirname "$0")/../lib/testbed.sh"
@@ -14,9 +14,7 @@ dw_setup
 # the uplink's address).
 tb_serve 192.0.2.10 5353
 tb_vm work 1
-dw_config <<EOC
-control: $TB_DIR/control.sock
-EOC
+dw_config </dev/null
 tb_policy work <<'P'
 addresses: [10.137.1.10, "2001:db8:a:1::10"]
 interface: vif1.0
@@ -83,42 +81,37 @@ wait_again() {
 }
 ok "the store still holds 3 names and 6 usages after the reload" wait_again
 
-# The suggestion. The control socket (dnsfencectl suggest) is the
-# integrator's: until it exists, this part is skipped.
-if [ -n "${DNSFENCECTL:-}" ] && [ -S "$TB_DIR/control.sock" ]; then
-	sug=$TB_DIR/suggested
-	mkdir -p "$sug"
-	ok "dnsfencectl suggest work" sh -c \
-		"'$DNSFENCECTL' -s '$TB_DIR/control.sock' suggest work >'$sug/work.yaml'"
-	sed 's|^policies: .*|policies: suggested|' "$TB_DIR/dnsfence.yaml" >"$TB_DIR/check.yaml"
-	ok "the suggestion passes -n" "$DNSFENCED" -n -c "$TB_DIR/check.yaml"
-	has() { grep -qF -- "$1" "$sug/work.yaml"; }
-	ok "it is default: deny" has "default: deny"
-	ok "it names www.good.example" has 'name: "www.good.example"'
-	ok "it lists long.good.example as never used" has "# resolved, never used: long.good.example"
-	ok "the bare address is a net rule" has 'net: "192.0.2.12/32"'
-	cp "$sug/work.yaml" "$TB_DIR/vms/work.yaml"
-	ok "reload with the suggestion" tb_reload
-	ok "the suggestion is in force" chain_has "work: not admitted"
-	ok "www.good.example still resolves" dns_is "$VM_work" NOERROR www.good.example A
-	ok "www.good.example AAAA still resolves" dns_is "$VM_work" NOERROR www.good.example AAAA
-	ok "mail.good.example still resolves" dns_is "$VM_work" NOERROR mail.good.example A
-	ok "tcp/443 to www.good.example" reach_tcp "$VM_work" 192.0.2.10 443
-	ok "udp/5353 to www.good.example" reach_udp "$VM_work" 192.0.2.10 5353
-	ok "ping to www.good.example" reach_ping "$VM_work" 192.0.2.10
-	ok "tcp/443 to www.good.example over IPv6" reach_tcp "$VM_work" 2001:db8:5::10 443
-	ok "tcp/993 to mail.good.example" reach_tcp "$VM_work" 192.0.2.11 993
-	ok "tcp/8080 to the bare address" reach_tcp "$VM_work" 192.0.2.12 8080
-	blocked "tcp/22 to www.good.example (never used)" reach_tcp "$VM_work" 192.0.2.10 22
-	blocked "tcp/993 to www.good.example (never used)" reach_tcp "$VM_work" 192.0.2.10 993
-	blocked "tcp/443 to the bare address (never used)" reach_tcp "$VM_work" 192.0.2.12 443
-	ok "long.good.example (resolved, never used) is refused" \
-		dns_is "$VM_work" REFUSED long.good.example A
-	ok "www.other.example (never resolved) is refused" \
-		dns_is "$VM_work" REFUSED www.other.example A
-else
-	echo "ok - # SKIP suggest: no control socket yet (dnsfencectl suggest)"
-fi
+# The suggestion.
+sug=$TB_DIR/suggested
+mkdir -p "$sug"
+ok "dnsfencectl suggest work" sh -c \
+	"'$DNSFENCECTL' -s '$TB_DIR/control.sock' suggest work >'$sug/work.yaml'"
+sed 's|^policies: .*|policies: suggested|' "$TB_DIR/dnsfence.yaml" >"$TB_DIR/check.yaml"
+ok "the suggestion passes -n" "$DNSFENCED" -n -c "$TB_DIR/check.yaml"
+has() { grep -qF -- "$1" "$sug/work.yaml"; }
+ok "it is default: deny" has "default: deny"
+ok "it names www.good.example" has 'name: "www.good.example"'
+ok "it lists long.good.example as never used" has "# resolved, never used: long.good.example"
+ok "the bare address is a net rule" has 'net: "192.0.2.12/32"'
+cp "$sug/work.yaml" "$TB_DIR/vms/work.yaml"
+ok "reload with the suggestion" tb_reload
+ok "the suggestion is in force" chain_has "work: not admitted"
+ok "www.good.example still resolves" dns_is "$VM_work" NOERROR www.good.example A
+ok "www.good.example AAAA still resolves" dns_is "$VM_work" NOERROR www.good.example AAAA
+ok "mail.good.example still resolves" dns_is "$VM_work" NOERROR mail.good.example A
+ok "tcp/443 to www.good.example" reach_tcp "$VM_work" 192.0.2.10 443
+ok "udp/5353 to www.good.example" reach_udp "$VM_work" 192.0.2.10 5353
+ok "ping to www.good.example" reach_ping "$VM_work" 192.0.2.10
+ok "tcp/443 to www.good.example over IPv6" reach_tcp "$VM_work" 2001:db8:5::10 443
+ok "tcp/993 to mail.good.example" reach_tcp "$VM_work" 192.0.2.11 993
+ok "tcp/8080 to the bare address" reach_tcp "$VM_work" 192.0.2.12 8080
+blocked "tcp/22 to www.good.example (never used)" reach_tcp "$VM_work" 192.0.2.10 22
+blocked "tcp/993 to www.good.example (never used)" reach_tcp "$VM_work" 192.0.2.10 993
+blocked "tcp/443 to the bare address (never used)" reach_tcp "$VM_work" 192.0.2.12 443
+ok "long.good.example (resolved, never used) is refused" \
+	dns_is "$VM_work" REFUSED long.good.example A
+ok "www.other.example (never resolved) is refused" \
+	dns_is "$VM_work" REFUSED www.other.example A
 
 # Leaving mode: learn removes the seen sets with the learn rules.
 tb_policy work <<'P'

@@ -283,6 +283,48 @@ until_config(void)
 	return c;
 }
 
+static char *
+dump_str(const struct config *c)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	config_dump(c, f);
+	fclose(f);
+	return buf;
+}
+
+/* config_at copies every setting, not only the ones it knew of when it
+ * was written: before any until, its dump is the original's. */
+static void
+test_at_copies_all(void)
+{
+	struct config *c = until_config();
+	struct config *at;
+	char *a, *b;
+
+	c->vms[1].learn = true;
+	c->vms[1].default_allow = true;
+	c->vms[1].unlisted = UNLISTED_NXDOMAIN;
+	c->control = xstrdup("/run/x.sock");
+	c->control_group = xstrdup("wheel");
+	c->control_gid = 4242;
+	c->log_drops = 7;
+	c->limits.set_size = 123;
+	c->ttl.grace = 9;
+	at = config_at(c, 1);
+	a = dump_str(c);
+	b = dump_str(at);
+	CHECK(strcmp(a, b) == 0);
+	CHECK(at->vms[1].learn && at->control_gid == 4242);
+	CHECK(at->control_group != c->control_group);
+	free(a);
+	free(b);
+	config_free(at);
+	config_free(c);
+}
+
 static void
 test_until(void)
 {
@@ -404,6 +446,7 @@ main(void)
 	test_ta_file();
 	test_hostport();
 	test_until();
+	test_at_copies_all();
 	test_until_errors();
 	return check_done("config");
 }
