@@ -163,6 +163,44 @@ elem_addr(const struct elem_key *k, char *buf, size_t len)
 
 /* ---- status ---------------------------------------------------------------- */
 
+/* Packets each VM's chain dropped (not admitted, spoofed), from the
+ * kernel's counters: one dump for every VM. */
+struct vmdrops {
+	const struct config *cf;
+	uint64_t *n; /* per VM of cf, by index */
+};
+
+static void
+vmdrops_cb(const char *vm, const char *what, uint64_t packets, uint64_t bytes,
+	void *arg)
+{
+	struct vmdrops *vd = arg;
+	const struct vm *v;
+
+	(void)bytes;
+	if (vm == NULL ||
+		(strcmp(what, "not admitted") != 0 &&
+			strcmp(what, "spoofed source") != 0))
+		return;
+	v = policy_vm_by_name(vd->cf->vms, vd->cf->nvms, vm);
+	if (v != NULL)
+		vd->n[v - vd->cf->vms] += packets;
+}
+
+/* NULL when the table cannot be read. */
+static uint64_t *
+vm_drops(const struct config *cf)
+{
+	struct vmdrops vd = {.cf = cf,
+		.n = xcalloc(cf->nvms + 1, sizeof(uint64_t))};
+
+	if (ruleset_counters(cf->table, vmdrops_cb, &vd) < 0) {
+		free(vd.n);
+		return NULL;
+	}
+	return vd.n;
+}
+
 static void
 status_human(struct ctlcmd *c, struct ctl_conn *cc)
 {
@@ -170,6 +208,7 @@ status_human(struct ctlcmd *c, struct ctl_conn *cc)
 	const struct admit_stats *as = admit_stats(c->admit);
 	char t[32];
 	int64_t up = wall_now() - c->started;
+	uint64_t *drops = vm_drops(cf);
 
 	ctl_out(cc, "dnsfenced %s, up %lldd %02lld:%02lld:%02lld (since %s)\n",
 		DNSFENCE_VERSION, (long long)(up / 86400),
@@ -189,22 +228,28 @@ status_human(struct ctlcmd *c, struct ctl_conn *cc)
 		(unsigned long long)as->elements,
 		(unsigned long long)as->failures, (unsigned long long)as->full,
 		admit_is_broken(c->admit) ? "; TABLE BEING REINSTALLED" : "");
-	ctl_out(cc, "\n%-20s %-7s %9s %9s %9s %9s %9s\n", "VM", "default",
-		"queries", "answered", "refused", "servfail", "elements");
+	ctl_out(cc, "\n%-20s %-7s %9s %9s %9s %9s %9s %9s\n", "VM", "policy",
+		"queries", "answered", "refused", "servfail", "elements",
+		"dropped");
 	for (size_t i = 0; i < cf->nvms; i++) {
 		const struct vm *vm = &cf->vms[i];
 		const struct server_vm_stats *st = vm_stats(c, vm->name);
 		struct server_vm_stats z = {0};
+		char dropped[24] = "?";
 
 		if (st == NULL)
 			st = &z;
-		ctl_out(cc, "%-20s %-7s %9llu %9llu %9llu %9llu %9zu\n",
+		if (drops != NULL)
+			snprintf(dropped, sizeof(dropped), "%llu",
+				(unsigned long long)drops[i]);
+		ctl_out(cc, "%-20s %-7s %9llu %9llu %9llu %9llu %9zu %9s\n",
 			vm->name, vm_mode(vm), (unsigned long long)st->queries,
 			(unsigned long long)st->result[RES_ANSWERED],
 			(unsigned long long)st->result[RES_REFUSED],
 			(unsigned long long)st->result[RES_SERVFAIL],
-			admit_count(c->admit, vm->name));
+			admit_count(c->admit, vm->name), dropped);
 	}
+	free(drops);
 	if (c->status_more)
 		c->status_more(cc, false, c->arg);
 }
@@ -215,6 +260,7 @@ status_json(struct ctlcmd *c, struct ctl_conn *cc)
 	const struct config *cf = conf(c);
 	const struct admit_stats *as = admit_stats(c->admit);
 	char t[32];
+	uint64_t *drops = vm_drops(cf);
 
 	ctl_out(cc, "{\"version\":");
 	ctl_json_str(cc, DNSFENCE_VERSION);
@@ -248,13 +294,21 @@ status_json(struct ctlcmd *c, struct ctl_conn *cc)
 		ctl_json_str(cc, vm->name);
 		ctl_out(cc,
 			":{\"queries\":%llu,\"answered\":%llu,\"refused\":%llu,"
-			"\"servfail\":%llu,\"elements\":%zu,\"default\":\"%s\"}",
+			"\"servfail\":%llu,\"elements\":%zu,\"default\":\"%s\","
+			"\"mode\":\"%s\",\"dropped\":",
 			(unsigned long long)st->queries,
 			(unsigned long long)st->result[RES_ANSWERED],
 			(unsigned long long)st->result[RES_REFUSED],
 			(unsigned long long)st->result[RES_SERVFAIL],
-			admit_count(c->admit, vm->name), vm_mode(vm));
+			admit_count(c->admit, vm->name),
+			vm->default_allow ? "allow" : "deny",
+			vm->learn ? "learn" : "enforce");
+		if (drops != NULL)
+			ctl_out(cc, "%llu}", (unsigned long long)drops[i]);
+		else
+			ctl_out(cc, "null}");
 	}
+	free(drops);
 	ctl_out(cc, "}");
 	if (c->status_more)
 		c->status_more(cc, true, c->arg);

@@ -138,7 +138,7 @@ ok "a TCP ACK without a connection hits the ct state invalid drop ($before -> $a
 # --- the table name cannot change at reload
 sed -i 's/log-drops: 5/log-drops: 5\n  table: other/' "$TB_DIR/dnsfence.yaml"
 ok "a reload that renames the table answers" tb_reload
-ok "... is refused, saying why" grep -q "reload failed: nftables table cannot change" "$TB_DIR/dnsfenced.log"
+ok "... is refused, saying why" grep -q "reload failed, the running configuration stays: nftables table cannot change" "$TB_DIR/dnsfenced.log"
 blocked "... no table inet other" nsx "$FW" sh -c 'nft list table inet other >/dev/null 2>&1 || exit 1'
 ok "... the running table stays and admits" reach_tcp "$VM_work" 192.0.2.10 443
 ok "... the daemon still answers" is "5 18" "$VM_stranger" 0 www.example 1 1

@@ -61,7 +61,7 @@ ok "www.other.example is refused for work" dns_is "$VM_work" REFUSED www.other.e
 ok "status: exit 0" test "$(status_of ctl status)" -eq 0
 ok "status: names the version and the VMs" \
 	grep -E "^dnsfenced [0-9.]+, up" "$TB_DIR/out"
-ok "status: a row per VM" grep -E "^work +deny +4 +3 +1 +0 +4$" "$TB_DIR/out"
+ok "status: a row per VM" grep -E "^work +deny +4 +3 +1 +0 +4 +0$" "$TB_DIR/out"
 ok "status -j: exit 0" test "$(status_of ctl -j status)" -eq 0
 cp "$TB_DIR/out" "$TB_DIR/status.json"
 ok "status -j: version" test "$(jget "$TB_DIR/status.json" 'd["version"]')" = \
@@ -189,6 +189,10 @@ ok "... (quiet's line is there)" grep -q "VM quiet, mail.good.example" "$TB_DIR/
 
 # --- metrics
 blocked "a dropped connection (counted)" reach_tcp "$VM_work" 192.0.2.16 443
+ok "status -j: work's dropped packets, from the ruleset's counter" \
+	test "$(ctl -j status | python3 -c 'import json,sys; print(json.load(sys.stdin)["vms"]["work"]["dropped"])')" -gt 0
+ok "status -j: red is default allow, quiet enforces" \
+	test "$(jget "$TB_DIR/status.json" '(d["vms"]["red"]["default"], d["vms"]["quiet"]["default"], d["vms"]["quiet"]["mode"])')" = "('allow', 'deny', 'enforce')"
 ok "metrics: exit 0" test "$(status_of ctl metrics)" -eq 0
 cp "$TB_DIR/out" "$TB_DIR/metrics"
 ok "metrics: every line is OpenMetrics, ending with # EOF" python3 - "$TB_DIR/metrics" <<'PY'
