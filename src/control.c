@@ -69,6 +69,9 @@ struct control {
 	void *arg;
 	struct ctl_conn *conns;
 	int nconns;
+	/* Refusals are logged at most once a second (a local user must not
+	 * flood the journal); the rest are counted into the next line. */
+	uint64_t refused_at_ms, refused_held;
 };
 
 static void conn_write_cb(evutil_socket_t fd, short ev, void *arg);
@@ -687,8 +690,19 @@ accept_cb(evutil_socket_t lfd, short ev, void *arg)
 		return;
 	}
 	if (!peer_allowed(fd, ctl->gid, &uc)) {
-		log_info("control: refused uid %ld (not root nor in group %s)",
-			(long)(int)uc.uid, ctl->group);
+		uint64_t now = util_now_ms();
+
+		if (ctl->refused_at_ms == 0 ||
+			now - ctl->refused_at_ms >= 1000) {
+			log_info("control: refused uid %ld (not root nor in "
+				 "group %s); %llu refused before, not logged",
+				(long)(int)uc.uid, ctl->group,
+				(unsigned long long)ctl->refused_held);
+			ctl->refused_at_ms = now;
+			ctl->refused_held = 0;
+		} else {
+			ctl->refused_held++;
+		}
 		refuse_fd(fd, 1,
 			"dnsfencectl: permission denied: uid %ld is not root "
 			"nor in group %s\n",

@@ -243,6 +243,12 @@ ok "user nobody is refused (socket mode 0666): exit 1" \
 ok "... with a message saying why" grep -qi "permission denied" "$TB_DIR/err"
 ok "... and nothing on stdout" test ! -s "$TB_DIR/out"
 ok "... refused by the daemon, not by the file system" grep -q "is not root nor in group" "$TB_DIR/err"
+n0=$(grep -c "control: refused uid" "$TB_DIR/dnsfenced.log" || true)
+for _ in $(seq 20); do
+	setpriv --reuid=nobody --regid=nogroup --clear-groups "$DNSFENCECTL" -s "$SOCK" status >/dev/null 2>&1 || true
+done
+n1=$(grep -c "control: refused uid" "$TB_DIR/dnsfenced.log" || true)
+ok "20 refusals in a row log at most a line a second ($((n1 - n0)) lines)" test $((n1 - n0)) -le 3
 chmod 0660 "$SOCK"
 chmod o-x "$TB_DIR"
 tb_daemon_stop TERM
