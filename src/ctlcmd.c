@@ -1,6 +1,7 @@
 #include "ctlcmd.h"
 
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,20 +47,6 @@ ctl_json_str(struct ctl_conn *cc, const char *s)
 	}
 	buf[n++] = '"';
 	ctl_write(cc, buf, n);
-}
-
-/* An OpenMetrics label value: backslash, quote and newline escaped. */
-static void
-om_label(struct ctl_conn *cc, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			ctl_out(cc, "\\%c", *s);
-		else if (*s == '\n')
-			ctl_out(cc, "\\n");
-		else
-			ctl_write(cc, s, 1);
-	}
 }
 
 static const struct config *
@@ -739,15 +726,53 @@ cmd_log(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
 
 /* ---- metrics ---------------------------------------------------------------- */
 
-static void
-om_head(struct ctl_conn *cc, const char *name, const char *type,
+/* The metrics are written once, as text, then sent as they are
+ * (OpenMetrics, or Prometheus' text format 0.0.4, which node_exporter's
+ * textfile collector parses) or as JSON. The formats differ only in how a
+ * counter's TYPE and HELP lines name it: the family (`dnsfence_queries`)
+ * in OpenMetrics, the sample (`dnsfence_queries_total`) in 0.0.4. */
+struct metrics_out {
+	FILE *f;
+	bool prometheus;
+};
+
+void
+metrics_head(struct metrics_out *m, const char *name, const char *type,
 	const char *help)
 {
-	ctl_out(cc, "# TYPE %s %s\n# HELP %s %s\n", name, type, name, help);
+	const char *sfx =
+		m->prometheus && strcmp(type, "counter") == 0 ? "_total" : "";
+
+	fprintf(m->f, "# TYPE %s%s %s\n# HELP %s%s %s\n", name, sfx, type, name,
+		sfx, help);
+}
+
+void
+metrics_printf(struct metrics_out *m, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(m->f, fmt, ap);
+	va_end(ap);
+}
+
+/* A label value: backslash, quote and newline escaped. */
+void
+metrics_label(struct metrics_out *m, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fprintf(m->f, "\\%c", *s);
+		else if (*s == '\n')
+			fputs("\\n", m->f);
+		else
+			fputc(*s, m->f);
+	}
 }
 
 struct drops {
-	struct ctl_conn *cc;
+	struct metrics_out *m;
 	bool table; /* this pass: the table-wide rules */
 };
 
@@ -764,58 +789,59 @@ drops_cb(const char *vm, const char *what, uint64_t packets, uint64_t bytes,
 		strcmp(what, "spoofed source") != 0)
 		return; /* "default allow" counts accepted packets */
 	if (d->table) {
-		ctl_out(d->cc, "dnsfence_table_dropped_packets_total{rule=\"");
-		om_label(d->cc, what);
+		metrics_printf(d->m,
+			"dnsfence_table_dropped_packets_total{rule=\"");
+		metrics_label(d->m, what);
 	} else {
-		ctl_out(d->cc, "dnsfence_dropped_packets_total{vm=\"");
-		om_label(d->cc, vm);
-		ctl_out(d->cc, "\",reason=\"");
-		om_label(d->cc, what);
+		metrics_printf(d->m, "dnsfence_dropped_packets_total{vm=\"");
+		metrics_label(d->m, vm);
+		metrics_printf(d->m, "\",reason=\"");
+		metrics_label(d->m, what);
 	}
-	ctl_out(d->cc, "\"} %llu\n", (unsigned long long)packets);
+	metrics_printf(d->m, "\"} %llu\n", (unsigned long long)packets);
 }
 
 static void
-metrics_vms(struct ctlcmd *c, struct ctl_conn *cc)
+metrics_vms(struct ctlcmd *c, struct metrics_out *m)
 {
 	const struct server_vm_stats *const *st;
 	size_t n = server_vm_stats(c->srv, &st);
 	const struct config *cf = conf(c);
 
-	om_head(cc, "dnsfence_queries", "counter",
+	metrics_head(m, "dnsfence_queries", "counter",
 		"DNS queries from each VM, by what became of them.");
 	for (size_t i = 0; i < n; i++)
 		for (int r = 0; r < RES_COUNT; r++)
-			ctl_out(cc,
+			metrics_printf(m,
 				"dnsfence_queries_total{vm=\"%s\",result="
 				"\"%s\"} %llu\n",
 				st[i]->name, server_result_name(r),
 				(unsigned long long)st[i]->result[r]);
-	om_head(cc, "dnsfence_servfail", "counter",
+	metrics_head(m, "dnsfence_servfail", "counter",
 		"SERVFAIL answers to each VM, by cause.");
 	for (size_t i = 0; i < n; i++)
 		for (int f = 0; f < SF_COUNT; f++)
-			ctl_out(cc,
+			metrics_printf(m,
 				"dnsfence_servfail_total{vm=\"%s\",cause="
 				"\"%s\"} %llu\n",
 				st[i]->name, server_cause_name(f),
 				(unsigned long long)st[i]->servfail[f]);
-	om_head(cc, "dnsfence_admitted_addresses", "counter",
+	metrics_head(m, "dnsfence_admitted_addresses", "counter",
 		"Addresses in the answers each VM was given.");
 	for (size_t i = 0; i < n; i++)
-		ctl_out(cc,
+		metrics_printf(m,
 			"dnsfence_admitted_addresses_total{vm=\"%s\"} %llu\n",
 			st[i]->name, (unsigned long long)st[i]->admitted);
-	om_head(cc, "dnsfence_elements", "gauge",
+	metrics_head(m, "dnsfence_elements", "gauge",
 		"Elements in each VM's sets now.");
 	for (size_t i = 0; i < cf->nvms; i++)
-		ctl_out(cc, "dnsfence_elements{vm=\"%s\"} %zu\n",
+		metrics_printf(m, "dnsfence_elements{vm=\"%s\"} %zu\n",
 			cf->vms[i].name,
 			admit_count(c->admit, cf->vms[i].name));
 }
 
 static void
-metrics_admission(struct ctlcmd *c, struct ctl_conn *cc)
+metrics_admission(struct ctlcmd *c, struct metrics_out *m)
 {
 	const struct admit_stats *as = admit_stats(c->admit);
 	const struct server_stats *ss = server_stats(c->srv);
@@ -835,59 +861,129 @@ metrics_admission(struct ctlcmd *c, struct ctl_conn *cc)
 		as->failures, as->full};
 
 	for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
-		om_head(cc, help[i][0], "counter", help[i][1]);
-		ctl_out(cc, "%s_total %llu\n", help[i][0],
+		metrics_head(m, help[i][0], "counter", help[i][1]);
+		metrics_printf(m, "%s_total %llu\n", help[i][0],
 			(unsigned long long)v[i]);
 	}
-	om_head(cc, "dnsfence_unknown_client_queries", "counter",
+	metrics_head(m, "dnsfence_unknown_client_queries", "counter",
 		"Queries from addresses no policy names (REFUSED).");
-	ctl_out(cc, "dnsfence_unknown_client_queries_total %llu\n",
+	metrics_printf(m, "dnsfence_unknown_client_queries_total %llu\n",
 		(unsigned long long)ss->refused_unknown);
-	om_head(cc, "dnsfence_reloads", "counter", "Reloads, by outcome.");
-	ctl_out(cc,
+	metrics_head(m, "dnsfence_reloads", "counter", "Reloads, by outcome.");
+	metrics_printf(m,
 		"dnsfence_reloads_total{result=\"ok\"} %llu\n"
 		"dnsfence_reloads_total{result=\"failed\"} %llu\n",
 		(unsigned long long)c->reloads_ok,
 		(unsigned long long)c->reloads_failed);
-	om_head(cc, "dnsfence_decision_log_suppressed", "counter",
+	metrics_head(m, "dnsfence_decision_log_suppressed", "counter",
 		"Decision lines not sent to the journal (rate limit).");
-	ctl_out(cc, "dnsfence_decision_log_suppressed_total %llu\n",
+	metrics_printf(m, "dnsfence_decision_log_suppressed_total %llu\n",
 		(unsigned long long)declog_suppressed(server_declog(c->srv)));
 }
 
 static void
-cmd_metrics(struct ctlcmd *c, struct ctl_conn *cc)
+metrics_write(struct ctlcmd *c, struct metrics_out *m)
 {
-	struct drops d = {.cc = cc};
+	struct drops d = {.m = m};
 
-	om_head(cc, "dnsfence_build", "info", "The running dnsfenced.");
-	ctl_out(cc, "dnsfence_build_info{version=\"%s\"} 1\n",
+	/* An info-like gauge: OpenMetrics' `info` type would make
+	 * Prometheus' text parser (node_exporter) drop the whole file. */
+	metrics_head(m, "dnsfence_build_info", "gauge",
+		"The running dnsfenced (always 1).");
+	metrics_printf(m, "dnsfence_build_info{version=\"%s\"} 1\n",
 		DNSFENCE_VERSION);
-	om_head(cc, "dnsfence_start_time_seconds", "gauge",
+	metrics_head(m, "dnsfence_start_time_seconds", "gauge",
 		"When dnsfenced started (Unix time).");
-	ctl_out(cc, "dnsfence_start_time_seconds %lld\n",
+	metrics_printf(m, "dnsfence_start_time_seconds %lld\n",
 		(long long)c->started);
-	om_head(cc, "dnsfence_kernel_timeout_update", "gauge",
+	metrics_head(m, "dnsfence_kernel_timeout_update", "gauge",
 		"1: the kernel updates an element's timeout in place (6.12+); "
 		"0: delete + add.");
-	ctl_out(cc, "dnsfence_kernel_timeout_update %d\n", c->deladd ? 0 : 1);
-	om_head(cc, "dnsfence_table_ok", "gauge",
+	metrics_printf(m, "dnsfence_kernel_timeout_update %d\n",
+		c->deladd ? 0 : 1);
+	metrics_head(m, "dnsfence_table_ok", "gauge",
 		"0 while the table is being reinstalled after a change by "
 		"someone else.");
-	ctl_out(cc, "dnsfence_table_ok %d\n",
+	metrics_printf(m, "dnsfence_table_ok %d\n",
 		admit_is_broken(c->admit) ? 0 : 1);
-	metrics_vms(c, cc);
-	metrics_admission(c, cc);
-	om_head(cc, "dnsfence_dropped_packets", "counter",
+	metrics_vms(c, m);
+	metrics_admission(c, m);
+	metrics_head(m, "dnsfence_dropped_packets", "counter",
 		"New connections dropped in each VM's chain, by reason.");
 	ruleset_counters(conf(c)->table, drops_cb, &d);
-	om_head(cc, "dnsfence_table_dropped_packets", "counter",
+	metrics_head(m, "dnsfence_table_dropped_packets", "counter",
 		"Packets dropped by the table's own rules, by rule.");
 	d.table = true;
 	ruleset_counters(conf(c)->table, drops_cb, &d);
 	if (c->metrics_more)
-		c->metrics_more(cc, c->arg);
-	ctl_out(cc, "# EOF\n");
+		c->metrics_more(m, c->arg);
+	if (!m->prometheus)
+		metrics_printf(m, "# EOF\n");
+}
+
+/* One sample line as JSON: {"name":…,"labels":{…},"value":N}. The text is
+ * ours: name{k="v",…} value, label values escaped as metrics_label does. */
+static void
+sample_json(struct ctl_conn *cc, const char *l, bool first)
+{
+	const char *p = l + strcspn(l, "{ ");
+	char key[64], val[512];
+
+	ctl_out(cc, "%s{\"name\":\"%.*s\",\"labels\":{", first ? "" : ",",
+		(int)(p - l), l);
+	if (*p == '{')
+		p++;
+	for (bool k1 = true; *p && *p != '}' && *p != ' '; k1 = false) {
+		size_t kn = strcspn(p, "="), vn = 0;
+
+		snprintf(key, sizeof(key), "%.*s", (int)kn, p);
+		for (p += kn + 2; *p && *p != '"'; p++) {
+			if (*p == '\\' && p[1])
+				p++;
+			if (vn < sizeof(val) - 1)
+				val[vn++] =
+					*p == 'n' && p[-1] == '\\' ? '\n' : *p;
+		}
+		val[vn] = '\0';
+		ctl_out(cc, "%s", k1 ? "" : ",");
+		ctl_json_str(cc, key);
+		ctl_out(cc, ":");
+		ctl_json_str(cc, val);
+		p += *p == '"';
+		p += *p == ',';
+	}
+	p = strrchr(l, ' ');
+	ctl_out(cc, "},\"value\":%s}", p ? p + 1 : "null");
+}
+
+static void
+cmd_metrics(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
+{
+	struct metrics_out m = {.prometheus = rq->flags & CTL_F_PROMETHEUS};
+	char *text = NULL;
+	size_t len = 0;
+	bool first = true;
+
+	if ((m.f = open_memstream(&text, &len)) == NULL) {
+		ctl_err(cc, "dnsfencectl: metrics: out of memory\n");
+		ctl_end(cc, 1);
+		return;
+	}
+	metrics_write(c, &m);
+	fclose(m.f);
+	if (!(rq->flags & CTL_F_JSON)) {
+		ctl_write(cc, text, len);
+	} else {
+		ctl_out(cc, "{\"metrics\":[");
+		for (char *l = strtok(text, "\n"); l; l = strtok(NULL, "\n")) {
+			if (l[0] == '#')
+				continue;
+			sample_json(cc, l, first);
+			first = false;
+		}
+		ctl_out(cc, "]}\n");
+	}
+	free(text);
 	ctl_end(cc, 0);
 }
 
@@ -913,19 +1009,19 @@ ctlcmd_dispatch(struct ctl_conn *cc, const struct ctl_request *rq, void *arg)
 		cmd_why(c, cc, rq);
 		return;
 	case CTL_RELOAD:
-		c->reload(cc, c->arg);
+		c->reload(cc, rq->flags & CTL_F_JSON, c->arg);
 		return;
 	case CTL_FLUSH:
-		c->flush(cc, rq->argv[0], c->arg);
+		c->flush(cc, rq->argv[0], rq->flags & CTL_F_JSON, c->arg);
 		return;
 	case CTL_LOG:
 		cmd_log(c, cc, rq);
 		return;
 	case CTL_SUGGEST:
-		c->suggest(cc, rq->argv[0], c->arg);
+		c->suggest(cc, rq->argv[0], rq->flags & CTL_F_JSON, c->arg);
 		return;
 	case CTL_METRICS:
-		cmd_metrics(c, cc);
+		cmd_metrics(c, cc, rq);
 		return;
 	}
 	ctl_err(cc, "dnsfencectl: unknown command\n");

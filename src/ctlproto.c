@@ -53,7 +53,10 @@ ctl_argc_ok(enum ctl_cmd cmd, int argc)
 bool
 ctl_flags_ok(enum ctl_cmd cmd, uint32_t flags)
 {
-	if (flags & ~(uint32_t)(CTL_F_JSON | CTL_F_FOLLOW))
+	if (flags & ~(uint32_t)(CTL_F_JSON | CTL_F_FOLLOW | CTL_F_PROMETHEUS))
+		return false;
+	if ((flags & CTL_F_PROMETHEUS) &&
+		(cmd != CTL_METRICS || (flags & CTL_F_JSON)))
 		return false;
 	return !(flags & CTL_F_FOLLOW) || cmd == CTL_LOG;
 }

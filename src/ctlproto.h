@@ -29,8 +29,9 @@ enum ctl_cmd {
 	CTL_METRICS,
 };
 
-#define CTL_F_JSON 0x1	 /* -j: one JSON document */
-#define CTL_F_FOLLOW 0x2 /* log -f */
+#define CTL_F_JSON 0x1	     /* -j: one JSON document */
+#define CTL_F_FOLLOW 0x2     /* log -f */
+#define CTL_F_PROMETHEUS 0x4 /* metrics --prometheus: text format 0.0.4 */
 
 struct ctl_request {
 	enum ctl_cmd cmd;
@@ -75,7 +76,8 @@ int ctl_request_len(const void *hdr, const char **why);
  * canonical encoding of a valid request. */
 int ctl_request_parse(struct ctl_request *rq, const void *buf, size_t len,
 	const char **why);
-/** Are these flags valid for cmd (CTL_F_FOLLOW: only for log)? */
+/** Are these flags valid for cmd (CTL_F_FOLLOW: only for log;
+ * CTL_F_PROMETHEUS: only for metrics)? */
 bool ctl_flags_ok(enum ctl_cmd cmd, uint32_t flags);
 
 /** Write a reply frame header (len ≤ CTL_FRAME_MAX; status only for

@@ -36,7 +36,7 @@ static const char usage_text[] =
 	"  flush VM\n"
 	"  log [-f]\n"
 	"  suggest VM\n"
-	"  metrics\n";
+	"  metrics [--prometheus]\n";
 
 static int
 usage(const char *fmt, ...)
@@ -209,7 +209,7 @@ struct opts {
 };
 
 /* The command and its arguments (argv[0] is the command); `log` takes
- * -f after it. 0 or the usage status. */
+ * -f after it, `metrics` --prometheus. 0 or the usage status. */
 static int
 parse_command(struct opts *o, int argc, char **argv)
 {
@@ -221,6 +221,12 @@ parse_command(struct opts *o, int argc, char **argv)
 		if (o->cmd == CTL_LOG && strcmp(argv[i], "-f") == 0 &&
 			!(o->flags & CTL_F_FOLLOW)) {
 			o->flags |= CTL_F_FOLLOW;
+			continue;
+		}
+		if (o->cmd == CTL_METRICS &&
+			strcmp(argv[i], "--prometheus") == 0 &&
+			!(o->flags & CTL_F_PROMETHEUS)) {
+			o->flags |= CTL_F_PROMETHEUS;
 			continue;
 		}
 		if (o->argc == CTL_ARGS_MAX)

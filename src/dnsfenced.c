@@ -73,6 +73,9 @@ struct daemon {
  * client has gone). */
 struct waiter {
 	struct ctl_conn *cc;
+	bool json;
+	char **problems; /* FILE:LINE:COL lines, for -j */
+	size_t nproblems;
 	struct waiter *next;
 };
 
@@ -80,6 +83,7 @@ struct waiter {
 struct flushreq {
 	struct daemon *d;
 	struct ctl_conn *cc;
+	bool json;
 	char vm[VM_NAME_MAX + 1];
 	size_t n;
 	struct flushreq *next;
@@ -190,15 +194,29 @@ waiters_end(struct waiter **list, int err, const char *msg)
 		struct waiter *w = *list;
 
 		*list = w->next;
+		if (w->cc != NULL && err != 0)
+			ctl_err(w->cc,
+				"dnsfencectl: reload failed, the running "
+				"configuration stays: %s\n",
+				msg);
+		if (w->cc != NULL && w->json) {
+			ctl_out(w->cc, "{\"reloaded\":%s,\"error\":",
+				err ? "false" : "true");
+			ctl_json_str(w->cc, err ? msg : NULL);
+			ctl_out(w->cc, ",\"problems\":[");
+			for (size_t i = 0; i < w->nproblems; i++) {
+				ctl_out(w->cc, "%s", i ? "," : "");
+				ctl_json_str(w->cc, w->problems[i]);
+			}
+			ctl_out(w->cc, "]}\n");
+		}
 		if (w->cc != NULL) {
-			if (err != 0)
-				ctl_err(w->cc,
-					"dnsfencectl: reload failed, the "
-					"running configuration stays: %s\n",
-					msg);
 			ctl_on_close(w->cc, NULL, NULL);
 			ctl_end(w->cc, err ? 1 : 0);
 		}
+		for (size_t i = 0; i < w->nproblems; i++)
+			free(w->problems[i]);
+		free(w->problems);
 		free(w);
 	}
 }
@@ -386,9 +404,13 @@ reload_refused(struct waiter **ws, struct diag *diag, const char *why)
 		log_warnx("%s", diag->msgs[i]);
 	log_warnx("reload failed, the running configuration stays%s%s",
 		why ? ": " : "", why ? why : "");
-	for (struct waiter *w = *ws; w; w = w->next)
-		for (size_t i = 0; w->cc && diag && i < diag->n; i++)
+	for (struct waiter *w = *ws; w; w = w->next) {
+		for (size_t i = 0; w->cc && diag && i < diag->n; i++) {
 			ctl_err(w->cc, "%s\n", diag->msgs[i]);
+			*ARRAY_PUSH(w->problems, w->nproblems) =
+				xstrdup(diag->msgs[i]);
+		}
+	}
 	waiters_end(ws, EINVAL, why ? why : "the configuration has problems");
 }
 
@@ -806,12 +828,13 @@ waiter_gone(struct ctl_conn *cc, void *arg)
 /* `reload`: as SIGHUP; the answer comes when the new configuration is in
  * force (or with its problems). */
 static void
-ctl_reload(struct ctl_conn *cc, void *arg)
+ctl_reload(struct ctl_conn *cc, bool json, void *arg)
 {
 	struct daemon *d = arg;
 	struct waiter *w = xcalloc(1, sizeof(*w));
 
 	w->cc = cc;
+	w->json = json;
 	w->next = d->queued;
 	d->queued = w;
 	ctl_on_close(cc, waiter_gone, w);
@@ -842,12 +865,20 @@ flush_done(int err, const char *msg, void *arg)
 	else
 		log_warnx("flushing VM %s failed: %s", f->vm, msg);
 	if (f->cc != NULL) {
-		if (err == 0)
-			ctl_out(f->cc, "%zu elements of %s removed\n", f->n,
-				f->vm);
-		else
+		if (err != 0)
 			ctl_err(f->cc, "dnsfencectl: flush %s failed: %s\n",
 				f->vm, msg);
+		if (f->json) {
+			ctl_out(f->cc, "{\"vm\":");
+			ctl_json_str(f->cc, f->vm);
+			if (err == 0)
+				ctl_out(f->cc, ",\"removed\":%zu}\n", f->n);
+			else
+				ctl_out(f->cc, ",\"removed\":null}\n");
+		} else if (err == 0) {
+			ctl_out(f->cc, "%zu elements of %s removed\n", f->n,
+				f->vm);
+		}
 		ctl_on_close(f->cc, NULL, NULL);
 		ctl_end(f->cc, err ? 1 : 0);
 	}
@@ -903,7 +934,7 @@ flush_next(struct daemon *d)
 }
 
 static void
-ctl_flush(struct ctl_conn *cc, const char *vm, void *arg)
+ctl_flush(struct ctl_conn *cc, const char *vm, bool json, void *arg)
 {
 	struct daemon *d = arg;
 	const struct config *c = server_config(d->srv);
@@ -919,6 +950,7 @@ ctl_flush(struct ctl_conn *cc, const char *vm, void *arg)
 	f = xcalloc(1, sizeof(*f));
 	f->d = d;
 	f->cc = cc;
+	f->json = json;
 	snprintf(f->vm, sizeof(f->vm), "%s", vm);
 	for (pp = &d->flushq; *pp; pp = &(*pp)->next)
 		;
@@ -929,7 +961,7 @@ ctl_flush(struct ctl_conn *cc, const char *vm, void *arg)
 
 /* `suggest`: what the VM used, read from the kernel now. */
 static void
-ctl_suggest(struct ctl_conn *cc, const char *name, void *arg)
+ctl_suggest(struct ctl_conn *cc, const char *name, bool json, void *arg)
 {
 	struct daemon *d = arg;
 	const struct config *c = server_config(d->srv);
@@ -949,7 +981,15 @@ ctl_suggest(struct ctl_conn *cc, const char *name, void *arg)
 			"dnsfencectl: warning: the seen sets could not "
 			"be read now; what was read before is used\n");
 	text = learn_suggest(d->learn, vm);
-	ctl_write(cc, text, strlen(text));
+	if (json) {
+		ctl_out(cc, "{\"vm\":");
+		ctl_json_str(cc, vm->name);
+		ctl_out(cc, ",\"policy\":");
+		ctl_json_str(cc, text);
+		ctl_out(cc, "}\n");
+	} else {
+		ctl_write(cc, text, strlen(text));
+	}
 	free(text);
 	ctl_end(cc, 0);
 }
@@ -1020,59 +1060,54 @@ status_more(struct ctl_conn *cc, bool json, void *arg)
 }
 
 static void
-metrics_more(struct ctl_conn *cc, void *arg)
+metrics_more(struct metrics_out *m, void *arg)
 {
 	struct daemon *d = arg;
 	const struct config *c = server_config(d->srv);
 
-	ctl_out(cc,
-		"# TYPE dnsfence_until_rules gauge\n"
-		"# HELP dnsfence_until_rules Allow rules with an until "
-		"still ahead.\n"
-		"dnsfence_until_rules %zu\n",
+	metrics_head(m, "dnsfence_until_rules", "gauge",
+		"Allow rules with an until still ahead.");
+	metrics_printf(m, "dnsfence_until_rules %zu\n",
 		config_untils(c, util_wall_s(), NULL, 0));
-	ctl_out(cc,
-		"# TYPE dnsfence_learn_names gauge\n"
-		"# HELP dnsfence_learn_names Names recorded for a learning "
-		"VM.\n");
+	metrics_head(m, "dnsfence_learn_names", "gauge",
+		"Names recorded for a learning VM.");
 	for (size_t i = 0; i < c->nvms; i++)
 		if (c->vms[i].learn)
-			ctl_out(cc, "dnsfence_learn_names{vm=\"%s\"} %llu\n",
+			metrics_printf(m,
+				"dnsfence_learn_names{vm=\"%s\"} %llu\n",
 				c->vms[i].name,
 				(unsigned long long)learn_stats(d->learn,
 					c->vms[i].name)
 					.names);
-	ctl_out(cc,
-		"# TYPE dnsfence_learn_uses gauge\n"
-		"# HELP dnsfence_learn_uses Destinations (address, "
-		"protocol, port) a learning VM used.\n");
+	metrics_head(m, "dnsfence_learn_uses", "gauge",
+		"Destinations (address, protocol, port) a learning VM used.");
 	for (size_t i = 0; i < c->nvms; i++)
 		if (c->vms[i].learn)
-			ctl_out(cc, "dnsfence_learn_uses{vm=\"%s\"} %llu\n",
+			metrics_printf(m,
+				"dnsfence_learn_uses{vm=\"%s\"} %llu\n",
 				c->vms[i].name,
 				(unsigned long long)learn_stats(d->learn,
 					c->vms[i].name)
 					.uses);
-	ctl_out(cc,
-		"# TYPE dnsfence_learn_dropped counter\n"
-		"# HELP dnsfence_learn_dropped Learning records dropped "
-		"at the per-VM limits (oldest first).\n");
+	metrics_head(m, "dnsfence_learn_dropped", "counter",
+		"Learning records dropped at the per-VM limits (oldest first).");
 	for (size_t i = 0; i < c->nvms; i++) {
 		struct learn_stats ls;
+		static const char *const what[] = {"names", "addresses",
+			"uses"};
 
 		if (!c->vms[i].learn)
 			continue;
 		ls = learn_stats(d->learn, c->vms[i].name);
-		ctl_out(cc,
-			"dnsfence_learn_dropped_total{vm=\"%s\",what=\"names\"} "
-			"%llu\n"
-			"dnsfence_learn_dropped_total{vm=\"%s\",what="
-			"\"addresses\"} %llu\n"
-			"dnsfence_learn_dropped_total{vm=\"%s\",what=\"uses\"} "
-			"%llu\n",
-			c->vms[i].name, (unsigned long long)ls.names_dropped,
-			c->vms[i].name, (unsigned long long)ls.addrs_dropped,
-			c->vms[i].name, (unsigned long long)ls.uses_dropped);
+		uint64_t v[] = {ls.names_dropped, ls.addrs_dropped,
+			ls.uses_dropped};
+
+		for (size_t k = 0; k < ARRAY_SIZE(v); k++)
+			metrics_printf(m,
+				"dnsfence_learn_dropped_total{vm=\"%s\","
+				"what=\"%s\"} %llu\n",
+				c->vms[i].name, what[k],
+				(unsigned long long)v[k]);
 	}
 }
 

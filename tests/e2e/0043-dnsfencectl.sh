@@ -129,12 +129,16 @@ cat >>"$TB_DIR/vms/work.yaml" <<'P'
   - name: www.other.example
     ports: [tcp/443]
 P
-ok "reload: exit 0" test "$(status_of ctl reload)" -eq 0
+ok "reload: exit 0" test "$(status_of ctl -j reload)" -eq 0
+ok "... -j: reloaded, no problems" test "$(jget "$TB_DIR/out" '(d["reloaded"], d["problems"])')" = "(True, [])"
 ok "... and the new rule is in force as it returns" dns_is "$VM_work" NOERROR www.other.example
 ok "... its address admitted" reach_tcp "$VM_work" 192.0.2.20 443
 cp "$TB_DIR/vms/work.yaml" "$TB_DIR/work.good"
 printf 'addresses: [10.137.1.10]\nallow:\n  - name: "bad*name"\n' >"$TB_DIR/vms/work.yaml"
-ok "a broken reload: exit 1" test "$(status_of ctl reload)" -eq 1
+ok "a broken reload: exit 1" test "$(status_of ctl -j reload)" -eq 1
+ok "... -j: not reloaded, the problem as FILE:LINE:COL" \
+	test "$(jget "$TB_DIR/out" '(d["reloaded"], [p.split(":")[1:3] for p in d["problems"] if "vms/work.yaml" in p][0])')" = "(False, ['3', '11'])"
+ok "a broken reload: exit 1 (human)" test "$(status_of ctl reload)" -eq 1
 ok "... with the problem as FILE:LINE:COL on stderr" \
 	grep -E "vms/work.yaml:3:[0-9]+: " "$TB_DIR/err"
 ok "... the old rules still in force (www.other.example resolves)" dns_is "$VM_work" NOERROR www.other.example
@@ -150,6 +154,10 @@ ok "... in the kernel too" test "$(nsx "$FW" nft -j list set inet dnsfence work_
 blocked "... a new connection is dropped" reach_tcp "$VM_work" 192.0.2.10 443
 ok "... until the name is asked again" dns_is "$VM_work" NOERROR www.good.example
 ok "... which admits it again" reach_tcp "$VM_work" 192.0.2.10 443
+ok "flush -j: one document" test "$(status_of ctl -j flush work)" -eq 0
+ok "... naming the VM and how many went (1: www's v4 element)" \
+	test "$(jget "$TB_DIR/out" '(d["vm"], d["removed"])')" = "('work', 1)"
+ok "... and asking again admits it again" dns_is "$VM_work" NOERROR www.good.example
 ok "flush nosuch: exit 1" test "$(status_of ctl flush nosuch)" -eq 1
 
 # --- log
@@ -220,14 +228,49 @@ for l in lines[:-2]:
     if types[fam] == "counter":
         assert n == fam + "_total", "counter sample must end in _total: " + n
 PY
+# The reference parsers (python3-prometheus-client; Debian's own python,
+# whatever python3 is first on PATH): OpenMetrics, strictly, and the
+# Prometheus text format node_exporter's textfile collector reads.
+ok "metrics: the OpenMetrics reference parser reads it all" /usr/bin/python3 - "$TB_DIR/metrics" <<'PY'
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+fams = list(text_string_to_metric_families(open(sys.argv[1]).read()))
+names = {s.name for f in fams for s in f.samples}
+assert "dnsfence_queries_total" in names and "dnsfence_elements" in names, names
+assert {f.name: f.type for f in fams}["dnsfence_queries"] == "counter"
+PY
+ok "metrics --prometheus: exit 0" test "$(status_of ctl metrics --prometheus)" -eq 0
+cp "$TB_DIR/out" "$TB_DIR/metrics.prom"
+ok "metrics --prometheus: the text-format parser reads it, counters typed" /usr/bin/python3 - "$TB_DIR/metrics.prom" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+# node_exporter's parser knows only these types, and names a counter's
+# TYPE line by its sample (…_total).
+for l in text.splitlines():
+    m = re.match(r"# TYPE (\S+) (\S+)$", l)
+    if m:
+        assert m.group(2) in ("counter", "gauge", "untyped", "summary", "histogram"), l
+        assert m.group(2) != "counter" or m.group(1).endswith("_total"), l
+assert "# EOF" not in text
+from prometheus_client.parser import text_string_to_metric_families
+fams = list(text_string_to_metric_families(text))
+types = {f.name: f.type for f in fams}
+assert types["dnsfence_queries"] == "counter", types
+assert any(s.name == "dnsfence_queries_total" and s.labels == {"vm": "work", "result": "answered"}
+           for f in fams for s in f.samples)
+PY
+ok "metrics -j: one document, samples with labels" \
+	test "$(ctl -j metrics | python3 -c 'import json,sys; d=json.load(sys.stdin); print([s["value"] > 0 for s in d["metrics"] if s["name"]=="dnsfence_queries_total" and s["labels"]=={"vm":"work","result":"answered"}])')" = "[True]"
+ok "metrics -j --prometheus: usage, exit 2" test "$(status_of ctl -j metrics --prometheus)" -eq 2
 ok "metrics: work's answered queries" grep -E '^dnsfence_queries_total\{vm="work",result="answered"\} [0-9]+$' "$TB_DIR/metrics"
 ok "metrics: work's elements" grep -E '^dnsfence_elements\{vm="work"\} [1-9][0-9]*$' "$TB_DIR/metrics"
 ok "metrics: SERVFAIL by cause" grep -E '^dnsfence_servfail_total\{vm="work",cause="bogus"\} 0$' "$TB_DIR/metrics"
 ok "metrics: work's dropped packets, read from the ruleset's counter" \
 	grep -E '^dnsfence_dropped_packets_total\{vm="work",reason="not admitted"\} [1-9][0-9]*$' "$TB_DIR/metrics"
 ok "metrics: admission batches" grep -E '^dnsfence_admission_batches_total [1-9][0-9]*$' "$TB_DIR/metrics"
-ok "metrics: reloads by outcome (1 ok, 1 failed)" \
-	test "$(grep -cE '^dnsfence_reloads_total\{result="(ok|failed)"\} 1$' "$TB_DIR/metrics")" -eq 2
+ok "metrics: reloads by outcome (1 ok, 2 failed)" \
+	test "$(grep -E '^dnsfence_reloads_total' "$TB_DIR/metrics" | tr '\n' ' ')" = \
+	'dnsfence_reloads_total{result="ok"} 1 dnsfence_reloads_total{result="failed"} 2 '
 ok "metrics: the kernel feature" grep -E '^dnsfence_kernel_timeout_update [01]$' "$TB_DIR/metrics"
 
 # --- usage and a daemon that is not there
