@@ -69,7 +69,12 @@ struct control {
 	void *arg;
 	struct ctl_conn *conns;
 	int nconns;
+	uint64_t refused_log_ms; /* when a refusal was last logged */
+	uint64_t refused_held;	 /* refusals not logged since */
 };
+
+/* Refused peers are anyone on the machine: at most one line a second. */
+#define CTL_REFUSED_LOG_MS 1000
 
 static void conn_write_cb(evutil_socket_t fd, short ev, void *arg);
 static void conn_free(struct ctl_conn *cc);
@@ -687,8 +692,23 @@ accept_cb(evutil_socket_t lfd, short ev, void *arg)
 		return;
 	}
 	if (!peer_allowed(fd, ctl->gid, &uc)) {
-		log_info("control: refused uid %ld (not root nor in group %s)",
-			(long)(int)uc.uid, ctl->group);
+		uint64_t now = util_now_ms();
+
+		if (ctl->refused_log_ms == 0 ||
+			now - ctl->refused_log_ms >= CTL_REFUSED_LOG_MS) {
+			if (ctl->refused_held > 0)
+				log_info("control: %llu more connections "
+					 "refused, not logged (at most one "
+					 "line a second)",
+					(unsigned long long)ctl->refused_held);
+			log_info("control: refused uid %ld (not root nor in "
+				 "group %s)",
+				(long)(int)uc.uid, ctl->group);
+			ctl->refused_log_ms = now;
+			ctl->refused_held = 0;
+		} else {
+			ctl->refused_held++;
+		}
 		refuse_fd(fd, 1,
 			"dnsfencectl: permission denied: uid %ld is not root "
 			"nor in group %s\n",
