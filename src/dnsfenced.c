@@ -570,6 +570,9 @@ repair_done(int err, const char *msg, void *arg)
 
 		evtimer_add(d->ev_repair, &tv);
 	}
+	/* A flush asked for while the table was broken or being repaired
+	 * waited for this. */
+	flush_next(d);
 }
 
 /* Reinstall the table as the running configuration wants it, with every

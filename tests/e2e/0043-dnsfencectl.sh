@@ -151,6 +151,19 @@ blocked "... a new connection is dropped" reach_tcp "$VM_work" 192.0.2.10 443
 ok "... until the name is asked again" dns_is "$VM_work" NOERROR www.good.example
 ok "... which admits it again" reach_tcp "$VM_work" 192.0.2.10 443
 ok "flush nosuch: exit 1" test "$(status_of ctl flush nosuch)" -eq 1
+# A flush that arrives while the table is broken waits for the repair,
+# then runs (the daemon is stopped so that the damage is seen first).
+kill -STOP "$DAEMON_PID"
+nsx "$FW" nft delete table inet dnsfence
+{ rc=0; timeout 10 "$DNSFENCECTL" -s "$SOCK" flush work >"$TB_DIR/fl.out" 2>&1 </dev/null || rc=$?; echo "$rc" >"$TB_DIR/fl.rc"; } &
+flpid=$!
+sleep 0.3
+kill -CONT "$DAEMON_PID"
+wait "$flpid" || true
+ok "flush during a table repair: answered, exit 0 ($(cat "$TB_DIR/fl.rc"))" \
+	test "$(cat "$TB_DIR/fl.rc")" -eq 0
+ok "... the table is back" nsx "$FW" nft list table inet dnsfence >/dev/null
+ok "... and work resolves again" dns_is "$VM_work" NOERROR www.good.example
 
 # --- log
 ok "log: exit 0" test "$(status_of ctl log)" -eq 0
