@@ -140,6 +140,24 @@ ok "... with the problem as FILE:LINE:COL on stderr" \
 ok "... the old rules still in force (www.other.example resolves)" dns_is "$VM_work" NOERROR www.other.example
 ok "... and what they admitted stays" reach_tcp "$VM_work" 192.0.2.20 443
 cp "$TB_DIR/work.good" "$TB_DIR/vms/work.yaml"
+# A good reload while the table is being repaired: it waits for the
+# repair, then is in force (not "failed" with the old rules staying).
+# (and one that removes www.other.example: its element goes in the same
+# transaction)
+{ head -n -2 "$TB_DIR/work.good"; printf '  - name: deep.sub.good.example\n    ports: [tcp/22]\n'; } >"$TB_DIR/vms/work.yaml"
+kill -STOP "$DAEMON_PID"
+nsx "$FW" nft delete table inet dnsfence
+{ rc=0; timeout 10 "$DNSFENCECTL" -s "$SOCK" reload >"$TB_DIR/rl.out" 2>&1 </dev/null || rc=$?; echo "$rc" >"$TB_DIR/rl.rc"; } &
+rlpid=$!
+sleep 0.3
+kill -CONT "$DAEMON_PID"
+wait "$rlpid" || true
+ok "reload during a table repair: exit 0 ($(cat "$TB_DIR/rl.rc") $(cat "$TB_DIR/rl.out"))" \
+	test "$(cat "$TB_DIR/rl.rc")" -eq 0
+ok "... the new rule is in force" dns_is "$VM_work" NOERROR deep.sub.good.example
+ok "... its port admitted" reach_tcp "$VM_work" 192.0.2.13 22
+blocked "... www.other.example's address no longer" reach_tcp "$VM_work" 192.0.2.20 443
+cp "$TB_DIR/work.good" "$TB_DIR/vms/work.yaml"
 
 # --- flush
 n=$(ctl -j list work | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["elements"]))')
@@ -235,8 +253,8 @@ ok "metrics: SERVFAIL by cause" grep -E '^dnsfence_servfail_total\{vm="work",cau
 ok "metrics: work's dropped packets, read from the ruleset's counter" \
 	grep -E '^dnsfence_dropped_packets_total\{vm="work",reason="not admitted"\} [1-9][0-9]*$' "$TB_DIR/metrics"
 ok "metrics: admission batches" grep -E '^dnsfence_admission_batches_total [1-9][0-9]*$' "$TB_DIR/metrics"
-ok "metrics: reloads by outcome (1 ok, 1 failed)" \
-	test "$(grep -cE '^dnsfence_reloads_total\{result="(ok|failed)"\} 1$' "$TB_DIR/metrics")" -eq 2
+ok "metrics: reloads by outcome (2 ok, 1 failed)" \
+	test "$(grep -cE '^dnsfence_reloads_total\{result="(ok"\} 2|failed"\} 1)$' "$TB_DIR/metrics")" -eq 2
 ok "metrics: the kernel feature" grep -E '^dnsfence_kernel_timeout_update [01]$' "$TB_DIR/metrics"
 
 # --- usage and a daemon that is not there
