@@ -115,6 +115,8 @@ blocked "... and the connection is dropped" reach_tcp "$VM_work" 192.0.2.16 443
 ok "why work 198.51.100.7 icmp: accept, by the net rule" why_is 0 net work 198.51.100.7 icmp
 ok "... naming it" test "$(jget "$TB_DIR/why.json" 'd["rule"]')" = "198.51.100.0/24 icmp"
 ok "... and the ping passes" reach_ping "$VM_work" 198.51.100.7
+ok "why work 198.51.100.7 tcp/443: drop (the net rule is for icmp only)" why_is 1 None work 198.51.100.7 tcp/443
+blocked "... and the connection is dropped" reach_tcp "$VM_work" 198.51.100.7 443
 ok "why red 192.0.2.16 tcp/443: accept, default: allow" why_is 0 default red 192.0.2.16 tcp/443
 ok "... and the connection passes" reach_tcp "$VM_red" 192.0.2.16 443
 ok "why nosuch 192.0.2.10: drop, no policy" why_is 1 None nosuch 192.0.2.10
