@@ -69,10 +69,12 @@ struct control {
 	void *arg;
 	struct ctl_conn *conns;
 	int nconns;
-	/* Refusals are logged at most once a second (a local user must not
-	 * flood the journal); the rest are counted into the next line. */
-	uint64_t refused_at_ms, refused_held;
+	uint64_t refused_log_ms; /* when a refusal was last logged */
+	uint64_t refused_held;	 /* refusals not logged since */
 };
+
+/* Refused peers are anyone on the machine: at most one line a second. */
+#define CTL_REFUSED_LOG_MS 1000
 
 static void conn_write_cb(evutil_socket_t fd, short ev, void *arg);
 static void conn_free(struct ctl_conn *cc);
@@ -692,13 +694,17 @@ accept_cb(evutil_socket_t lfd, short ev, void *arg)
 	if (!peer_allowed(fd, ctl->gid, &uc)) {
 		uint64_t now = util_now_ms();
 
-		if (ctl->refused_at_ms == 0 ||
-			now - ctl->refused_at_ms >= 1000) {
+		if (ctl->refused_log_ms == 0 ||
+			now - ctl->refused_log_ms >= CTL_REFUSED_LOG_MS) {
+			if (ctl->refused_held > 0)
+				log_info("control: %llu more connections "
+					 "refused, not logged (at most one "
+					 "line a second)",
+					(unsigned long long)ctl->refused_held);
 			log_info("control: refused uid %ld (not root nor in "
-				 "group %s); %llu refused before, not logged",
-				(long)(int)uc.uid, ctl->group,
-				(unsigned long long)ctl->refused_held);
-			ctl->refused_at_ms = now;
+				 "group %s)",
+				(long)(int)uc.uid, ctl->group);
+			ctl->refused_log_ms = now;
 			ctl->refused_held = 0;
 		} else {
 			ctl->refused_held++;

@@ -401,7 +401,8 @@ cmd_list(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
 		return;
 	}
 	admit_foreach(c->admit, vm, collect_cb, &l);
-	qsort(l.v, l.n, sizeof(*l.v), elem_cmp);
+	if (l.n > 0)
+		qsort(l.v, l.n, sizeof(*l.v), elem_cmp);
 	if (json)
 		ctl_out(cc, "{\"elements\":[");
 	else

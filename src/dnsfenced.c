@@ -231,6 +231,28 @@ reload_done(int err, const char *msg, void *arg)
 {
 	struct daemon *d = arg;
 
+	/* Our table changed under the transaction (its notification may
+	 * still be queued): not the new configuration's fault. The repair
+	 * first, then repair_done installs the same files again. */
+	if (err != 0 && d->inst_reload && !d->exiting) {
+		nft_mon_dispatch(d->mon);
+		if (admit_is_broken(d->admit)) {
+			log_warnx("reload: table inet %s changed meanwhile "
+				  "(%s); installing it again once repaired",
+				server_config(d->srv)->table, msg);
+			ub_ctx_delete(d->next_ctx);
+			d->next_ctx = NULL;
+			config_free(d->inst);
+			d->inst = NULL;
+			admit_plan_done(d->admit, d->plan, false);
+			d->plan = NULL;
+			d->inst_reload = false;
+			d->installing = false;
+			if (!evtimer_pending(d->ev_repair, NULL))
+				evtimer_add(d->ev_repair, &wait_tv);
+			return;
+		}
+	}
 	if (d->inst_reload)
 		waiters_end(&d->waiting, err, msg);
 	if (d->inst_reload)
@@ -308,6 +330,14 @@ reload_send(evutil_socket_t fd, short ev, void *arg)
 	(void)ev;
 	if (!admit_idle(d->admit)) {
 		evtimer_add(d->ev_reload, &wait_tv);
+		return;
+	}
+	if (admit_is_broken(d->admit)) {
+		/* Our table was changed behind our back: the repair first
+		 * (repair_done comes back here); answers wait meanwhile. */
+		d->installing = false;
+		if (!evtimer_pending(d->ev_repair, NULL))
+			evtimer_add(d->ev_repair, &wait_tv);
 		return;
 	}
 	/* What learning VMs used up to now: a VM leaving mode: learn loses
@@ -582,7 +612,7 @@ repair_done(int err, const char *msg, void *arg)
 			server_config(d->srv)->table);
 	if (d->exiting)
 		return;
-	if (d->next != NULL || d->expire) {
+	if ((d->next != NULL || d->expire) && !admit_is_broken(d->admit)) {
 		/* A reload or an until waited for us (answers are parked
 		 * since). */
 		d->installing = true;
@@ -592,6 +622,9 @@ repair_done(int err, const char *msg, void *arg)
 
 		evtimer_add(d->ev_repair, &tv);
 	}
+	/* A flush asked for while the table was broken or being repaired
+	 * waited for this. */
+	flush_next(d);
 }
 
 /* Reinstall the table as the running configuration wants it, with every

@@ -631,13 +631,15 @@ fold(struct suggest *sg)
 	size_t nnames = sg->ne, np = 0;
 	const char **parents = xcalloc(nnames + 1, sizeof(*parents));
 
+	/* At most one wildcard per parent, one parent per name: room for
+	 * nnames more entries, made before parents points into the names
+	 * (a move of sg->e would leave it dangling). */
+	sg->e = xreallocarray(sg->e, 2 * nnames + 1, sizeof(*sg->e));
 	for (size_t i = 0; i < nnames; i++)
 		if (!sg->e[i].is_net && parent_of(sg->e[i].name))
 			parents[np++] = parent_of(sg->e[i].name);
 	if (np > 0)
 		qsort(parents, np, sizeof(*parents), parent_cmp);
-	/* At most one wildcard per parent: room for np more entries. */
-	sg->e = xreallocarray(sg->e, sg->ne + np + 1, sizeof(*sg->e));
 	for (size_t i = 0; i < np; i++)
 		if (i == 0 || strcmp(parents[i], parents[i - 1]) != 0)
 			fold_one(sg, nnames, parents[i]);

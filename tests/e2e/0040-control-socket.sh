@@ -186,6 +186,19 @@ ok "a stranger's reload is refused too" \
 	status_is 1 as_stranger "$CTL" -s "$SOCK" reload
 ok "a stranger's log -f is refused too" \
 	status_is 1 as_stranger "$CTL" -s "$SOCK" log -f
+# Anyone on the machine can connect: refusals must not flood the log.
+n0=$(grep -c "refused" "$DIR/echo.log" || true)
+as_stranger /usr/bin/python3 - "$SOCK" <<'PY'
+import socket, sys
+for _ in range(500):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    s.close()
+PY
+n1=$(grep -c "refused" "$DIR/echo.log" || true)
+ok "500 refused connections in a burst: a few log lines ($((n1 - n0)))" \
+	test $((n1 - n0)) -le 5
+ok "... and the server goes on" status_is 0 "$CTL" -s "$SOCK" status
 ok "the group as primary group: accepted" \
 	status_is 0 as_primary "$CTL" -s "$SOCK" status
 ok "the group as supplementary group: accepted" \

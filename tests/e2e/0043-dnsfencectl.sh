@@ -115,6 +115,8 @@ blocked "... and the connection is dropped" reach_tcp "$VM_work" 192.0.2.16 443
 ok "why work 198.51.100.7 icmp: accept, by the net rule" why_is 0 net work 198.51.100.7 icmp
 ok "... naming it" test "$(jget "$TB_DIR/why.json" 'd["rule"]')" = "198.51.100.0/24 icmp"
 ok "... and the ping passes" reach_ping "$VM_work" 198.51.100.7
+ok "why work 198.51.100.7 tcp/443: drop (the net rule is for icmp only)" why_is 1 None work 198.51.100.7 tcp/443
+blocked "... and the connection is dropped" reach_tcp "$VM_work" 198.51.100.7 443
 ok "why red 192.0.2.16 tcp/443: accept, default: allow" why_is 0 default red 192.0.2.16 tcp/443
 ok "... and the connection passes" reach_tcp "$VM_red" 192.0.2.16 443
 ok "why nosuch 192.0.2.10: drop, no policy" why_is 1 None nosuch 192.0.2.10
@@ -144,6 +146,24 @@ ok "... with the problem as FILE:LINE:COL on stderr" \
 ok "... the old rules still in force (www.other.example resolves)" dns_is "$VM_work" NOERROR www.other.example
 ok "... and what they admitted stays" reach_tcp "$VM_work" 192.0.2.20 443
 cp "$TB_DIR/work.good" "$TB_DIR/vms/work.yaml"
+# A good reload while the table is being repaired: it waits for the
+# repair, then is in force (not "failed" with the old rules staying).
+# (and one that removes www.other.example: its element goes in the same
+# transaction)
+{ head -n -2 "$TB_DIR/work.good"; printf '  - name: deep.sub.good.example\n    ports: [tcp/22]\n'; } >"$TB_DIR/vms/work.yaml"
+kill -STOP "$DAEMON_PID"
+nsx "$FW" nft delete table inet dnsfence
+{ rc=0; timeout 10 "$DNSFENCECTL" -s "$SOCK" reload >"$TB_DIR/rl.out" 2>&1 </dev/null || rc=$?; echo "$rc" >"$TB_DIR/rl.rc"; } &
+rlpid=$!
+sleep 0.3
+kill -CONT "$DAEMON_PID"
+wait "$rlpid" || true
+ok "reload during a table repair: exit 0 ($(cat "$TB_DIR/rl.rc") $(cat "$TB_DIR/rl.out"))" \
+	test "$(cat "$TB_DIR/rl.rc")" -eq 0
+ok "... the new rule is in force" dns_is "$VM_work" NOERROR deep.sub.good.example
+ok "... its port admitted" reach_tcp "$VM_work" 192.0.2.13 22
+blocked "... www.other.example's address no longer" reach_tcp "$VM_work" 192.0.2.20 443
+cp "$TB_DIR/work.good" "$TB_DIR/vms/work.yaml"
 
 # --- flush
 n=$(ctl -j list work | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["elements"]))')
@@ -159,6 +179,19 @@ ok "... naming the VM and how many went (1: www's v4 element)" \
 	test "$(jget "$TB_DIR/out" '(d["vm"], d["removed"])')" = "('work', 1)"
 ok "... and asking again admits it again" dns_is "$VM_work" NOERROR www.good.example
 ok "flush nosuch: exit 1" test "$(status_of ctl flush nosuch)" -eq 1
+# A flush that arrives while the table is broken waits for the repair,
+# then runs (the daemon is stopped so that the damage is seen first).
+kill -STOP "$DAEMON_PID"
+nsx "$FW" nft delete table inet dnsfence
+{ rc=0; timeout 10 "$DNSFENCECTL" -s "$SOCK" flush work >"$TB_DIR/fl.out" 2>&1 </dev/null || rc=$?; echo "$rc" >"$TB_DIR/fl.rc"; } &
+flpid=$!
+sleep 0.3
+kill -CONT "$DAEMON_PID"
+wait "$flpid" || true
+ok "flush during a table repair: answered, exit 0 ($(cat "$TB_DIR/fl.rc"))" \
+	test "$(cat "$TB_DIR/fl.rc")" -eq 0
+ok "... the table is back" nsx "$FW" nft list table inet dnsfence >/dev/null
+ok "... and work resolves again" dns_is "$VM_work" NOERROR www.good.example
 
 # --- log
 ok "log: exit 0" test "$(status_of ctl log)" -eq 0
@@ -268,9 +301,9 @@ ok "metrics: SERVFAIL by cause" grep -E '^dnsfence_servfail_total\{vm="work",cau
 ok "metrics: work's dropped packets, read from the ruleset's counter" \
 	grep -E '^dnsfence_dropped_packets_total\{vm="work",reason="not admitted"\} [1-9][0-9]*$' "$TB_DIR/metrics"
 ok "metrics: admission batches" grep -E '^dnsfence_admission_batches_total [1-9][0-9]*$' "$TB_DIR/metrics"
-ok "metrics: reloads by outcome (1 ok, 2 failed)" \
+ok "metrics: reloads by outcome (2 ok, 2 failed)" \
 	test "$(grep -E '^dnsfence_reloads_total' "$TB_DIR/metrics" | tr '\n' ' ')" = \
-	'dnsfence_reloads_total{result="ok"} 1 dnsfence_reloads_total{result="failed"} 2 '
+	'dnsfence_reloads_total{result="ok"} 2 dnsfence_reloads_total{result="failed"} 2 '
 ok "metrics: the kernel feature" grep -E '^dnsfence_kernel_timeout_update [01]$' "$TB_DIR/metrics"
 
 # --- usage and a daemon that is not there
