@@ -572,6 +572,16 @@ conn_read_cb(evutil_socket_t fd, short ev, void *arg)
 		if (cc->reqlen < cc->reqwant)
 			return;
 	}
+	/* One request per connection: bytes already there after it make
+	 * the whole a bad request, as the parser would judge it. */
+	{
+		char extra;
+
+		if (recv(fd, &extra, 1, MSG_DONTWAIT | MSG_PEEK) == 1) {
+			conn_reject(cc, "bytes after the request");
+			return;
+		}
+	}
 	conn_dispatch(cc);
 }
 

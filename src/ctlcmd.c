@@ -17,9 +17,39 @@
 
 /* ---- output helpers --------------------------------------------------------- */
 
+/* Bytes in a valid UTF-8 sequence at s (1-4), or 0 (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF). */
+static size_t
+utf8_len(const unsigned char *s)
+{
+	size_t n;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		(n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
 void
 ctl_json_str(struct ctl_conn *cc, const char *s)
 {
+	const unsigned char *p = (const unsigned char *)s;
 	char buf[512];
 	size_t n = 0;
 
@@ -28,21 +58,30 @@ ctl_json_str(struct ctl_conn *cc, const char *s)
 		return;
 	}
 	buf[n++] = '"';
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+	while (*p) {
+		size_t u = utf8_len(p);
 
-		if (n > sizeof(buf) - 8) {
+		if (n > sizeof(buf) - 16) {
 			ctl_write(cc, buf, n);
 			n = 0;
 		}
-		if (ch == '"' || ch == '\\') {
-			buf[n++] = '\\';
-			buf[n++] = (char)ch;
-		} else if (ch < 0x20 || ch == 0x7f) {
+		if (u == 0) {
+			/* Not UTF-8: JSON text must be. */
 			n += (size_t)snprintf(buf + n, sizeof(buf) - n,
-				"\\u%04x", ch);
+				"\\ufffd");
+			p++;
+		} else if (u > 1) {
+			memcpy(buf + n, p, u);
+			n += u;
+			p += u;
+		} else if (*p == '"' || *p == '\\') {
+			buf[n++] = '\\';
+			buf[n++] = (char)*p++;
+		} else if (*p < 0x20 || *p == 0x7f) {
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+				"\\u%04x", *p++);
 		} else {
-			buf[n++] = (char)ch;
+			buf[n++] = (char)*p++;
 		}
 	}
 	buf[n++] = '"';
@@ -584,6 +623,35 @@ cmd_why(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
 		why_answer(cc, json, false, rq->argv[0], a, NULL, NULL, NULL,
 			-1, line);
 		return;
+	}
+	/* To the firewall itself (the input chain): DNS at a listen address,
+	 * nothing else, whatever the VM's policy. */
+	{
+		bool to_fw = false, dns = false;
+
+		for (size_t i = 0; i < cf->nlisten; i++) {
+			const struct listen_addr *l = &cf->listen[i];
+
+			if (l->addr.family != w.addr.family ||
+				memcmp(l->addr.b, w.addr.b,
+					w.addr.family == AF_INET ? 4 : 16) != 0)
+				continue;
+			to_fw = true;
+			dns |= w.want != NULL &&
+				w.want->proto != IPPROTO_ICMP &&
+				w.want->lo == l->port;
+		}
+		if (to_fw) {
+			snprintf(rt, sizeof(rt), "DNS at %s", a);
+			snprintf(line, sizeof(line), "%s: %s", conn,
+				dns ? rt
+				    : "not admitted: only DNS (udp and tcp) is "
+				      "open to VMs at a listen address");
+			why_answer(cc, json, dns, w.vm->name, a,
+				dns ? "dns" : NULL, NULL, dns ? rt : NULL, -1,
+				line);
+			return;
+		}
 	}
 	/* In the order of the VM's chain: net rules, sets, default. */
 	for (size_t i = 0; i < w.vm->nallow; i++) {

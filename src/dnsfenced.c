@@ -1008,6 +1008,20 @@ ctl_suggest(struct ctl_conn *cc, const char *name, bool json, void *arg)
 		ctl_end(cc, 1);
 		return;
 	}
+	if (!vm->learn) {
+		struct learn_stats ls = learn_stats(d->learn, vm->name);
+
+		/* A policy of nothing would cut the VM off when loaded. */
+		if (ls.names == 0 && ls.uses == 0) {
+			ctl_err(cc,
+				"dnsfencectl: %s is not in mode: learn, and "
+				"nothing was learned from it: no policy to "
+				"suggest\n",
+				vm->name);
+			ctl_end(cc, 1);
+			return;
+		}
+	}
 	if (!d->installing && !admit_is_broken(d->admit) &&
 		learn_refresh(d->learn, c, d->admit, util_now_ms()) < 0)
 		ctl_err(cc,

@@ -39,6 +39,9 @@ addresses: [10.137.3.10]
 allow:
   - name: www.good.example
 P
+# UDP needs a server bound to the address (the one on [::] answers from
+# the uplink's address).
+tb_serve 192.0.2.10 5353
 tb_daemon_start
 SOCK=$TB_DIR/control.sock
 tb_host 198.51.100.7
@@ -106,9 +109,10 @@ ok "... naming www.good.example and the rule" \
 	test "$(jget "$TB_DIR/why.json" '(d["name"], d["rule"], d["verdict"])')" = \
 	"('www.good.example', '*.good.example tcp/443', 'accept')"
 ok "... and the connection passes" reach_tcp "$VM_work" 192.0.2.10 443
-ok "why work 192.0.2.10 udp/53: drop (resolved for tcp/443 only)" why_is 1 None work 192.0.2.10 udp/53
+ok "why work 192.0.2.10 udp/5353: drop (resolved for tcp/443 only)" why_is 1 None work 192.0.2.10 udp/5353
 ok "... says so" grep -q "for tcp/443 only" "$TB_DIR/why.json"
-blocked "... and the packet is dropped" reach_udp "$VM_work" 192.0.2.10 443
+blocked "... and the datagram is dropped" reach_udp "$VM_work" 192.0.2.10 5353
+ok "... which red, default allow, gets through (the probe can pass)" reach_udp "$VM_red" 192.0.2.10 5353
 ok "why work 192.0.2.16 tcp/443: drop (never resolved)" why_is 1 None work 192.0.2.16 tcp/443
 ok "... says so" grep -q "was never resolved by work" "$TB_DIR/why.json"
 blocked "... and the connection is dropped" reach_tcp "$VM_work" 192.0.2.16 443
@@ -119,8 +123,53 @@ ok "why work 198.51.100.7 tcp/443: drop (the net rule is for icmp only)" why_is 
 blocked "... and the connection is dropped" reach_tcp "$VM_work" 198.51.100.7 443
 ok "why red 192.0.2.16 tcp/443: accept, default: allow" why_is 0 default red 192.0.2.16 tcp/443
 ok "... and the connection passes" reach_tcp "$VM_red" 192.0.2.16 443
+ok "why red 10.139.1.1 udp/53: accept, DNS at the listen address" why_is 0 dns red 10.139.1.1 udp/53
+ok "why red 10.139.1.1 tcp/443: drop, only DNS at the listen address (even for default allow)" why_is 1 None red 10.139.1.1 tcp/443
+ok "... says so" grep -q "only DNS" "$TB_DIR/why.json"
 ok "why nosuch 192.0.2.10: drop, no policy" why_is 1 None nosuch 192.0.2.10
 ok "... says so" grep -q "has no policy" "$TB_DIR/why.json"
+# JSON text is UTF-8: a byte that is not (here in the VM argument, echoed
+# back) comes out as U+FFFD, never raw. A raw request: dnsfencectl would
+# send the same bytes.
+ok "why -j with bytes that are not UTF-8: still valid JSON" python3 - "$SOCK" <<'PY'
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+args = b'w\xff\xc3(\x01"\\\xe2\x82\xac\x00192.0.2.10\x00'
+s.sendall(struct.pack("!BBHI", 1, 3, len(args), 1) + args)
+out = b""
+while True:
+    h = s.recv(8, socket.MSG_WAITALL)
+    if len(h) < 8:
+        break
+    _, kind, status, _, n = struct.unpack("!BBBBI", h)
+    body = s.recv(n, socket.MSG_WAITALL) if n else b""
+    if kind == 1:
+        out += body
+    if kind == 3:
+        break
+d = json.loads(out.decode("utf-8"))  # strict: raises on bytes that are not UTF-8
+assert d["vm"] == 'w\ufffd\ufffd(\x01"\\\u20ac', repr(d["vm"])
+PY
+ok "a request with a byte after it: refused as a bad request (status 2)" python3 - "$SOCK" <<'PY'
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(struct.pack("!BBHI", 1, 1, 0, 0) + b"x")  # status, then 'x'
+err, status = b"", None
+while True:
+    h = s.recv(8, socket.MSG_WAITALL)
+    if len(h) < 8:
+        break
+    _, kind, st, _, n = struct.unpack("!BBBBI", h)
+    body = s.recv(n, socket.MSG_WAITALL) if n else b""
+    if kind == 2:
+        err += body
+    if kind == 3:
+        status = st
+        break
+assert status == 2 and b"bad request" in err, (status, err)
+PY
 ok "why (human): one line" test "$(ctl why work 192.0.2.10 tcp/443 | wc -l)" -eq 1
 ok "why work not-an-address: usage, exit 2" test "$(status_of ctl why work 192.0.2.300)" -eq 2
 ok "why work 192.0.2.10 tcp/99999: usage, exit 2" test "$(status_of ctl why work 192.0.2.10 tcp/99999)" -eq 2
@@ -193,6 +242,11 @@ ok "flush during a table repair: answered, exit 0 ($(cat "$TB_DIR/fl.rc"))" \
 ok "... the table is back" nsx "$FW" nft list table inet dnsfence >/dev/null
 ok "... and work resolves again" dns_is "$VM_work" NOERROR www.good.example
 
+# --- suggest: only for what was learned
+ok "suggest red (never in mode: learn): exit 1, no empty policy" test "$(status_of ctl suggest red)" -eq 1
+ok "... saying why, nothing on stdout" test ! -s "$TB_DIR/out" -a -n "$(grep 'not in mode: learn' "$TB_DIR/err")"
+ok "suggest nosuch: exit 1" test "$(status_of ctl suggest nosuch)" -eq 1
+
 # --- log
 ok "log: exit 0" test "$(status_of ctl log)" -eq 0
 ok "log: the refused name, with VM, type and verdict" \
@@ -200,9 +254,10 @@ ok "log: the refused name, with VM, type and verdict" \
 ok "log: the admitted address and for how long" \
 	grep -E "VM work, www.good.example A: answered \(allow \*\.good\.example\); admitted 192.0.2.10 for 305 s" "$TB_DIR/out"
 ok "log -j: one document" test "$(status_of ctl -j log)" -eq 0
+# (From the cache, the TTL has counted down: the timeout is ttl + grace.)
 ok "log -j: a decision field by field" \
-	test "$(jget "$TB_DIR/out" '[(e["vm"],e["type"],e["verdict"],e["addresses"],e["timeout"]) for e in d["decisions"] if e["name"]=="www.good.example"][-1]')" = \
-	"('work', 'A', 'answered', ['192.0.2.10'], 305)"
+	test "$(jget "$TB_DIR/out" '[(e["vm"],e["type"],e["verdict"],e["addresses"],295 < e["timeout"] <= 305) for e in d["decisions"] if e["name"]=="www.good.example"][-1]')" = \
+	"('work', 'A', 'answered', ['192.0.2.10'], True)"
 tb_bg "$TB_DIR/follow.log" "$FW" "$DNSFENCECTL" -s "$SOCK" log -f
 fpid=$TB_LAST
 sleep 0.5
