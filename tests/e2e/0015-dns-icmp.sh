@@ -31,7 +31,7 @@ blocked "no ping to mail.good.example (resolved for tcp/993 only)" \
 	reach_ping "$VM_work" 192.0.2.11
 echo_shown() {
 	nsx "$FW" nft list set inet dnsfence work_v4_ports |
-		grep -q "192.0.2.10 . icmp . 2048"
+		grep "192.0.2.10 . icmp . 2048" >/dev/null
 }
 ok "the echo element is in work_v4_ports as icmp . 2048" echo_shown
 

@@ -37,9 +37,9 @@ expires() { dw_expires work "$@" 2>/dev/null || echo -1; }
 # element admitted before the loss.
 restored() {
 	nsx "$FW" nft list chain inet dnsfence forward 2>/dev/null |
-		grep -q "goto vm_work" &&
+		grep "goto vm_work" >/dev/null &&
 	nsx "$FW" nft list chain inet dnsfence vm_work 2>/dev/null |
-		grep -q "@work_v4_ports" &&
+		grep "@work_v4_ports" >/dev/null &&
 	[ "$(expires 192.0.2.10 tcp 443)" -gt 0 ]
 }
 names=(www.good.example)

@@ -219,8 +219,33 @@ ok "a length beyond the bound: refused from the header" \
 	test "$(rawreq "0105ffff00000000$(head -c 4000 /dev/zero | od -An -v -tx1 | tr -d ' \n')" 2>/dev/null)" = "status 2"
 ok "garbage: refused" \
 	test "$(rawreq "$(head -c 3000 /dev/urandom | od -An -v -tx1 | tr -d ' \n' | sed 's/^../00/')" 2>/dev/null)" = "status 2"
-ok "bytes after a held request: the connection is dropped" \
-	test "$(rawreq 010600000000000241 2>/dev/null)" = "closed"
+ok "a byte sent with a request, after it: refused as a bad request" \
+	test "$(rawreq 010600000000000241 2>/dev/null)" = "status 2"
+ok "a byte sent later to a held request (log -f): the connection is dropped" python3 - "$SOCK" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(bytes.fromhex("0106000000000002"))
+time.sleep(0.5)
+s.sendall(b"A")
+data = b""
+while True:
+    try:
+        b = s.recv(65536)
+    except ConnectionResetError:
+        break
+    if not b:
+        break
+    data += b
+# held: OUT frames perhaps (ctlecho's lines), never an END frame: the
+# request was not refused, the connection was dropped
+off = 0
+while off + 8 <= len(data):
+    kind, ln = data[off + 1], int.from_bytes(data[off + 4:off + 8], "big")
+    assert kind != 3, "an END frame: the request was refused"
+    off += 8 + ln
+PY
 ok "the server is alive" alive
 ok "and answers" status_is 0 "$CTL" -s "$SOCK" status
 

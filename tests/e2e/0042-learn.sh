@@ -23,7 +23,7 @@ P
 tb_daemon_start -v
 
 chain_has() {
-	nsx "$FW" nft list chain inet dnsfence vm_work | grep -qF "$1"
+	nsx "$FW" nft list chain inet dnsfence vm_work | grep -F "$1" >/dev/null
 }
 ok "the chain updates work_v4_seen" chain_has "update @work_v4_seen"
 ok "the chain updates work_v6_seen" chain_has "update @work_v6_seen"
@@ -41,7 +41,7 @@ ok "tcp/993 to mail.good.example" reach_tcp "$VM_work" 192.0.2.11 993
 ok "tcp/8080 to a bare address (default allow)" reach_tcp "$VM_work" 192.0.2.12 8080
 
 seen_has() {
-	nsx "$FW" nft list set inet dnsfence "$1" | grep -qF "$2"
+	nsx "$FW" nft list set inet dnsfence "$1" | grep -F "$2" >/dev/null
 }
 ok "seen: 192.0.2.10 . tcp . 443" seen_has work_v4_seen "192.0.2.10 . tcp . 443"
 ok "seen: 192.0.2.10 . udp . 5353" seen_has work_v4_seen "192.0.2.10 . udp . 5353"
@@ -122,7 +122,7 @@ P
 ok "reload to default: allow" tb_reload
 gone() { ! nsx "$FW" nft list set inet dnsfence work_v4_seen >/dev/null 2>&1; }
 ok "work_v4_seen is gone" gone
-ok "no learn rule is left" sh -c "! nsx() { :; }; ! ip netns exec '$FW' nft list chain inet dnsfence vm_work | grep -q seen"
+ok "no learn rule is left" sh -c "! nsx() { :; }; ! ip netns exec '$FW' nft list chain inet dnsfence vm_work | grep seen >/dev/null"
 ok "no 'changed by someone else' in the log" sh -c "! grep -q 'by someone else' '$TB_DIR/dnsfenced.log'"
 
 tb_done
