@@ -161,13 +161,17 @@ listen_on(const char *path, gid_t gid, char **err)
 	rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
 	if (rc < 0) {
-		*err = xasprintf("bind %s: %s", path, strerror(errno));
+		*err = xasprintf("bind %s: %s", sun.sun_path, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	if (chown(path, (uid_t)-1, gid) < 0 || chmod(path, 0660) < 0 ||
 		listen(fd, 16) < 0) {
-		*err = xasprintf("%s: %s", path, strerror(errno));
+		const char *why = strerror(errno);
+
+		/* sun_path, not path: a sanitizer build's null checks on
+		 * chown's argument made gcc think path could be NULL. */
+		*err = xasprintf("bind %s: %s", sun.sun_path, why ? why : "?");
 		unlink(path);
 		close(fd);
 		return -1;
@@ -283,6 +287,9 @@ conn_emit(struct ctl_conn *cc, enum ctl_kind kind, const void *buf, size_t len)
 		return;
 	stage_add(cc, kind, buf, len);
 }
+
+static void conn_vemit(struct ctl_conn *cc, enum ctl_kind kind, const char *fmt,
+	va_list ap) __attribute__((format(printf, 3, 0)));
 
 static void
 conn_vemit(struct ctl_conn *cc, enum ctl_kind kind, const char *fmt, va_list ap)

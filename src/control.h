@@ -41,7 +41,8 @@ void control_free(struct control *ctl);
  * other command is cut off with status 1. */
 void ctl_out(struct ctl_conn *cc, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-void ctl_vout(struct ctl_conn *cc, const char *fmt, va_list ap);
+void ctl_vout(struct ctl_conn *cc, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 void ctl_write(struct ctl_conn *cc, const void *buf, size_t len);
 void ctl_err(struct ctl_conn *cc, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

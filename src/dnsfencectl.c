@@ -38,6 +38,8 @@ static const char usage_text[] =
 	"  suggest VM\n"
 	"  metrics [--prometheus]\n";
 
+static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 static int
 usage(const char *fmt, ...)
 {
