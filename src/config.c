@@ -1251,8 +1251,10 @@ config_control_path(const char *path, struct diag *d)
 	char *tmp, *out = NULL;
 	const struct ynode *r;
 
-	if (ydoc_load(&doc, path, d) < 0)
+	if (ydoc_load(&doc, path, d) < 0) {
+		ydoc_finish(&doc); /* what it parsed before the error */
 		return NULL;
+	}
 	r = doc.root;
 	for (size_t i = 0; r != NULL && r->type == YN_MAP && i + 1 < r->n;
 		i += 2) {
