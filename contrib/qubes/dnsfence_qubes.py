@@ -34,8 +34,9 @@ QUBES_V4_NETS = (ipaddress.IPv4Network("10.137.0.0/16"),
 
 # Keys an extra file may carry: additive only (see `merge_extra`).
 EXTRA_KEYS = ("allow", "deny", "require-dnssec", "unlisted")
+# (`allow-private` joins when dnsfenced implements it: -n refuses it today.)
 EXTRA_ALLOW_KEYS = ("name", "net", "ports", "require-dnssec", "until",
-                    "allow-private", "comment")
+                    "comment")
 
 _RULE_KEY = re.compile(r"^[0-9]{4}$")
 _LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
@@ -474,8 +475,8 @@ def merge_extra(r, extra, src="extra"):
     """Merge a parsed extra file into r, ADDITIVELY (README.md, "Merge").
 
     - `allow:` entries are appended after the converted ones, as given
-      (`name` may be a wildcard; `require-dnssec`, `until`,
-      `allow-private`, `ports` kept). They only add.
+      (`name` may be a wildcard; `ports`, `require-dnssec`, `until` kept;
+      `comment` becomes a YAML comment). They only add.
     - `deny:` names are appended (they only take away).
     - `require-dnssec: true` marks every name rule converted from Qubes
       require-dnssec (narrower only).
@@ -540,7 +541,7 @@ def _extra_allow(e, where):
                             "udp/N[-M] or icmp" % where)
         ports = tuple(p)
     extra = {}
-    for k in ("require-dnssec", "allow-private"):
+    for k in ("require-dnssec",):
         if k in e:
             if not isinstance(e[k], bool):
                 raise RuleError("%s: %s must be true or false" % (where, k))
