@@ -284,8 +284,11 @@ def _may_match_dns(opts):
     return True
 
 
-def _walk(rules, policy, family):
-    """rules: [(key, text)] in order; policy: the `policy` value."""
+def _walk(rules, policy, family, notes=None):
+    """rules: [(key, text)] in order; policy: the `policy` value;
+    notes: {key: {"until": RFC 3339, "comment": text}} from the exporter
+    (dom0 knows a rule's expiry and comment, QubesDB does not)."""
+    notes = notes or {}
     r = Result()
     parsed = []
     for key, text in rules:
@@ -371,6 +374,11 @@ def _walk(rules, policy, family):
                           note)
             else:
                 a = Allow("any", None, ports, note)
+            extra = notes.get(key, {})
+            if extra.get("comment"):
+                a.comments.append("comment: " + extra["comment"])
+            if extra.get("until"):
+                a.extra["until"] = extra["until"]
             r.allow.append(a)
     if policy == "accept":
         if pending_drop_other is not None:
@@ -408,11 +416,11 @@ def rules_of_tree(db, ip):
     return policy, rules
 
 
-def convert_rules(rules, policy, family):
-    """Public for the exporter: [(key, text)], policy, 4|6 -> Result.
+def convert_rules(rules, policy, family, notes=None):
+    """[(key, text)], policy, 4|6 -> Result.
     Never raises: a RuleError becomes Result.failed."""
     try:
-        return _walk(rules, policy, family)
+        return _walk(rules, policy, family, notes)
     except RuleError as e:
         r = Result()
         r.failed = str(e)
@@ -643,15 +651,46 @@ def _targets(db):
     return t
 
 
-def convert(db, extras=None, extra_errors=None):
+def convert_vm(rules, addresses, policy="drop", extra=None, notes=None,
+               header=(), src="extra file"):
+    """The exporter's entry: one VM's full rule list (both families, as
+    `qvm-firewall VM list --raw` gives it, expire=/comment= already taken
+    out) -> (policy text, [log lines]). Like dom0's qdb_entries, dst6
+    rules are left out of the IPv4 list and dst4 rules out of the IPv6
+    one; the keys keep the rule's position, so the gaps match QubesDB's.
+    """
+    def family(f):
+        drop = "dst6=" if f == 4 else "dst4="
+        return [(k, t) for k, t in rules
+                if not any(e.startswith(drop) for e in t.split(" "))]
+    v6 = [a for a in addresses[1:] if ":" in a]
+    r4 = convert_rules(family(4), policy, 4, notes)
+    r6 = convert_rules(family(6), policy, 6, notes) if v6 else None
+    r = _combine(r4, r6, v6[0] if v6 else None)
+    if not r.failed:
+        try:
+            merge_extra(r, extra, src)
+        except RuleError as e:
+            r = Result()
+            r.failed = str(e)
+    log = list(r.notes)
+    if r.failed:
+        log.append("closed (default: deny, dns: deny): %s" % r.failed)
+    return render(r, addresses, header), log
+
+
+def convert(db, extras=None, extra_errors=None, skip=()):
     """Convert a QubesDB tree to dnsfence policies.
 
     db: {path: value} (str values; the keys QubesDB has, e.g.
         /qubes-firewall/10.137.0.12/0000, /connected-ips, /connected-ips6).
     extras: {ipv4: parsed extra YAML (a dict)}; extra_errors: {ipv4: why}
         for extra files that could not be parsed (that VM fails closed).
+    skip: IPv4 addresses another policy in the directory already claims
+        (a hand-written or exported file wins; they get no file here).
     Returns ({file name: policy text}, [log lines]). Every address in
-    /connected-ips gets exactly one file; nothing else does.
+    /connected-ips (but those skipped) gets exactly one file; nothing
+    else does.
     """
     extras = extras or {}
     extra_errors = extra_errors or {}
@@ -673,6 +712,12 @@ def convert(db, extras=None, extra_errors=None):
     files = {}
     paired6 = set()
     for ip in v4s:
+        if ip in skip:
+            log.append("%s: claimed by another policy file: left to it" % ip)
+            ip6 = paired_ipv6(ip)
+            if ip6 in v6s:
+                paired6.add(ip6)
+            continue
         vm = policy_vm_name(ip)
         lines = []
         addresses = [ip]

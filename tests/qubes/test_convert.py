@@ -753,13 +753,25 @@ class CLI(unittest.TestCase):
         self.assertIn("nothing replaced", p.stderr)
         self.assertEqual(self.read(F), good)
         self.assertEqual(os.stat(os.path.join(self.out, F)).st_ino, ino)
-        # A user's own file that clashes stops the sync the same way.
+        # A user's own file that -n refuses stops the sync the same way.
         if DNSFENCED:
-            with open(os.path.join(self.out, "clash.yaml"), "w") as f:
-                f.write("addresses: [10.137.0.12]\n")
+            with open(os.path.join(self.out, "broken.yaml"), "w") as f:
+                f.write("addresses: [10.137.0.77]\nbogus: 1\n")
             p = self.run_sync()
             self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("broken.yaml:2:1:", p.stderr)
             self.assertEqual(self.read(F), good)
+
+    def test_hand_written_policy_wins(self):
+        self.assertEqual(self.run_sync().returncode, 0)
+        with open(os.path.join(self.out, "work.yaml"), "w") as f:
+            f.write("# exported from dom0\naddresses:\n  - 10.137.0.12\n"
+                    "  - \"fd09:24ef:4179::a89:c\"\ndefault: deny\n")
+        p = self.run_sync()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn(F, self.listing())
+        self.assertIn("10.137.0.12: claimed by another policy file", p.stderr)
+        self.assertIn("qubes-10-137-0-13.yaml", self.listing())
 
     def test_refused_vm_is_closed_not_kept_wide(self):
         p = self.run_sync(dnsfenced=self.stub, env={"STUB_BAD": F})
