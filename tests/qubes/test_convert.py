@@ -858,6 +858,118 @@ class CLI(unittest.TestCase):
             log.close()
         self.assertEqual(rc, 0)
 
+# ---- the dom0 exporter, on recorded qvm-* outputs -------------------------
+
+EXPORT = os.path.join(QUBES, "dnsfence-qubes-export")
+NOW = 1780000000  # 2026-05-28T20:26:40Z
+
+
+def load_export():
+    loader = importlib.machinery.SourceFileLoader("dqexport", EXPORT)
+    spec = importlib.util.spec_from_loader("dqexport", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+RECORDED = {
+    ("qvm-ls", "--raw-data", "--fields", "NAME,NETVM"):
+        "dom0|\nsys-net|\nsys-firewall|sys-net\nsys-dnsfence|sys-firewall\n"
+        "work|sys-dnsfence\npersonal|sys-dnsfence\nvault|\n",
+    ("qvm-prefs", "work", "ip"): "10.137.0.12\n",
+    ("qvm-prefs", "work", "ip6"): "fd09:24ef:4179::a89:c\n",
+    ("qvm-firewall", "work", "list", "--raw"):
+        "action=accept dsthost=mail.example.com proto=tcp dstports=993-993 "
+        "comment=Mail (IMAPS)\n"
+        "action=accept dst6=2001:db8::/32 proto=tcp dstports=443-443\n"
+        "action=accept dst4=192.0.2.0/24 proto=tcp dstports=443-443\n"
+        "action=accept dsthost=build.example.org expire=%d comment=release\n"
+        "action=accept dsthost=old.example.org expire=%d\n"
+        "action=accept expire=%d\n"
+        "action=accept specialtarget=dns\n"
+        "action=accept proto=icmp\n"
+        "action=drop\n" % (NOW + 3600, NOW - 60, NOW + 600),
+    ("qvm-prefs", "personal", "ip"): "10.137.0.13\n",
+    ("qvm-prefs", "personal", "ip6"): "\n",
+    ("qvm-firewall", "personal", "list", "--raw"): "action=accept\n",
+}
+
+
+class Export(unittest.TestCase):
+    def setUp(self):
+        self.mod = load_export()
+        self.msgs = []
+        self.ex = self.mod.Exporter(run=self.fake, now=lambda: NOW,
+                                    log=self.msgs.append)
+
+    def fake(self, argv):
+        try:
+            return RECORDED[tuple(argv)]
+        except KeyError:
+            raise self.mod.CommandError("%s: no such VM" % " ".join(argv))
+
+    def test_split_raw(self):
+        self.assertEqual(self.mod.split_raw(
+            "action=accept dsthost=a.example expire=5 comment=a b=c"),
+            ("action=accept dsthost=a.example", "5", "a b=c"))
+
+    def test_vms_behind(self):
+        self.assertEqual(self.ex.vms_behind("sys-dnsfence"),
+                         ["work", "personal"])
+
+    def test_export(self):
+        with tempfile.TemporaryDirectory() as d:
+            rc = self.mod.main(["--out", d], exporter=self.ex)
+            self.assertEqual(rc, 0, self.msgs)
+            self.assertEqual(sorted(os.listdir(d)),
+                             ["personal.yaml", "work.yaml"])
+            with open(os.path.join(d, "work.yaml")) as f:
+                work = f.read()
+            with open(os.path.join(d, "personal.yaml")) as f:
+                personal = f.read()
+            check_n(self, {"work.yaml": work, "personal.yaml": personal})
+        self.assertEqual(body(work), """\
+addresses: ["10.137.0.12", "fd09:24ef:4179::a89:c"]
+default: deny
+dns: allow
+allow:
+  - name: "mail.example.com"
+    ports: ["tcp/993"]
+  - net: "192.0.2.0/24"
+    ports: ["tcp/443"]
+  - name: "build.example.org"
+    until: "2026-05-28T21:26:40Z"
+  - name: "*"
+    ports: ["icmp"]
+  - net: "0.0.0.0/0"
+    ports: ["icmp"]
+  - net: "::/0"
+    ports: ["icmp"]
+  - net: "2001:db8::/32"
+    ports: ["tcp/443"]
+""")
+        self.assertIn("  # comment: Mail (IMAPS)\n", work)
+        self.assertIn("  # comment: release\n", work)
+        self.assertNotIn("old.example.org", body(work))
+        self.assertEqual(body(personal), 'addresses: ["10.137.0.13"]\n'
+                         'default: allow\ndns: allow\n')
+        log = "\n".join(self.msgs)
+        self.assertIn("rule 0004 expired", log)
+        self.assertIn("rule 0003 expires at 2026-05-28T21:26:40Z", log)
+        self.assertIn("rule 0005 expires", log)
+        self.assertIn("temporary full access", log)
+
+    def test_failed_vm_keeps_its_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "ghost.yaml"), "w") as f:
+                f.write("old\n")
+            rc = self.mod.main(["--out", d, "ghost", "personal"],
+                               exporter=self.ex)
+            self.assertEqual(rc, 1)
+            with open(os.path.join(d, "ghost.yaml")) as f:
+                self.assertEqual(f.read(), "old\n")
+            self.assertIn("personal.yaml", os.listdir(d))
+
 
 if __name__ == "__main__":
     unittest.main()
