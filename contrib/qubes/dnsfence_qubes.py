@@ -304,7 +304,8 @@ def _walk(rules, policy, family, notes=None):
     drops_dns = None  # the first pending drop-other that may hit DNS
     for i, (key, text, opts) in enumerate(parsed):
         kind = kinds[i]
-        later = kinds[i + 1:]
+        # The policy is the implicit last rule.
+        later = kinds[i + 1:] + (["accept-all"] if policy == "accept" else [])
         note = "%s: %s" % (key, _sanitize(text))
         if kind == "drop-other":
             # A drop narrower than "everything" cannot be said in dnsfence

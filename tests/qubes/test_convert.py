@@ -217,6 +217,12 @@ class Mapping(Base):
         self.assertTrue(any("deny ads.example" in l and "bare IP" in l
                             for l in log), log)
 
+    def test_drop_dsthost_before_policy_accept_is_deny(self):
+        t, _ = self.one(["action=drop dsthost=ads.example"], policy="accept")
+        self.assertEqual(body(t), 'addresses: ["10.137.0.12"]\n'
+                         'default: allow\ndns: allow\n'
+                         'deny:\n  - name: "ads.example"\n')
+
     def test_drop_dsthost_after_last_accept_is_redundant(self):
         t, _ = self.one(["action=accept dsthost=a.example",
                          "action=drop dsthost=b.example"])
