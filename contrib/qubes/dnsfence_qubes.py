@@ -724,7 +724,11 @@ def convert(db, extras=None, extra_errors=None, skip=()):
         addresses = [ip]
         r4 = r6 = None
         ip6 = paired_ipv6(ip)
-        if ip6 is not None and ip6 in v6s and ip6 in t6 and ip in targets:
+        if ip6 in skip:
+            paired6.add(ip6)
+            lines.append("%s: IPv6 %s is claimed by another policy file: "
+                         "IPv4 only" % (ip, ip6))
+        elif ip6 is not None and ip6 in v6s and ip6 in t6 and ip in targets:
             addresses.append(ip6)
             paired6.add(ip6)
         elif ip6 is not None and ip6 in v6s:

@@ -555,6 +555,14 @@ allow:
         self.assertIn('addresses: ["192.168.7.5"]\n',
                       files["qubes-192-168-7-5.yaml"])
 
+    def test_claimed_v6_is_left_out(self):
+        db = paired_tree(["action=accept"], ["action=accept"])
+        files, log = dq.convert(db, skip={V6})
+        self.assertIn('addresses: ["10.137.0.12"]\n', files[F])
+        files, log = dq.convert(db, skip={V4})
+        self.assertEqual(files, {})
+        self.assertFalse(any("without a paired" in l for l in log), log)
+
     def test_dispvm(self):
         v4, v6 = "10.138.3.4", "fd09:24ef:4179::a8a:304"
         db = paired_tree(["action=accept"], ["action=accept"], v4=v4, v6=v6)
