@@ -204,9 +204,9 @@ def _net(value, fam):
 
 class Allow:
     """An allow entry. kind: 'name', 'net', or 'any' (no destination: a
-    proto/port-only or icmp-only accept, rendered as `name: "*"` plus
-    `net: 0.0.0.0/0` / `::/0` so names resolve and bare IPs pass, as in
-    Qubes)."""
+    proto/port-only or icmp-only accept, rendered as `net: 0.0.0.0/0` /
+    `::/0` so bare IPs pass, plus `name: "*"` for tcp/udp so names
+    resolve, as in Qubes; see render)."""
 
     __slots__ = ("kind", "value", "ports", "comments", "extra")
 
@@ -606,7 +606,13 @@ def render(r, addresses, header=()):
     for a in entries:
         out += ["  # " + _sanitize(c, 300) for c in a.comments]
         if a.kind == "any":
-            targets = [("name", "*"), ("net", "0.0.0.0/0")]
+            # Ports to anywhere need names to resolve to be of use: "*"
+            # with the same ports (Qubes resolves every name too). ICMP
+            # alone does not: the GUI's "allow ICMP" box is on by default,
+            # and a "*" there would answer every name for most VMs.
+            targets = [("net", "0.0.0.0/0")]
+            if a.ports is None or a.ports != ("icmp",):
+                targets.insert(0, ("name", "*"))
             if has_v6:
                 targets.append(("net", "::/0"))
         else:

@@ -173,9 +173,9 @@ class Mapping(Base):
 
     def test_icmp_anywhere(self):
         t, _ = self.one(["action=accept proto=icmp"])
-        self.assertIn('  - name: "*"\n    ports: ["icmp"]\n'
-                      '  - net: "0.0.0.0/0"\n    ports: ["icmp"]\n', t)
+        self.assertIn('  - net: "0.0.0.0/0"\n    ports: ["icmp"]\n', t)
         self.assertNotIn("::/0", t)
+        self.assertNotIn('name: "*"', t)  # ICMP alone resolves no name
 
     def test_ports_only_accept_any_destination(self):
         t, _ = self.one(["action=accept proto=tcp dstports=443-443"])
@@ -365,8 +365,6 @@ allow:
   - name: "www.example.org"
   - net: "192.0.2.0/24"
     ports: ["tcp/8000-8080"]
-  - name: "*"
-    ports: ["icmp"]
   - net: "0.0.0.0/0"
     ports: ["icmp"]
 """)
@@ -503,8 +501,6 @@ dns: allow
 allow:
   - name: "a.example"
   - net: "192.0.2.0/24"
-  - name: "*"
-    ports: ["icmp"]
   - net: "0.0.0.0/0"
     ports: ["icmp"]
   - net: "::/0"
@@ -953,8 +949,6 @@ allow:
     ports: ["tcp/443"]
   - name: "build.example.org"
     until: "2026-05-28T21:26:40Z"
-  - name: "*"
-    ports: ["icmp"]
   - net: "0.0.0.0/0"
     ports: ["icmp"]
   - net: "::/0"
