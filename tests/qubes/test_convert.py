@@ -791,6 +791,38 @@ class CLI(unittest.TestCase):
                          'default: deny\ndns: deny\n')
         self.assertIn("default: allow", self.read("qubes-10-137-0-13.yaml"))
 
+    def test_reload(self):
+        ctl = os.path.join(self.d, "stub-dnsfencectl")
+        calls = os.path.join(self.d, "calls")
+        with open(ctl, "w") as f:
+            f.write("#!/bin/sh\necho \"$@\" >> %s\n"
+                    "[ -z \"$STUB_CTL_FAIL\" ] || "
+                    "{ echo 'x.yaml:1:1: no'; exit 1; }\n" % calls)
+        os.chmod(ctl, 0o755)
+        args = [sys.executable, SYNC, "--once", "--qubesdb-json", self.json,
+                "--config", self.conf, "--dnsfenced", self.dnsfenced,
+                "--dnsfencectl", ctl]
+        p = subprocess.run(args, stderr=subprocess.PIPE,
+                           universal_newlines=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(calls) as f:
+            self.assertEqual(f.read(), "-c %s reload\n" % self.conf)
+        # Nothing changed: no reload.
+        p = subprocess.run(args, stderr=subprocess.PIPE,
+                           universal_newlines=True)
+        with open(calls) as f:
+            self.assertEqual(len(f.readlines()), 1)
+        # A failed reload: exit 1, said so, the new files stay.
+        self.db["/connected-ips"] = "10.137.0.12"
+        self.write_db()
+        p = subprocess.run(args, stderr=subprocess.PIPE,
+                           universal_newlines=True,
+                           env=dict(os.environ, STUB_CTL_FAIL="1"))
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("reload failed", p.stderr)
+        self.assertIn("reload: x.yaml:1:1: no", p.stderr)
+        self.assertNotIn("qubes-10-137-0-13.yaml", self.listing())
+
     def test_atomic_write(self):
         sync = load_sync()
         path = os.path.join(self.out, "x.yaml")
