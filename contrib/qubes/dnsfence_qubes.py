@@ -636,7 +636,8 @@ def render(r, addresses, header=()):
 
 # ---- the whole firewall qube ----------------------------------------------
 
-def _split_ips(value, fam):
+def connected_ips(value, fam):
+    """The distinct addresses of family fam in a /connected-ips value."""
     out = []
     for tok in (value or "").split():
         try:
@@ -702,8 +703,8 @@ def convert(db, extras=None, extra_errors=None, skip=()):
     extras = extras or {}
     extra_errors = extra_errors or {}
     log = []
-    v4s = _split_ips(db.get("/connected-ips"), 4)
-    v6s = set(_split_ips(db.get("/connected-ips6"), 6))
+    v4s = connected_ips(db.get("/connected-ips"), 4)
+    v6s = set(connected_ips(db.get("/connected-ips6"), 6))
     targets = _targets(db)
     # QubesDB spells the v6 tree as dom0's str(IPv6Address): compressed.
     t6 = {}
