@@ -17,6 +17,7 @@ import tempfile
 import time
 import unittest
 
+sys.dont_write_bytecode = True  # keep the source tree clean
 HERE = os.path.dirname(os.path.abspath(__file__))
 QUBES = os.path.join(HERE, "..", "..", "contrib", "qubes")
 sys.path.insert(0, QUBES)
