@@ -133,6 +133,32 @@ ok "closed: REFUSED" qb_dns_is "$VM_closed" 10.139.1.1 REFUSED www.good.example
 blocked "closed: no connection" reach_tcp "$VM_closed" 192.0.2.10 443
 blocked "closed: no resolver of its own" reach_udp "$VM_closed" 192.0.2.53 53
 
+# ---- reloads: capture removed and back, the priority moved, dns: deny
+cp "$TB_DIR/dnsfence.yaml" "$TB_DIR/qubes.yaml"
+awk '/^capture:/ { skip = 1; next } /^[^ ]/ { skip = 0 } !skip' \
+	"$TB_DIR/qubes.yaml" | sed 's/^  priority: 1$/  priority: 2/' \
+	>"$TB_DIR/dnsfence.yaml"
+ok "reload without capture, forward at priority 2" ctl reload
+rs=$(nsx "$FW" nft list table inet dnsfence)
+ok "... the capture chain is gone" test "$(grep -c 'chain capture' <<<"$rs")" -eq 0
+ok "... forward hooks at filter + 2" grep -q "hook forward priority filter + 2;" <<<"$rs"
+qb_dig "$VM_work" 10.139.1.1 +time=1 www.good.example >/dev/null 2>&1 || true
+ok "... so Qubes' dnat-dns takes DNS to 10.139.1.1 again" \
+	test "$(qb_count ip qubes dnat-dns 'dnat to')" -ge 1
+ok "... what work's names admitted stays admitted" reach_tcp "$VM_work" 192.0.2.10 443
+cp "$TB_DIR/qubes.yaml" "$TB_DIR/dnsfence.yaml"
+ok "reload with capture again" ctl reload
+ok "... dnsfenced answers 10.139.1.1 again" \
+	qb_dns_is "$VM_work" 10.139.1.1 NOERROR www.good.example
+ok "... forward back at filter + 1" grep -q "hook forward priority filter + 1;" \
+	<(nsx "$FW" nft list chain inet dnsfence forward)
+echo "dns: deny" >>"$TB_DIR/vms/qubes-10-137-0-12.yaml"
+ok "reload: work gets dns: deny" ctl reload
+ok "... REFUSED" qb_dns_is "$VM_work" 10.139.1.1 REFUSED www.good.example
+blocked "... and what its names admitted is revoked" reach_tcp "$VM_work" 192.0.2.10 443
+sed -i '/^dns: deny/d' "$TB_DIR/vms/qubes-10-137-0-12.yaml"
+ok "reload: work's DNS back" ctl reload
+
 # ---- dnsfenced stopped, the fail-safe loaded
 tb_bg "$TB_DIR/talk.log" "$VM_nodns" "$PROBE" talk 192.0.2.12 443 12 250
 talk_pid=$TB_LAST
