@@ -18,7 +18,9 @@ FAILSAFE="$(dirname "$0")/../../contrib/qubes/failsafe.nft"
 
 # has_ede VM SERVER CODE NAME: the answer carries that EDE.
 has_ede() {
-	qb_dig "$1" "$2" "$4" | grep -q "EDE: $3"
+	local out
+	out=$(qb_dig "$1" "$2" "$4" 2>&1) || true
+	[[ $out == *"EDE: $3"* ]]
 }
 # own_resolver VM: the VM asks the internet's server 192.0.2.53 itself.
 own_resolver() {
