@@ -175,7 +175,7 @@ talk_pid=$TB_LAST
 sleep 0.5
 tb_daemon_stop TERM
 ok "dnsfenced stops cleanly" test "$DAEMON_STATUS" -eq 0
-ok "its table stays" nsx "$FW" nft list table inet dnsfence >/dev/null
+ok "its table stays" test -n "$(nsx "$FW" nft list chain inet dnsfence forward)"
 ok "the fail-safe loads over it" nsx "$FW" nft -f "$FAILSAFE"
 blocked "new flows are blocked (default allow VM)" reach_tcp "$VM_nodns" 192.0.2.11 443
 blocked "... and the name-admitted one" reach_tcp "$VM_work" 192.0.2.10 443

@@ -40,6 +40,7 @@ QB_ACCEL=0 # 1 once inet qubes-nat-accel exists
 # The firewall qube and its netvm; the uplink address comes later
 # (qb_uplink), as qubes-network-uplink@eth0 adds it after boot.
 qb_init() {
+	mkdir -p "$TB_DIR/vms"
 	tb_ns "$FW"
 	tb_ns "$UP"
 	nsx "$FW" sysctl -qw net.ipv4.ip_forward=1
@@ -120,12 +121,13 @@ qb_vm() {
 # kernel has no flowtables.
 qb_accel_add() {
 	local vif=$1
+	[ "$QB_ACCEL" != skip ] || return 0
 	if [ "$QB_ACCEL" = 1 ]; then
 		nsx "$FW" nft add flowtable inet qubes-nat-accel qubes-accel \
 			"{ hook ingress priority filter; devices = { $vif }; }"
 		return
 	fi
-	if nsx "$FW" nft -f - <<-NFT
+	if nsx "$FW" nft -f - 2>"$TB_DIR/accel.err" <<-NFT
 	table inet qubes-nat-accel {
 		flowtable qubes-accel {
 			hook ingress priority filter
@@ -142,7 +144,7 @@ qb_accel_add() {
 	then
 		QB_ACCEL=1
 	else
-		echo "# no flowtables in this kernel: inet qubes-nat-accel left out"
+		echo "# no flowtables in this kernel: inet qubes-nat-accel left out ($(head -n 1 "$TB_DIR/accel.err"))"
 		QB_ACCEL=skip
 	fi
 }
