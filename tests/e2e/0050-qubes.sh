@@ -168,6 +168,14 @@ ok "... REFUSED" qb_dns_is "$VM_work" 10.139.1.1 REFUSED www.good.example
 blocked "... and what its names admitted is revoked" reach_tcp "$VM_work" 192.0.2.10 443
 sed -i '/^dns: deny/d' "$TB_DIR/vms/qubes-10-137-0-12.yaml"
 ok "reload: work's DNS back" ctl reload
+sed -i 's/^  to: \[10.139.1.1, 10.139.1.2\]$/&\n  any: true/' "$TB_DIR/dnsfence.yaml"
+ok "reload: hard capture (any: true)" ctl reload
+ok "... a resolver of the VM's own choosing is answered by dnsfenced (EDE 18)" \
+	has_ede "$VM_nodns" 192.0.2.53 18 www.good.example
+ok "... counted" test "$(qb_count inet dnsfence capture 'capture all DNS')" -ge 1
+cp "$TB_DIR/qubes.yaml" "$TB_DIR/dnsfence.yaml"
+ok "reload: capture as before" ctl reload
+ok "... the VM's own resolver answers it again" own_resolver "$VM_nodns"
 
 # ---- dnsfenced stopped, the fail-safe loaded
 tb_bg "$TB_DIR/talk.log" "$VM_nodns" "$PROBE" talk 192.0.2.12 443 12 250
