@@ -133,6 +133,29 @@ scalar_u32(struct loader *L, const struct ynode *n, uint32_t lo, uint32_t hi,
 }
 
 static bool
+scalar_s32(struct loader *L, const struct ynode *n, int32_t lo, int32_t hi,
+	int32_t *out)
+{
+	long long v;
+	const char *d;
+	char *end;
+
+	if (!expect_type(L, n, YN_SCALAR, "value"))
+		return false;
+	d = n->value + (n->value[0] == '-');
+	errno = 0;
+	v = strtoll(n->value, &end, 10);
+	if (*d < '0' || *d > '9' || *end != '\0' || errno != 0 || v < lo ||
+		v > hi) {
+		lerr(L, n, "expected a whole number from %d to %d, not '%s'",
+			lo, hi, n->value);
+		return false;
+	}
+	*out = (int32_t)v;
+	return true;
+}
+
+static bool
 scalar_bool(struct loader *L, const struct ynode *n, bool *out)
 {
 	if (strcmp(n->value, "true") == 0 || strcmp(n->value, "yes") == 0)
@@ -357,9 +380,33 @@ k_log_drops(struct loader *L, const struct ynode *v, void *obj)
 	scalar_u32(L, v, 0, 10000, &((struct config *)obj)->log_drops);
 }
 
+static void
+k_priority(struct loader *L, const struct ynode *v, void *obj)
+{
+	scalar_s32(L, v, PRIORITY_MIN, PRIORITY_MAX,
+		&((struct config *)obj)->priority);
+}
+
+static void
+k_nft_from_group(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct config *c = obj;
+
+	c->has_from_group = scalar_u32(L, v, 0, UINT32_MAX, &c->from_group);
+}
+
+static void
+k_reject(struct loader *L, const struct ynode *v, void *obj)
+{
+	scalar_bool(L, v, &((struct config *)obj)->reject);
+}
+
 static const struct keyspec nftables_keys[] = {
 	{"table", YN_SCALAR, k_table, false},
 	{"log-drops", YN_SCALAR, k_log_drops, false},
+	{"priority", YN_SCALAR, k_priority, false},
+	{"from-group", YN_SCALAR, k_nft_from_group, false},
+	{"reject", YN_SCALAR, k_reject, false},
 	{NULL, 0, NULL, false},
 };
 
@@ -750,8 +797,112 @@ k_limits(struct loader *L, const struct ynode *v, void *obj)
 	walk_map(L, v, limits_keys, obj, "limits");
 }
 
+static void
+k_freebind(struct loader *L, const struct ynode *v, void *obj)
+{
+	scalar_bool(L, v, &((struct config *)obj)->freebind);
+}
+
+static void
+k_cap_from_group(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct capture *cp = &((struct config *)obj)->capture;
+
+	cp->has_group = scalar_u32(L, v, 0, UINT32_MAX, &cp->group);
+}
+
+static void
+k_cap_to(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct capture *cp = &((struct config *)obj)->capture;
+
+	for (size_t i = 0; i < v->n; i++) {
+		const struct ynode *it = v->items[i];
+		struct ipaddr a;
+		size_t j;
+
+		if (!expect_type(L, it, YN_SCALAR, "an address"))
+			continue;
+		if (policy_parse_addr(it->value, &a) < 0) {
+			lerr(L, it, "bad address '%s' (an address, no port)",
+				it->value);
+			continue;
+		}
+		for (j = 0; j < cp->nto; j++)
+			if (memcmp(&cp->to[j], &a, sizeof(a)) == 0)
+				break;
+		if (j < cp->nto) {
+			lerr(L, it, "duplicate address '%s'", it->value);
+			continue;
+		}
+		cp->to_pos = xreallocarray(cp->to_pos, cp->nto + 1,
+			sizeof(*cp->to_pos));
+		cp->to_pos[cp->nto] = (struct srcpos){it->line, it->col};
+		*ARRAY_PUSH(cp->to, cp->nto) = a;
+	}
+}
+
+static void
+k_cap_any(struct loader *L, const struct ynode *v, void *obj)
+{
+	scalar_bool(L, v, &((struct config *)obj)->capture.any);
+}
+
+static const struct keyspec capture_keys[] = {
+	{"from-group", YN_SCALAR, k_cap_from_group, false},
+	{"to", YN_SEQ, k_cap_to, false},
+	{"any", YN_SCALAR, k_cap_any, false},
+	{NULL, 0, NULL, false},
+};
+
+static void
+k_capture(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct config *c = obj;
+	size_t before = L->d->n;
+
+	c->capture.on = true;
+	walk_map(L, v, capture_keys, obj, "capture");
+	if (L->d->n == before && c->capture.nto == 0 && !c->capture.any)
+		lerr(L, v,
+			"capture needs addresses in 'to', or 'any: true' "
+			"(leave capture out to redirect nothing)");
+}
+
+uint16_t
+config_capture_port(const struct config *c, int family)
+{
+	for (size_t i = 0; i < c->nlisten; i++)
+		if (c->listen[i].addr.family == family)
+			return c->listen[i].port;
+	return 0;
+}
+
+/* Once listen is known: every address captured must have a listen
+ * address of its family to be redirected to. */
+static void
+check_capture(struct loader *L, struct config *c)
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	for (size_t i = 0; i < c->capture.nto; i++) {
+		const struct ipaddr *a = &c->capture.to[i];
+
+		if (config_capture_port(c, a->family) != 0)
+			continue;
+		diag_add(L->d, L->file, c->capture.to_pos[i].line,
+			c->capture.to_pos[i].col,
+			"capture: no listen address is IPv%d, so DNS to %s "
+			"cannot be redirected to dnsfenced",
+			a->family == AF_INET ? 4 : 6,
+			policy_addr_str(a, buf, sizeof(buf)));
+	}
+}
+
 static const struct keyspec config_keys[] = {
 	{"listen", YN_SEQ, k_listen, true},
+	{"freebind", YN_SCALAR, k_freebind, false},
+	{"capture", YN_MAP, k_capture, false},
 	{"policies", YN_SCALAR, k_policies, false},
 	{"control", YN_SCALAR, k_control, false},
 	{"control-group", YN_SCALAR, k_control_group, false},
@@ -843,6 +994,17 @@ k_mode(struct loader *L, const struct ynode *v, void *obj)
 	else if (strcmp(v->value, "enforce") != 0)
 		lerr(L, v, "mode must be 'enforce' or 'learn', not '%s'",
 			v->value);
+}
+
+static void
+k_dns(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct vm *vm = obj;
+
+	if (strcmp(v->value, "deny") == 0)
+		vm->dns_deny = true;
+	else if (strcmp(v->value, "allow") != 0)
+		lerr(L, v, "dns must be 'allow' or 'deny', not '%s'", v->value);
 }
 
 /* A rule being read: the fields seen, checked once the mapping is done. */
@@ -1009,6 +1171,7 @@ static const struct keyspec policy_keys[] = {
 	{"default", YN_SCALAR, k_default, false},
 	{"unlisted", YN_SCALAR, k_unlisted, false},
 	{"mode", YN_SCALAR, k_mode, false},
+	{"dns", YN_SCALAR, k_dns, false},
 	{"allow", YN_SEQ, k_allow, false},
 	{"deny", YN_SEQ, k_deny, false},
 	{NULL, 0, NULL, false},
@@ -1182,6 +1345,7 @@ config_defaults(struct config *c, const char *dir)
 	c->control_group = xstrdup(gr ? gr->gr_name : "0");
 	c->control_gid = 0;
 	c->table = xstrdup("dnsfence");
+	c->priority = DEFAULT_PRIORITY;
 	c->ttl = (struct ttl_conf){.min = 30, .max = 86400, .grace = 10};
 	c->limits = (struct limits){
 		.set_size = 65536,
@@ -1216,6 +1380,7 @@ config_load(const char *path, struct diag *d)
 
 		walk_map(&L, doc.root ? doc.root : &empty, config_keys, c,
 			"the configuration");
+		check_capture(&L, c);
 		if (c->trust_anchor == NULL) {
 			c->trust_anchor = xstrdup(DEFAULT_TRUST_ANCHOR);
 			if (access(c->trust_anchor, R_OK) < 0)
@@ -1347,10 +1512,13 @@ dump_vm(const struct vm *vm, FILE *out)
 	fputs("]\n", out);
 	if (vm->iface)
 		fprintf(out, "    interface: \"%s\"\n", vm->iface);
-	fprintf(out, "    default: %s\n    unlisted: %s\n    mode: %s\n",
+	fprintf(out,
+		"    default: %s\n    unlisted: %s\n    mode: %s\n"
+		"    dns: %s\n",
 		vm->default_allow ? "allow" : "deny",
 		vm->unlisted == UNLISTED_NXDOMAIN ? "nxdomain" : "refused",
-		vm->learn ? "learn" : "enforce");
+		vm->learn ? "learn" : "enforce",
+		vm->dns_deny ? "deny" : "allow");
 	fprintf(out, "    allow:%s\n", vm->nallow ? "" : " []");
 	for (size_t i = 0; i < vm->nallow; i++)
 		dump_rule(&vm->allow[i], true, out);
@@ -1382,10 +1550,27 @@ config_dump(const struct config *c, FILE *out)
 			policy_addr_str(&l->addr, buf, sizeof(buf)),
 			v6 ? "]" : "", l->port);
 	}
+	fprintf(out, "freebind: %s\n", c->freebind ? "true" : "false");
+	if (c->capture.on) {
+		fputs("capture:\n", out);
+		if (c->capture.has_group)
+			fprintf(out, "  from-group: %u\n", c->capture.group);
+		fputs("  to: [", out);
+		for (size_t i = 0; i < c->capture.nto; i++)
+			fprintf(out, "%s\"%s\"", i ? ", " : "",
+				policy_addr_str(&c->capture.to[i], buf,
+					sizeof(buf)));
+		fprintf(out, "]\n  any: %s\n",
+			c->capture.any ? "true" : "false");
+	}
 	fprintf(out, "policies: %s\ncontrol: %s\ncontrol-group: %s\n",
 		c->policies, c->control, c->control_group);
 	fprintf(out, "nftables:\n  table: %s\n  log-drops: %u\n", c->table,
 		c->log_drops);
+	fprintf(out, "  priority: %d\n", c->priority);
+	if (c->has_from_group)
+		fprintf(out, "  from-group: %u\n", c->from_group);
+	fprintf(out, "  reject: %s\n", c->reject ? "true" : "false");
 	fprintf(out, "resolver:\n  trust-anchor-file: %s\n", c->trust_anchor);
 	if (c->root_hints)
 		fprintf(out, "  root-hints: %s\n", c->root_hints);
@@ -1442,6 +1627,8 @@ config_free(struct config *c)
 	free_strv(c->forward, c->nforward);
 	free(c->forward_pos);
 	free(c->listen);
+	free(c->capture.to);
+	free(c->capture.to_pos);
 	free(c->file);
 	free(c->conf_file);
 	free(c->policies);
@@ -1528,6 +1715,10 @@ config_at(const struct config *c, int64_t now)
 	o->file = xstrdup_null(c->file);
 	o->conf_file = xstrdup_null(c->conf_file);
 	o->listen = xmemdup(c->listen, c->nlisten, sizeof(*c->listen));
+	o->capture.to =
+		xmemdup(c->capture.to, c->capture.nto, sizeof(*c->capture.to));
+	o->capture.to_pos = xmemdup(c->capture.to_pos, c->capture.nto,
+		sizeof(*c->capture.to_pos));
 	o->policies = xstrdup_null(c->policies);
 	o->control = xstrdup_null(c->control);
 	o->control_group = xstrdup_null(c->control_group);

@@ -39,17 +39,35 @@ struct limits {
 	uint32_t tcp_idle;	   /* seconds */
 };
 
+/* capture: a nat prerouting chain in our table that redirects DNS sent
+ * to other addresses (Qubes' 10.139.1.1/2) to our listen port. */
+struct capture {
+	bool on;	   /* the key is present */
+	bool has_group;	   /* from-group given: only from those interfaces */
+	uint32_t group;	   /* iifgroup */
+	struct ipaddr *to; /* udp/tcp 53 to these is redirected */
+	struct srcpos *to_pos;
+	size_t nto;
+	bool any; /* every udp/tcp 53 from the group, whatever its address */
+};
+
 struct config {
 	char *file;
 	char *conf_file; /* as named on the command line, for messages */
 	struct listen_addr *listen;
 	size_t nlisten;
+	bool freebind; /* IP_FREEBIND / IPV6_FREEBIND on the listeners */
 	char *policies;
 	char *control;
 	char *control_group; /* its name (the number when it has none) */
 	gid_t control_gid;   /* may use the control socket, with root */
 	char *table;
-	uint32_t log_drops; /* log lines per second for dropped packets */
+	uint32_t log_drops;  /* log lines per second for dropped packets */
+	int32_t priority;    /* of the forward base chain (default -10) */
+	bool has_from_group; /* the forward chain judges only iifgroup ... */
+	uint32_t from_group; /* ... this group; the rest is accepted */
+	bool reject; /* not admitted: reject admin-prohibited, no drop */
+	struct capture capture;
 	char *trust_anchor;
 	struct srcpos trust_anchor_pos; /* 0:0 for the default */
 	char *root_hints;
@@ -108,6 +126,14 @@ size_t config_untils(const struct config *c, int64_t now,
 /** The same for the rules that have ended at now (until <= now). */
 size_t config_ended(const struct config *c, int64_t now, struct until_info *out,
 	size_t max);
+
+/** The port DNS redirected for family (AF_INET, AF_INET6) goes to: that
+ * of c's first listen address of that family; 0 if it has none. */
+uint16_t config_capture_port(const struct config *c, int family);
+
+#define DEFAULT_PRIORITY (-10) /* nftables: priority */
+#define PRIORITY_MIN (-1000)
+#define PRIORITY_MAX 1000
 
 #define HOSTPORT_MAX 64 /* bytes of ADDR<sep>PORT, "[V6ADDR]:65535" fits */
 

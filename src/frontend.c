@@ -93,10 +93,12 @@ ipaddr_from_sa(const struct sockaddr *sa, struct ipaddr *a)
 	}
 }
 
-/* Sockets may bind before the address exists (IP_FREEBIND): the daemon can
- * start before the interface that carries its listen address is up. */
+/* With freebind, sockets may bind before the address exists (IP_FREEBIND):
+ * the daemon can start before the interface that carries its listen
+ * address is up (Qubes: the gateway address appears on a vif when a VM
+ * connects). Without it, an address that is not local fails the start. */
 static int
-listen_socket(const struct listen_addr *l, int type)
+listen_socket(const struct listen_addr *l, int type, bool freebind)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sockaddr_from(l, &ss);
@@ -108,11 +110,15 @@ listen_socket(const struct listen_addr *l, int type)
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (l->addr.family == AF_INET6) {
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-		setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
+		if (freebind)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one,
+				sizeof(one));
 		setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one,
 			sizeof(one));
 	} else {
-		setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+		if (freebind)
+			setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one,
+				sizeof(one));
 		setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
 	}
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
@@ -343,12 +349,21 @@ frontend_new(struct event_base *base, const struct config *c, fe_query_cb cb,
 	fe->tcp = xcalloc(c->nlisten, sizeof(*fe->tcp));
 	for (size_t i = 0; i < c->nlisten; i++) {
 		const struct listen_addr *l = &c->listen[i];
-		int ufd = listen_socket(l, SOCK_DGRAM), tfd;
+		int ufd = listen_socket(l, SOCK_DGRAM, c->freebind), tfd;
 
-		if (ufd < 0 || (tfd = listen_socket(l, SOCK_STREAM)) < 0) {
-			log_warn("cannot listen on %s port %u",
-				policy_addr_str(&l->addr, a, sizeof(a)),
-				l->port);
+		if (ufd < 0 ||
+			(tfd = listen_socket(l, SOCK_STREAM, c->freebind)) <
+				0) {
+			if (errno == EADDRNOTAVAIL && !c->freebind)
+				log_warnx("cannot listen on %s port %u: not "
+					  "a local address (set freebind: "
+					  "true to bind it before it exists)",
+					policy_addr_str(&l->addr, a, sizeof(a)),
+					l->port);
+			else
+				log_warn("cannot listen on %s port %u",
+					policy_addr_str(&l->addr, a, sizeof(a)),
+					l->port);
 			if (ufd >= 0)
 				close(ufd);
 			frontend_free(fe);

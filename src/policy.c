@@ -308,6 +308,8 @@ policy_decide(const struct vm *vm, const char *name, int64_t now,
 	size_t i;
 
 	memset(v, 0, sizeof(*v));
+	if (vm->dns_deny)
+		return;
 	for (i = 0; i < vm->ndeny; i++)
 		if (policy_pattern_match(&vm->deny[i].pat, name))
 			return;
@@ -578,6 +580,7 @@ bool
 policy_vm_same_rules(const struct vm *a, const struct vm *b)
 {
 	return a->default_allow == b->default_allow && a->learn == b->learn &&
+		a->dns_deny == b->dns_deny &&
 		rules_same(a->allow, a->nallow, b->allow, b->nallow) &&
 		rules_same(a->deny, a->ndeny, b->deny, b->ndeny);
 }
@@ -586,6 +589,7 @@ bool
 policy_vm_same_deny(const struct vm *a, const struct vm *b)
 {
 	return a->default_allow == b->default_allow && a->learn == b->learn &&
+		a->dns_deny == b->dns_deny &&
 		rules_same(a->deny, a->ndeny, b->deny, b->ndeny);
 }
 

@@ -84,6 +84,9 @@ struct vm {
 	/* mode: learn: decides as default_allow, and dnsfenced records what
 	 * the VM resolved and used (learn.h). */
 	bool learn;
+	/* dns: deny: every query of the VM is REFUSED (EDE 18), nothing is
+	 * resolved or admitted through a name; its net: rules still apply. */
+	bool dns_deny;
 	enum unlisted unlisted;
 	struct rule *allow;
 	size_t nallow;
@@ -131,7 +134,8 @@ void policy_ports_union(struct ports *dst, const struct ports *src);
 void policy_ports_finish(struct ports *ps);
 
 /** Decide for a normalised query name at UTC epoch second now: an allow
- * rule whose until is at or before now counts as absent. v->ports must be
+ * rule whose until is at or before now counts as absent; a VM with
+ * dns: deny is allowed no name. v->ports must be
  * released with verdict_finish(). */
 void policy_decide(const struct vm *vm, const char *name, int64_t now,
 	struct verdict *v);
@@ -162,11 +166,11 @@ const struct vm *policy_find_vm(const struct vm *vms, size_t nvms,
 /** The VM of that name, or NULL. */
 const struct vm *policy_vm_by_name(const struct vm *vms, size_t nvms,
 	const char *name);
-/** Do a and b decide every name the same way (default, allow and deny
- * rules, their ports)? */
+/** Do a and b decide every name the same way (default, dns, allow and
+ * deny rules, their ports)? */
 bool policy_vm_same_rules(const struct vm *a, const struct vm *b);
 
-/** Same default and deny rules? */
+/** Same default, dns and deny rules? */
 bool policy_vm_same_deny(const struct vm *a, const struct vm *b);
 /** A name rule's identity across reloads: its pattern, ports and
  * require-dnssec, hashed. */

@@ -23,6 +23,10 @@
  * tables hook at priority 0): a drop here is final whatever comes later,
  * and our counters see every packet a VM sends. See doc/nftables.md. */
 #define CHAIN_PRIO (-10) /* NF_IP_PRI_FILTER - 10 */
+/* capture: before any dstnat chain (Qubes' dnat-dns hooks at dstnat):
+ * the first NAT binding of a connection wins. */
+#define CAPTURE_PRIO (-110) /* NF_IP_PRI_NAT_DST - 10 */
+#define CAPTURE_CHAIN "capture"
 
 #define REG(i) (NFT_REG32_00 + (i))
 
@@ -31,8 +35,8 @@ struct builder {
 	const struct config *c;
 	const struct config *old; /* what the kernel holds, or NULL */
 	bool *keep_vm;		  /* per VM of c: its chain and sets stay */
-	bool keep_front;	  /* forward, input, vms_to_listen stay */
-	char **kept_chains;	  /* sorted: the chains of the VMs in keep_vm */
+	bool keep_front;    /* forward, input, vms_to_listen, capture stay */
+	char **kept_chains; /* sorted: the chains of the VMs in keep_vm */
 	size_t nkept_chains;
 	char **have_chains;
 	size_t nhave_chains;
@@ -197,6 +201,31 @@ e_ct_state(struct nftnl_rule *r, uint32_t bits)
 	e_cmp(r, REG(0), NFT_CMP_NEQ, &zero, sizeof(zero));
 }
 
+/* reject with icmpx admin-prohibited: ICMP type 3 code 13 for IPv4,
+ * ICMPv6 type 1 code 1 for IPv6 (as qubes-firewall rejects). */
+static void
+e_reject(struct nftnl_rule *r)
+{
+	struct nftnl_expr *e = expr("reject");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_ICMPX_UNREACH);
+	nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE,
+		NFT_REJECT_ICMPX_ADMIN_PROHIBITED);
+	add_expr(r, e);
+}
+
+/* redirect to :port (the port in network order, from a register). */
+static void
+e_redirect(struct nftnl_rule *r, uint16_t port)
+{
+	struct nftnl_expr *e = expr("redir");
+	uint16_t p = htons(port);
+
+	e_immediate(r, REG(0), &p, sizeof(p));
+	nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_REG_PROTO_MIN, REG(0));
+	add_expr(r, e);
+}
+
 static void
 e_log_limited(struct nftnl_rule *r, uint32_t rate, const char *prefix)
 {
@@ -270,6 +299,13 @@ m_iifname(struct nftnl_rule *r, const char *ifname)
 	strncpy(name, ifname, sizeof(name) - 1);
 	e_meta(r, NFT_META_IIFNAME, REG(0));
 	e_cmp(r, REG(0), NFT_CMP_EQ, name, sizeof(name));
+}
+
+static void
+m_iifgroup(struct nftnl_rule *r, uint32_t group, uint32_t op)
+{
+	e_meta(r, NFT_META_IIFGROUP, REG(0));
+	e_cmp(r, REG(0), op, &group, sizeof(group));
 }
 
 static void
@@ -368,7 +404,8 @@ msg_table(struct builder *bd)
 }
 
 static void
-msg_chain(struct builder *bd, const char *name, int hook, uint32_t policy)
+msg_chain(struct builder *bd, const char *name, int hook, uint32_t policy,
+	int32_t prio, const char *type)
 {
 	struct nftnl_chain *c = nftnl_chain_alloc();
 	struct nlmsghdr *nlh;
@@ -378,8 +415,8 @@ msg_chain(struct builder *bd, const char *name, int hook, uint32_t policy)
 	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
 	if (hook >= 0) {
 		nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, (uint32_t)hook);
-		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, CHAIN_PRIO);
-		nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter");
+		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
+		nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
 		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, policy);
 	}
 	snprintf(what, sizeof(what), "chain %s", name);
@@ -737,12 +774,25 @@ chain_wanted(struct builder *bd, const struct nftnl_chain *ch)
 
 	if (strcmp(name, "forward") == 0 || strcmp(name, "input") == 0) {
 		/* A base chain is kept only if it hooks where we want it:
-		 * the kernel cannot move a chain to another hook. */
+		 * the kernel cannot move a chain to another hook or
+		 * priority (nftables: priority moves forward's). */
+		bool fwd = strcmp(name, "forward") == 0;
+
 		return base &&
 			nftnl_chain_get_u32(ch, NFTNL_CHAIN_HOOKNUM) ==
-			(strcmp(name, "forward") == 0 ? NF_INET_FORWARD
-						      : NF_INET_LOCAL_IN) &&
-			nftnl_chain_get_s32(ch, NFTNL_CHAIN_PRIO) == CHAIN_PRIO;
+			(fwd ? NF_INET_FORWARD : NF_INET_LOCAL_IN) &&
+			nftnl_chain_get_s32(ch, NFTNL_CHAIN_PRIO) ==
+			(fwd ? bd->c->priority : CHAIN_PRIO);
+	}
+	if (strcmp(name, CAPTURE_CHAIN) == 0) {
+		const char *type = nftnl_chain_get_str(ch, NFTNL_CHAIN_TYPE);
+
+		return bd->c->capture.on && base &&
+			nftnl_chain_get_u32(ch, NFTNL_CHAIN_HOOKNUM) ==
+			NF_INET_PRE_ROUTING &&
+			nftnl_chain_get_s32(ch, NFTNL_CHAIN_PRIO) ==
+			CAPTURE_PRIO &&
+			type != NULL && strcmp(type, "nat") == 0;
 	}
 	if (base)
 		return false;
@@ -755,7 +805,8 @@ static bool
 is_front(const char *name)
 {
 	return strcmp(name, "forward") == 0 || strcmp(name, "input") == 0 ||
-		strcmp(name, "vms_to_listen") == 0;
+		strcmp(name, "vms_to_listen") == 0 ||
+		strcmp(name, CAPTURE_CHAIN) == 0;
 }
 
 /* A chain that this transaction leaves as it is, rules and all. */
@@ -947,23 +998,31 @@ rules_sets(struct builder *bd, const char *chain, const struct vm *vm,
 		rule_echo(bd, chain, vm, family, cmt);
 }
 
+/* The counted end of a chain for new connections not admitted: a drop,
+ * or with nftables: reject (and may_reject), a reject with
+ * admin-prohibited, so the VM learns at once. */
 static void
 rule_drop(struct builder *bd, const char *chain, const char *who,
-	const char *cmt)
+	const char *cmt, bool may_reject)
 {
+	bool reject = may_reject && bd->c->reject;
 	struct nftnl_rule *r;
 
 	if (bd->c->log_drops > 0) {
 		char prefix[64];
 
-		snprintf(prefix, sizeof(prefix), "dnsfence %s drop: ", who);
+		snprintf(prefix, sizeof(prefix), "dnsfence %s %s: ", who,
+			reject ? "reject" : "drop");
 		r = rule_new(bd, chain);
 		e_log_limited(r, bd->c->log_drops, prefix);
 		rule_commit(bd, r, cmt);
 	}
 	r = rule_new(bd, chain);
 	e_counter(r);
-	e_verdict(r, NF_DROP, NULL);
+	if (reject)
+		e_reject(r);
+	else
+		e_verdict(r, NF_DROP, NULL);
 	rule_commit(bd, r, cmt);
 }
 
@@ -1044,7 +1103,7 @@ vm_rules(struct builder *bd, const struct vm *vm)
 	rules_sets(bd, chain, vm, AF_INET);
 	rules_sets(bd, chain, vm, AF_INET6);
 	snprintf(cmt, sizeof(cmt), "%s: not admitted", vm->name);
-	rule_drop(bd, chain, vm->name, cmt);
+	rule_drop(bd, chain, vm->name, cmt, true);
 }
 
 static void
@@ -1054,6 +1113,16 @@ forward_rules(struct builder *bd)
 	struct nftnl_rule *r;
 	char chain[64], cmt[128];
 
+	if (c->has_from_group) {
+		/* Only the VMs' interfaces are ours to judge; the rest goes
+		 * on to the other tables' chains. */
+		snprintf(cmt, sizeof(cmt), "not from group %u: not ours",
+			c->from_group);
+		r = rule_new(bd, "forward");
+		m_iifgroup(r, c->from_group, NFT_CMP_NEQ);
+		e_verdict(r, NF_ACCEPT, NULL);
+		rule_commit(bd, r, cmt);
+	}
 	r = rule_new(bd, "forward");
 	e_ct_state(r,
 		NF_CT_STATE_BIT(IP_CT_ESTABLISHED) |
@@ -1093,7 +1162,7 @@ forward_rules(struct builder *bd)
 		}
 	}
 	rule_drop(bd, "forward", "forward",
-		"unknown source, or a new connection towards a VM");
+		"unknown source, or a new connection towards a VM", true);
 }
 
 static void
@@ -1138,6 +1207,56 @@ input_rules(struct builder *bd)
 	}
 }
 
+/* DNS (udp and tcp port 53) from the capture group, to one address (a)
+ * or to any (family only), redirected to our listen port. */
+static void
+capture_rule(struct builder *bd, int family, const struct ipaddr *a,
+	uint8_t proto, const char *cmt)
+{
+	const struct capture *cp = &bd->c->capture;
+	struct nftnl_rule *r = rule_new(bd, CAPTURE_CHAIN);
+
+	if (cp->has_group)
+		m_iifgroup(r, cp->group, NFT_CMP_EQ);
+	if (a != NULL)
+		m_addr(r, a, true);
+	else
+		m_nfproto(r, family);
+	m_l4proto(r, proto);
+	m_dport(r, 53, 53);
+	e_counter(r);
+	e_redirect(r, config_capture_port(bd->c, family));
+	rule_commit(bd, r, cmt);
+}
+
+static void
+capture_rules(struct builder *bd)
+{
+	const struct capture *cp = &bd->c->capture;
+	static const uint8_t protos[2] = {IPPROTO_UDP, IPPROTO_TCP};
+	static const int fams[2] = {AF_INET, AF_INET6};
+	char cmt[128], a[INET6_ADDRSTRLEN];
+
+	for (size_t i = 0; i < cp->nto; i++) {
+		snprintf(cmt, sizeof(cmt), "capture DNS to %s",
+			policy_addr_str(&cp->to[i], a, sizeof(a)));
+		for (int p = 0; p < 2; p++)
+			capture_rule(bd, cp->to[i].family, &cp->to[i],
+				protos[p], cmt);
+	}
+	if (!cp->any)
+		return;
+	/* Hard capture: every DNS packet of a family we listen in. */
+	for (int f = 0; f < 2; f++) {
+		if (config_capture_port(bd->c, fams[f]) == 0)
+			continue;
+		snprintf(cmt, sizeof(cmt), "capture all DNS (IPv%d)",
+			fams[f] == AF_INET ? 4 : 6);
+		for (int p = 0; p < 2; p++)
+			capture_rule(bd, fams[f], NULL, protos[p], cmt);
+	}
+}
+
 static bool
 addrs_same(const struct ipaddr *a, const struct ipaddr *b)
 {
@@ -1151,13 +1270,31 @@ str_same(const char *a, const char *b)
 	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
+static bool
+capture_same(const struct config *a, const struct config *b)
+{
+	const struct capture *x = &a->capture, *y = &b->capture;
+
+	if (x->on != y->on || x->has_group != y->has_group ||
+		(x->has_group && x->group != y->group) || x->any != y->any ||
+		x->nto != y->nto)
+		return false;
+	for (size_t i = 0; i < x->nto; i++)
+		if (!addrs_same(&x->to[i], &y->to[i]))
+			return false;
+	return true;
+}
+
 /* Do forward, input and vms_to_listen come out the same from a and b?
  * They hold the VMs' addresses and interfaces and the listen addresses. */
 static bool
 front_same(const struct config *a, const struct config *b)
 {
 	if (a->nvms != b->nvms || a->nlisten != b->nlisten ||
-		a->log_drops != b->log_drops)
+		a->log_drops != b->log_drops || a->priority != b->priority ||
+		a->has_from_group != b->has_from_group ||
+		(a->has_from_group && a->from_group != b->from_group) ||
+		a->reject != b->reject || !capture_same(a, b))
 		return false;
 	for (size_t i = 0; i < a->nlisten; i++)
 		if (!addrs_same(&a->listen[i].addr, &b->listen[i].addr) ||
@@ -1194,6 +1331,7 @@ vm_kept(struct builder *bd, const struct vm *vm)
 	char name[SET_NAME_MAX];
 
 	if (old == NULL || old->log_drops != c->log_drops ||
+		old->reject != c->reject ||
 		old->limits.set_size != c->limits.set_size)
 		return false;
 	ovm = policy_vm_by_name(old->vms, old->nvms, vm->name);
@@ -1244,8 +1382,8 @@ index_chains(struct builder *bd, struct nftnl_chain_list *have)
 	if (bd->nhave_chains > 0)
 		qsort(bd->have_chains, bd->nhave_chains, sizeof(char *),
 			cmp_str);
-	bd->keep_front =
-		front == 3 && bd->old != NULL && front_same(bd->old, bd->c);
+	bd->keep_front = front == 3 + (size_t)bd->c->capture.on &&
+		bd->old != NULL && front_same(bd->old, bd->c);
 }
 
 struct nft_batch *
@@ -1278,21 +1416,28 @@ ruleset_build(struct nft *n, const struct config *c, const struct config *old)
 	chains_flush(&bd, chains);
 	sets_sync(&bd, sets);
 	if (!bd.keep_front) {
-		msg_chain(&bd, "forward", NF_INET_FORWARD, NF_DROP);
-		msg_chain(&bd, "input", NF_INET_LOCAL_IN, NF_ACCEPT);
-		msg_chain(&bd, "vms_to_listen", -1, 0);
+		msg_chain(&bd, "forward", NF_INET_FORWARD, NF_DROP, c->priority,
+			"filter");
+		msg_chain(&bd, "input", NF_INET_LOCAL_IN, NF_ACCEPT, CHAIN_PRIO,
+			"filter");
+		msg_chain(&bd, "vms_to_listen", -1, 0, 0, NULL);
+		if (c->capture.on)
+			msg_chain(&bd, CAPTURE_CHAIN, NF_INET_PRE_ROUTING,
+				NF_ACCEPT, CAPTURE_PRIO, "nat");
 	}
 	for (size_t v = 0; v < c->nvms; v++)
 		if (!bd.keep_vm[v])
 			msg_chain(&bd,
 				vm_chain(chain, sizeof(chain), &c->vms[v]), -1,
-				0);
+				0, 0, NULL);
 	for (size_t v = 0; v < c->nvms; v++)
 		if (!bd.keep_vm[v])
 			vm_rules(&bd, &c->vms[v]);
 	if (!bd.keep_front) {
 		forward_rules(&bd);
 		input_rules(&bd);
+		if (c->capture.on)
+			capture_rules(&bd);
 	}
 	if (chains)
 		nftnl_chain_list_free(chains);
@@ -1357,6 +1502,7 @@ ruleset_counters(const char *table,
 		return 0;
 	it = nftnl_rule_list_iter_create(l);
 	while ((r = nftnl_rule_list_iter_next(it)) != NULL) {
+		const char *chain = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
 		struct ctr_walk w = {0};
 		const char *cmt = NULL, *sep;
 		uint32_t len = 0;
@@ -1364,6 +1510,9 @@ ruleset_counters(const char *table,
 			nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &len);
 		char vm[VM_NAME_MAX + 1];
 
+		/* capture counts redirected DNS, not drops */
+		if (chain != NULL && strcmp(chain, CAPTURE_CHAIN) == 0)
+			continue;
 		nftnl_expr_foreach(r, ctr_expr_cb, &w);
 		if (!w.found || ud == NULL ||
 			nftnl_udata_parse(ud, len, comment_cb, &cmt) < 0 ||

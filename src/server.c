@@ -232,6 +232,9 @@ record(struct query *q, int why, int rcode, const char *text)
 	e.rcode = (uint8_t)rcode;
 	if (why == WHY_ANSWER && q->vm != NULL)
 		allow_text(q->vm, e.name, e.cause, sizeof(e.cause));
+	else if (why == WHY_POLICY && q->vm != NULL && q->vm->dns_deny)
+		snprintf(e.cause, sizeof(e.cause),
+			"REFUSED: dns: deny in its policy");
 	else if (why == WHY_POLICY)
 		snprintf(e.cause, sizeof(e.cause), "%s: not in its policy",
 			rcode == DNS_R_NXDOMAIN ? "NXDOMAIN" : "REFUSED");
@@ -506,6 +509,17 @@ decide(struct query *q)
 	const struct dns_query *dq = &q->q;
 	char buf[128];
 
+	if (q->vm->dns_deny) {
+		/* Before anything else: this VM is answered nothing. */
+		q->srv->st.refused_policy++;
+		log_debug("VM %s, %s: dns: deny in its policy", q->vm->name,
+			dq->qname);
+		snprintf(buf, sizeof(buf),
+			"the dnsfence policy of %s denies DNS (dns: deny)",
+			q->vm->name);
+		reply_error(q, WHY_POLICY, DNS_R_REFUSED, EDE_PROHIBITED, buf);
+		return false;
+	}
 	if (dq->qclass != 1) {
 		reply_error(q, WHY_ERROR, DNS_R_REFUSED, EDE_NOT_SUPPORTED,
 			"only class IN");

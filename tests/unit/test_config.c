@@ -313,16 +313,51 @@ test_at_copies_all(void)
 	c->log_drops = 7;
 	c->limits.set_size = 123;
 	c->ttl.grace = 9;
+	c->vms[0].dns_deny = true;
+	c->freebind = true;
+	c->priority = 1;
+	c->has_from_group = true;
+	c->from_group = 2;
+	c->reject = true;
+	c->capture.on = c->capture.has_group = c->capture.any = true;
+	c->capture.group = 2;
+	c->capture.to = xcalloc(2, sizeof(*c->capture.to));
+	c->capture.to_pos = xcalloc(2, sizeof(*c->capture.to_pos));
+	c->capture.nto = 2;
+	policy_parse_addr("10.139.1.1", &c->capture.to[0]);
+	policy_parse_addr("10.139.1.2", &c->capture.to[1]);
 	at = config_at(c, 1);
 	a = dump_str(c);
 	b = dump_str(at);
 	CHECK(strcmp(a, b) == 0);
+	CHECK(strstr(b, "    dns: deny\n") != NULL);
+	CHECK(strstr(b, "to: [\"10.139.1.1\", \"10.139.1.2\"]") != NULL);
+	CHECK(strstr(b, "  priority: 1\n  from-group: 2\n  reject: true") !=
+		NULL);
 	CHECK(at->vms[1].learn && at->control_gid == 4242);
 	CHECK(at->control_group != c->control_group);
+	CHECK(at->capture.to != c->capture.to && at->capture.nto == 2);
 	free(a);
 	free(b);
 	config_free(at);
 	config_free(c);
+}
+
+/* capture redirects to the first listen port of the packet's family. */
+static void
+test_capture_port(void)
+{
+	struct listen_addr l[3] = {{.port = 5353}, {.port = 53}, {.port = 54}};
+	struct config c = {.listen = l, .nlisten = 1};
+
+	CHECK(policy_parse_addr("10.137.0.6", &l[0].addr) == 0);
+	CHECK(policy_parse_addr("fd09:24ef:4179::a8b:1", &l[1].addr) == 0);
+	CHECK(policy_parse_addr("10.137.0.7", &l[2].addr) == 0);
+	CHECK(config_capture_port(&c, AF_INET) == 5353);
+	CHECK(config_capture_port(&c, AF_INET6) == 0);
+	c.nlisten = 3;
+	CHECK(config_capture_port(&c, AF_INET) == 5353);
+	CHECK(config_capture_port(&c, AF_INET6) == 53);
 }
 
 static void
@@ -447,6 +482,7 @@ main(void)
 	test_hostport();
 	test_until();
 	test_at_copies_all();
+	test_capture_port();
 	test_until_errors();
 	return check_done("config");
 }

@@ -357,6 +357,22 @@ test_same(void)
 	y.default_allow = false;
 	y.nallow = 1;
 	CHECK(!policy_vm_same_rules(&x, &y));
+	y.nallow = x.nallow;
+	CHECK(policy_vm_same_rules(&x, &y));
+	/* dns: deny changes what every name gets: a rules change. */
+	y.dns_deny = true;
+	CHECK(!policy_vm_same_rules(&x, &y) && !policy_vm_same_deny(&x, &y));
+	{
+		struct verdict v;
+
+		policy_decide(&x, "www.example.com", 0, &v);
+		CHECK(v.allowed);
+		verdict_finish(&v);
+		policy_decide(&y, "www.example.com", 0, &v);
+		CHECK(!v.allowed && v.ports.n == 0 && !v.ports.any);
+		verdict_finish(&v);
+	}
+	y.dns_deny = false;
 
 	struct vm vms[2] = {x, y};
 	CHECK(policy_vm_by_name(vms, 2, "y") == &vms[1]);
