@@ -7,7 +7,7 @@
 # VM's IPv4 address, like the converted policies, because the firewall qube
 # sees addresses, not names.
 {% set d = salt['pillar.get']('dnsfence', {}) %}
-{% set extradir = d.get('extra-dir', '/etc/dnsfence/vms') %}
+{% set extradir = d.get('extra-dir', '/etc/dnsfence/qubes-extra') %}
 
 dnsfence-extra-dir:
   file.directory:
@@ -23,7 +23,7 @@ dnsfence-extra-{{ vm }}-needs-ip:
 {% else %}
 dnsfence-extra-{{ vm }}:
   file.managed:
-    - name: {{ extradir }}/qubes-{{ v.ip }}.yaml
+    - name: {{ extradir }}/{{ v.ip }}.yaml
     - mode: '0644'
     - contents: |
         # {{ vm }}: written by Salt (dnsfence.firewall) from the pillar
