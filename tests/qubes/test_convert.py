@@ -824,6 +824,49 @@ class CLI(unittest.TestCase):
         self.assertIn("reload: x.yaml:1:1: no", p.stderr)
         self.assertNotIn("qubes-10-137-0-13.yaml", self.listing())
 
+    def test_failed_reload_is_retried(self):
+        # i9 review F1: a failed reload leaves files equal to QubesDB; the
+        # next pass must still reload, or the daemon keeps the old policy.
+        ctl = os.path.join(self.d, "stub-dnsfencectl")
+        calls = os.path.join(self.d, "calls")
+        with open(ctl, "w") as f:
+            f.write("#!/bin/sh\necho \"$@\" >> %s\n"
+                    "[ -z \"$STUB_CTL_FAIL\" ] || exit 1\n" % calls)
+        os.chmod(ctl, 0o755)
+        args = [sys.executable, SYNC, "--once", "--qubesdb-json", self.json,
+                "--config", self.conf, "--dnsfenced", self.dnsfenced,
+                "--dnsfencectl", ctl]
+        p = subprocess.run(args, stderr=subprocess.PIPE,
+                           universal_newlines=True,
+                           env=dict(os.environ, STUB_CTL_FAIL="1"))
+        self.assertEqual(p.returncode, 1, p.stderr)
+        p = subprocess.run(args, stderr=subprocess.PIPE,
+                           universal_newlines=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(calls) as f:
+            self.assertEqual(len(f.readlines()), 2,
+                             "the failed reload was not retried")
+        # Once in force, no more reloads.
+        subprocess.run(args, stderr=subprocess.PIPE)
+        with open(calls) as f:
+            self.assertEqual(len(f.readlines()), 2)
+
+    def test_unindented_claim_is_read(self):
+        # i9 review F2: `addresses:` as an unindented block sequence is
+        # YAML dnsfenced takes; missing it made every pass fail on a clash,
+        # so no other VM's tightening was ever installed.
+        self.assertEqual(self.run_sync().returncode, 0)
+        with open(os.path.join(self.out, "work.yaml"), "w") as f:
+            f.write("# exported\naddresses:\n- 10.137.0.12\n"
+                    "default: deny\n")
+        self.db["/qubes-firewall/10.137.0.13/0000"] = "action=drop"
+        self.write_db()
+        p = self.run_sync()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("default: deny",
+                      self.read("qubes-10-137-0-13.yaml"))
+        self.assertNotIn(F, self.listing())
+
     def test_atomic_write(self):
         sync = load_sync()
         path = os.path.join(self.out, "x.yaml")
