@@ -867,6 +867,18 @@ class CLI(unittest.TestCase):
                       self.read("qubes-10-137-0-13.yaml"))
         self.assertNotIn(F, self.listing())
 
+    def test_backup_file_is_no_claim(self):
+        # i9 review F6: dnsfenced ignores *.bak, *~ ...; a backup of a
+        # policy must not take the VM's policy away.
+        self.assertEqual(self.run_sync().returncode, 0)
+        for tail in (".bak", "~", ".dpkg-old"):
+            with open(os.path.join(self.out, F + tail), "w") as f:
+                f.write("addresses: [10.137.0.12]\ndefault: allow\n")
+        p = self.run_sync()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(F, self.listing())
+        self.assertNotIn("claimed", p.stderr)
+
     def test_atomic_write(self):
         sync = load_sync()
         path = os.path.join(self.out, "x.yaml")
