@@ -34,13 +34,16 @@ QUBES_V4_NETS = (ipaddress.IPv4Network("10.137.0.0/16"),
 
 # Keys an extra file may carry: additive only (see `merge_extra`).
 EXTRA_KEYS = ("allow", "deny", "require-dnssec", "unlisted")
+# `$` also matches before a final newline: every full-value match below
+# ends in \Z, or "a.com\n" would pass as a name (and dnsfenced -n's
+# two-line complaint about it would stop the sync for every VM).
 # (`allow-private` joins when dnsfenced implements it: -n refuses it today.)
 EXTRA_ALLOW_KEYS = ("name", "net", "ports", "require-dnssec", "until",
                     "comment")
 
-_RULE_KEY = re.compile(r"^[0-9]{4}$")
-_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
-_PORT = re.compile(r"^(icmp|(tcp|udp)/[0-9]{1,5}(-[0-9]{1,5})?)$")
+_RULE_KEY = re.compile(r"^[0-9]{4}\Z")
+_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\Z")
+_PORT = re.compile(r"^(icmp|(tcp|udp)/[0-9]{1,5}(-[0-9]{1,5})?)\Z")
 _COMMENT_SAFE = re.compile(r"[^\x20-\x7e]")
 
 
@@ -66,7 +69,7 @@ def policy_file_name(ipv4):
 
 def is_policy_file_name(fname):
     """True for the names this converter owns (and so may retire)."""
-    m = re.match(r"^qubes-([0-9]+)-([0-9]+)-([0-9]+)-([0-9]+)\.yaml$", fname)
+    m = re.match(r"^qubes-([0-9]+)-([0-9]+)-([0-9]+)-([0-9]+)\.yaml\Z", fname)
     if not m:
         return False
     try:
@@ -118,7 +121,7 @@ def normalise_name(name):
 
 
 def _ports_range(value):
-    m = re.match(r"^([0-9]{1,5})-([0-9]{1,5})$", value)
+    m = re.match(r"^([0-9]{1,5})-([0-9]{1,5})\Z", value)
     if not m:
         raise RuleError("dstports=%s is not A-B" % _sanitize(value, 40))
     lo, hi = int(m.group(1)), int(m.group(2))
@@ -178,7 +181,7 @@ def parse_rule(text, family):
             raise RuleError("dstports with proto=icmp")
         opts["dstports"] = _ports_range(opts["dstports"])
     if "icmptype" in opts:
-        if proto != "icmp" or not re.match(r"^[0-9]{1,3}$", opts["icmptype"]) \
+        if proto != "icmp" or not re.match(r"^[0-9]{1,3}\Z", opts["icmptype"]) \
                 or int(opts["icmptype"]) > 255:
             raise RuleError("icmptype=%s without proto=icmp or out of range"
                             % _sanitize(opts["icmptype"], 40))

@@ -879,6 +879,18 @@ class CLI(unittest.TestCase):
         self.assertIn(F, self.listing())
         self.assertNotIn("claimed", p.stderr)
 
+    def test_newline_in_dsthost_closes_only_that_vm(self):
+        # i9 review F8: "$" matched before a final newline, so
+        # dsthost=a.com\n became name "a.com\n"; -n's complaint about it
+        # spans two lines and stopped the sync for every VM.
+        self.db["/qubes-firewall/10.137.0.12/0000"] = \
+            "action=accept dsthost=a.example\n"
+        self.write_db()
+        p = self.run_sync()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("FAIL CLOSED", self.read(F))
+        self.assertIn("default: allow", self.read("qubes-10-137-0-13.yaml"))
+
     def test_atomic_write(self):
         sync = load_sync()
         path = os.path.join(self.out, "x.yaml")
