@@ -357,38 +357,54 @@ elem_comment(struct nftnl_set_elem *el)
 	return name;
 }
 
-int
-elems_dump(const char *table, const char *vm, int idx, elems_dump_cb cb,
-	void *arg)
+/* The elements of set `name` of inet table, read from the kernel: NULL
+ * (errno kept) if the dump failed. */
+static struct nftnl_set *
+set_read(const char *table, const char *name)
 {
 	struct nftnl_set *s = nftnl_set_alloc();
-	struct nftnl_set_elems_iter *it;
-	struct nftnl_set_elem *el;
-	char sn[SET_NAME_MAX];
 
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
-	nftnl_set_set_str(s, NFTNL_SET_NAME,
-		elems_set_name(sn, sizeof(sn), vm, idx));
+	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
 	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
 	if (nft_dump_elems(s) < 0) {
 		int err = errno;
 
 		nftnl_set_free(s);
 		errno = err;
-		return -1;
+		return NULL;
 	}
+	return s;
+}
+
+/* ms left of an element, or dflt when it has no timeout. */
+static uint64_t
+elem_left(struct nftnl_set_elem *el, uint64_t dflt)
+{
+	return nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_EXPIRATION)
+		? nftnl_set_elem_get_u64(el, NFTNL_SET_ELEM_EXPIRATION)
+		: dflt;
+}
+
+int
+elems_dump(const char *table, const char *vm, int idx, elems_dump_cb cb,
+	void *arg)
+{
+	struct nftnl_set_elems_iter *it;
+	struct nftnl_set_elem *el;
+	char sn[SET_NAME_MAX];
+	struct nftnl_set *s =
+		set_read(table, elems_set_name(sn, sizeof(sn), vm, idx));
+
+	if (s == NULL)
+		return -1;
 	it = nftnl_set_elems_iter_create(s);
 	while ((el = nftnl_set_elems_iter_next(it)) != NULL) {
 		struct elem_key k;
 
-		if (!elems_key_get(el, idx, &k))
-			continue;
-		cb(&k,
-			nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_EXPIRATION)
-				? nftnl_set_elem_get_u64(el,
-					  NFTNL_SET_ELEM_EXPIRATION)
-				: ELEMS_FOREVER,
-			elem_comment(el), arg);
+		if (elems_key_get(el, idx, &k))
+			cb(&k, elem_left(el, ELEMS_FOREVER), elem_comment(el),
+				arg);
 	}
 	nftnl_set_elems_iter_destroy(it);
 	nftnl_set_free(s);
@@ -433,34 +449,20 @@ int
 elems_dump_seen(const char *table, const char *vm, int family, elems_seen_cb cb,
 	void *arg)
 {
-	struct nftnl_set *s = nftnl_set_alloc();
 	struct nftnl_set_elems_iter *it;
 	struct nftnl_set_elem *el;
 	char sn[SET_NAME_MAX];
+	struct nftnl_set *s =
+		set_read(table, elems_seen_name(sn, sizeof(sn), vm, family));
 
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
-	nftnl_set_set_str(s, NFTNL_SET_NAME,
-		elems_seen_name(sn, sizeof(sn), vm, family));
-	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
-	if (nft_dump_elems(s) < 0) {
-		int err = errno;
-
-		nftnl_set_free(s);
-		errno = err;
+	if (s == NULL)
 		return -1;
-	}
 	it = nftnl_set_elems_iter_create(s);
 	while ((el = nftnl_set_elems_iter_next(it)) != NULL) {
 		struct elem_key k;
 
-		if (!seen_key_get(el, family, &k))
-			continue;
-		cb(&k,
-			nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_EXPIRATION)
-				? nftnl_set_elem_get_u64(el,
-					  NFTNL_SET_ELEM_EXPIRATION)
-				: 0,
-			arg);
+		if (seen_key_get(el, family, &k))
+			cb(&k, elem_left(el, 0), arg);
 	}
 	nftnl_set_elems_iter_destroy(it);
 	nftnl_set_free(s);
