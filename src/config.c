@@ -401,12 +401,19 @@ k_reject(struct loader *L, const struct ynode *v, void *obj)
 	scalar_bool(L, v, &((struct config *)obj)->reject);
 }
 
+static void
+k_ct_purge(struct loader *L, const struct ynode *v, void *obj)
+{
+	scalar_bool(L, v, &((struct config *)obj)->ct_purge);
+}
+
 static const struct keyspec nftables_keys[] = {
 	{"table", YN_SCALAR, k_table, false},
 	{"log-drops", YN_SCALAR, k_log_drops, false},
 	{"priority", YN_SCALAR, k_priority, false},
 	{"from-group", YN_SCALAR, k_nft_from_group, false},
 	{"reject", YN_SCALAR, k_reject, false},
+	{"conntrack-purge", YN_SCALAR, k_ct_purge, false},
 	{NULL, 0, NULL, false},
 };
 
@@ -1571,6 +1578,7 @@ config_dump(const struct config *c, FILE *out)
 	if (c->has_from_group)
 		fprintf(out, "  from-group: %u\n", c->from_group);
 	fprintf(out, "  reject: %s\n", c->reject ? "true" : "false");
+	fprintf(out, "  conntrack-purge: %s\n", c->ct_purge ? "true" : "false");
 	fprintf(out, "resolver:\n  trust-anchor-file: %s\n", c->trust_anchor);
 	if (c->root_hints)
 		fprintf(out, "  root-hints: %s\n", c->root_hints);

@@ -66,7 +66,8 @@ struct config {
 	int32_t priority;    /* of the forward base chain (default -10) */
 	bool has_from_group; /* the forward chain judges only iifgroup ... */
 	uint32_t from_group; /* ... this group; the rest is accepted */
-	bool reject; /* not admitted: reject admin-prohibited, no drop */
+	bool reject;   /* not admitted: reject admin-prohibited, no drop */
+	bool ct_purge; /* a change ends the connections it no longer admits */
 	struct capture capture;
 	char *trust_anchor;
 	struct srcpos trust_anchor_pos; /* 0:0 for the default */

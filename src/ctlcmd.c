@@ -11,6 +11,7 @@
 #include "build-config.h"
 #include "declog.h"
 #include "elems.h"
+#include "judge.h"
 #include "ruleset.h"
 #include "server.h"
 #include "util.h"
@@ -155,27 +156,6 @@ rule_text(const struct rule *r, char *buf, size_t len)
 			i == 0 && !r->ports.icmp ? " " : ",",
 			policy_portspec_str(&r->ports.v[i], p, sizeof(p)));
 	return buf;
-}
-
-/* The proto and ports of an element, as `list` shows them. */
-static void
-elem_ports(const struct elem_key *k, const char **proto, char *ports,
-	size_t len)
-{
-	ports[0] = '\0';
-	if (k->kind != SET_PORTS) {
-		*proto = NULL;
-		return;
-	}
-	if (elems_is_echo(k)) {
-		*proto = "icmp";
-		return;
-	}
-	*proto = k->proto == IPPROTO_TCP ? "tcp" : "udp";
-	if (k->lo == k->hi)
-		snprintf(ports, len, "%u", k->lo);
-	else
-		snprintf(ports, len, "%u-%u", k->lo, k->hi);
 }
 
 static void
@@ -391,7 +371,7 @@ list_one(struct ctl_conn *cc, const struct admit_elem *e, bool json, bool first)
 	const char *name = e->nnames > 0 ? e->names[0] : NULL;
 
 	elem_addr(e->k, addr, sizeof(addr));
-	elem_ports(e->k, &proto, ports, sizeof(ports));
+	elems_ports(e->k, &proto, ports, sizeof(ports));
 	if (!json) {
 		char left[24];
 
@@ -457,99 +437,6 @@ cmd_list(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
 
 /* ---- why ------------------------------------------------------------------- */
 
-static bool
-prefix_has(const struct prefix *p, const struct ipaddr *a)
-{
-	int full = p->len / 8, rest = p->len % 8;
-
-	if (p->addr.family != a->family)
-		return false;
-	if (memcmp(p->addr.b, a->b, (size_t)full) != 0)
-		return false;
-	return rest == 0 ||
-		((p->addr.b[full] ^ a->b[full]) & (0xff << (8 - rest))) == 0;
-}
-
-/* Does a rule's (or element's) ports cover the connection? want NULL:
- * "any protocol and port", covered only by no `ports` at all. */
-static bool
-ports_cover(const struct ports *ps, const struct portspec *want)
-{
-	if (ps->any)
-		return true;
-	if (want == NULL)
-		return false;
-	if (want->proto == IPPROTO_ICMP)
-		return ps->icmp;
-	for (size_t i = 0; i < ps->n; i++)
-		if (ps->v[i].proto == want->proto && ps->v[i].lo <= want->lo &&
-			want->lo <= ps->v[i].hi)
-			return true;
-	return false;
-}
-
-static bool
-elem_covers(const struct elem_key *k, const struct portspec *want)
-{
-	if (k->kind != SET_PORTS)
-		return true;
-	if (want == NULL)
-		return false;
-	if (elems_is_echo(k))
-		return want->proto == IPPROTO_ICMP;
-	return k->proto == want->proto && k->lo <= want->lo &&
-		want->lo <= k->hi;
-}
-
-struct why {
-	const struct vm *vm;
-	struct ipaddr addr;
-	const struct portspec *want;
-	const struct admit_elem *hit; /* the element that admits it */
-	char other[160];	      /* ports it was resolved for */
-	size_t nother;
-	struct admit_elem hitbuf;
-};
-
-static void
-why_cb(const struct admit_elem *e, void *arg)
-{
-	struct why *w = arg;
-	const char *proto;
-	char ports[16];
-	size_t n;
-
-	if (e->k->family != w->addr.family ||
-		memcmp(e->k->addr, w->addr.b,
-			w->addr.family == AF_INET ? 4 : 16) != 0)
-		return;
-	if (elem_covers(e->k, w->want)) {
-		/* The longest-lived one admits it for longest. */
-		if (w->hit == NULL || e->left_ms > w->hit->left_ms) {
-			w->hitbuf = *e;
-			w->hit = &w->hitbuf;
-		}
-		return;
-	}
-	elem_ports(e->k, &proto, ports, sizeof(ports));
-	n = strlen(w->other);
-	if (w->nother++ < 6 && n < sizeof(w->other))
-		snprintf(w->other + n, sizeof(w->other) - n, "%s%s%s%s",
-			n ? ", " : "", proto, ports[0] ? "/" : "", ports);
-}
-
-/* The policy rule that admitted an element, by identity. */
-static const struct rule *
-elem_rule(const struct vm *vm, const struct admit_elem *e)
-{
-	for (size_t i = 0; i < e->nrules; i++)
-		for (size_t j = 0; j < vm->nallow; j++)
-			if (!vm->allow[j].is_net &&
-				policy_rule_id(&vm->allow[j]) == e->rules[i])
-				return &vm->allow[j];
-	return NULL;
-}
-
 static void
 why_answer(struct ctl_conn *cc, bool json, bool accept, const char *vm,
 	const char *addr, const char *by, const char *name, const char *rule,
@@ -586,12 +473,15 @@ cmd_why(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
 {
 	const struct config *cf = conf(c);
 	bool json = rq->flags & CTL_F_JSON;
-	struct why w = {0};
+	const struct vm *vm;
+	const struct portspec *want = NULL;
+	struct ipaddr addr;
+	struct judgement j;
 	struct portspec ps;
 	const char *err, *what = rq->argc > 2 ? rq->argv[2] : NULL;
 	char line[768], rt[300], conn[128], a[INET6_ADDRSTRLEN];
 
-	if (policy_parse_addr(rq->argv[1], &w.addr) < 0) {
+	if (policy_parse_addr(rq->argv[1], &addr) < 0) {
 		ctl_err(cc,
 			"dnsfencectl: why: not an IPv4 or IPv6 address: "
 			"%s\n",
@@ -608,13 +498,13 @@ cmd_why(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
 			ctl_end(cc, 2);
 			return;
 		}
-		w.want = &ps;
+		want = &ps;
 	}
-	policy_addr_str(&w.addr, a, sizeof(a));
+	policy_addr_str(&addr, a, sizeof(a));
 	snprintf(conn, sizeof(conn), "%s -> %s%s%s", rq->argv[0], a,
 		what ? " " : "", what ? what : "");
-	w.vm = policy_vm_by_name(cf->vms, cf->nvms, rq->argv[0]);
-	if (w.vm == NULL) {
+	vm = policy_vm_by_name(cf->vms, cf->nvms, rq->argv[0]);
+	if (vm == NULL) {
 		snprintf(line, sizeof(line),
 			"%s: not admitted: %s has no "
 			"policy (its packets are dropped as from an unknown "
@@ -632,14 +522,13 @@ cmd_why(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
 		for (size_t i = 0; i < cf->nlisten; i++) {
 			const struct listen_addr *l = &cf->listen[i];
 
-			if (l->addr.family != w.addr.family ||
-				memcmp(l->addr.b, w.addr.b,
-					w.addr.family == AF_INET ? 4 : 16) != 0)
+			if (l->addr.family != addr.family ||
+				memcmp(l->addr.b, addr.b,
+					addr.family == AF_INET ? 4 : 16) != 0)
 				continue;
 			to_fw = true;
-			dns |= w.want != NULL &&
-				w.want->proto != IPPROTO_ICMP &&
-				w.want->lo == l->port;
+			dns |= want != NULL && want->proto != IPPROTO_ICMP &&
+				want->lo == l->port;
 		}
 		if (to_fw) {
 			snprintf(rt, sizeof(rt), "DNS at %s", a);
@@ -647,59 +536,53 @@ cmd_why(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
 				dns ? rt
 				    : "not admitted: only DNS (udp and tcp) is "
 				      "open to VMs at a listen address");
-			why_answer(cc, json, dns, w.vm->name, a,
+			why_answer(cc, json, dns, vm->name, a,
 				dns ? "dns" : NULL, NULL, dns ? rt : NULL, -1,
 				line);
 			return;
 		}
 	}
-	/* In the order of the VM's chain: net rules, sets, default. */
-	for (size_t i = 0; i < w.vm->nallow; i++) {
-		const struct rule *r = &w.vm->allow[i];
-
-		if (!r->is_net || !prefix_has(&r->net, &w.addr) ||
-			!ports_cover(&r->ports, w.want))
-			continue;
-		rule_text(r, rt, sizeof(rt));
+	switch (judge_forward(vm, c->admit, &addr, want, &j)) {
+	case JUDGED_NET:
+		rule_text(j.rule, rt, sizeof(rt));
 		snprintf(line, sizeof(line), "%s: net rule %s", conn, rt);
-		why_answer(cc, json, true, w.vm->name, a, "net", NULL, rt, -1,
+		why_answer(cc, json, true, vm->name, a, "net", NULL, rt, -1,
 			line);
 		return;
-	}
-	admit_foreach(c->admit, w.vm->name, why_cb, &w);
-	if (w.hit != NULL) {
-		const struct rule *r = elem_rule(w.vm, w.hit);
-		const char *name = w.hit->nnames ? w.hit->names[0] : NULL;
+	case JUDGED_NAME: {
+		const char *name = j.hit.nnames ? j.hit.names[0] : NULL;
 
-		if (r != NULL)
-			rule_text(r, rt, sizeof(rt));
+		if (j.rule != NULL)
+			rule_text(j.rule, rt, sizeof(rt));
 		snprintf(line, sizeof(line),
 			"%s: admitted by %s%s%s%s for %lld s more", conn,
 			name ? name : "an element added by hand",
-			r ? " (allow " : "", r ? rt : "", r ? ")" : "",
-			secs_left(w.hit));
-		why_answer(cc, json, true, w.vm->name, a, "name", name,
-			r ? rt : NULL, secs_left(w.hit), line);
+			j.rule ? " (allow " : "", j.rule ? rt : "",
+			j.rule ? ")" : "", secs_left(&j.hit));
+		why_answer(cc, json, true, vm->name, a, "name", name,
+			j.rule ? rt : NULL, secs_left(&j.hit), line);
 		return;
 	}
-	if (w.vm->default_allow || w.vm->learn) {
+	case JUDGED_DEFAULT:
 		snprintf(line, sizeof(line), "%s: %s", conn,
-			w.vm->learn ? "mode: learn (as default: allow)"
-				    : "default: allow");
-		why_answer(cc, json, true, w.vm->name, a, "default", NULL, NULL,
+			vm->learn ? "mode: learn (as default: allow)"
+				  : "default: allow");
+		why_answer(cc, json, true, vm->name, a, "default", NULL, NULL,
 			-1, line);
 		return;
+	case JUDGED_DROP:
+		break;
 	}
-	if (w.nother > 0)
+	if (j.nother > 0)
 		snprintf(line, sizeof(line),
 			"%s: not admitted: %s was resolved by %s for %s only",
-			conn, a, w.vm->name, w.other);
+			conn, a, vm->name, j.other);
 	else
 		snprintf(line, sizeof(line),
 			"%s: not admitted: %s was never resolved by %s (or its "
 			"element has expired), and no net rule covers it",
-			conn, a, w.vm->name);
-	why_answer(cc, json, false, w.vm->name, a, NULL, NULL, NULL, -1, line);
+			conn, a, vm->name);
+	why_answer(cc, json, false, vm->name, a, NULL, NULL, NULL, -1, line);
 }
 
 /* ---- log -------------------------------------------------------------------- */

@@ -16,6 +16,7 @@
 #include "elems.h"
 #include "config.h"
 #include "control.h"
+#include "ctpurge.h"
 #include "ctlcmd.h"
 #include "learn.h"
 #include "log.h"
@@ -226,10 +227,31 @@ waiters_end(struct waiter **list, int err, const char *msg)
  * build the transaction): the one place that knows the install is over.
  * d->inst_reload tells a reload's end (d->next: its files) from an
  * until's. */
+/* The connections of the VMs whose policy just changed that it no longer
+ * admits end (ctpurge.h). */
+static void
+purge(struct daemon *d, const struct ipaddr *srcs, size_t nsrcs)
+{
+	struct ctpurge_stats st;
+
+	if (ctpurge_run(server_config(d->srv), srcs, nsrcs, d->admit, &st) < 0)
+		log_warn("conntrack purge: reading the conntrack table");
+	if (st.deleted > 0)
+		log_info("conntrack purge: ended %zu of %zu connections of the "
+			 "changed VMs (no longer admitted)",
+			st.deleted, st.judged);
+	if (st.failed > 0)
+		log_warnx("conntrack purge: %zu connections no longer admitted "
+			  "could not be ended",
+			st.failed);
+}
+
 static void
 reload_done(int err, const char *msg, void *arg)
 {
 	struct daemon *d = arg;
+	struct ipaddr *srcs = NULL;
+	size_t nsrcs = 0;
 
 	/* Our table changed under the transaction (its notification may
 	 * still be queued): not the new configuration's fault. The repair
@@ -270,6 +292,9 @@ reload_done(int err, const char *msg, void *arg)
 		config_free(d->inst);
 	} else {
 		log_ended(d);
+		if (d->inst->ct_purge)
+			nsrcs = ctpurge_sources(server_config(d->srv), d->inst,
+				&srcs);
 		if (d->inst_reload) {
 			log_info("reloaded: %zu VM policies", d->inst->nvms);
 			config_free(d->loaded);
@@ -283,6 +308,9 @@ reload_done(int err, const char *msg, void *arg)
 	d->until_failed = err != 0 && !d->inst_reload;
 	admit_plan_done(d->admit, d->plan, err == 0);
 	d->plan = NULL;
+	if (nsrcs > 0)
+		purge(d, srcs, nsrcs);
+	free(srcs);
 	if (d->inst_reload)
 		d->next = NULL;
 	d->inst = NULL;

@@ -113,6 +113,26 @@ elems_is_echo(const struct elem_key *k)
 		(k->family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6);
 }
 
+void
+elems_ports(const struct elem_key *k, const char **proto, char *ports,
+	size_t len)
+{
+	ports[0] = '\0';
+	if (k->kind != SET_PORTS) {
+		*proto = NULL;
+		return;
+	}
+	if (elems_is_echo(k)) {
+		*proto = "icmp";
+		return;
+	}
+	*proto = k->proto == IPPROTO_TCP ? "tcp" : "udp";
+	if (k->lo == k->hi)
+		snprintf(ports, len, "%u", k->lo);
+	else
+		snprintf(ports, len, "%u-%u", k->lo, k->hi);
+}
+
 static void
 key_bytes(const struct elem_key *k, bool end, uint8_t buf[24], uint32_t *len)
 {

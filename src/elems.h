@@ -66,6 +66,11 @@ struct elem_key {
 /** The element of an echo request to an address of that family. */
 void elems_echo_key(struct elem_key *k, int family);
 bool elems_is_echo(const struct elem_key *k);
+/** The protocol and ports of an element, as `dnsfencectl list` shows them:
+ * *proto "tcp", "udp", "icmp" (ports "") or NULL (an element of any
+ * protocol); ports "443" or "8000-8080". */
+void elems_ports(const struct elem_key *k, const char **proto, char *ports,
+	size_t len);
 
 static inline int
 elem_set_index(const struct elem_key *k)

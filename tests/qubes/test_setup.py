@@ -108,6 +108,7 @@ class Render(unittest.TestCase):
                      "  any: false", "policies: /run/dnsfence/vms",
                      "control: /run/dnsfence/control.sock",
                      "  table: dnsfence", "  reject: true",
+                     "  conntrack-purge: true  # a narrowed policy ends what it no longer admits",
                      "  trust-anchor-file: /usr/share/dns/root.key",
                      "  forward: [10.139.1.1, 10.139.1.2]"):
             self.assertIn(line + "\n", text)
@@ -124,7 +125,8 @@ class Render(unittest.TestCase):
         self.assertEqual(c["capture"], {"from-group": 2, "any": False,
                                         "to": ["10.139.1.1", "10.139.1.2"]})
         self.assertEqual(c["nftables"], {"table": "dnsfence", "priority": 1,
-                                         "from-group": 2, "reject": True})
+                                         "from-group": 2, "reject": True,
+                                         "conntrack-purge": True})
         self.assertEqual(c["control-group"], "qubes")
 
     def test_hard_capture_from_qvm_service(self):

@@ -1,0 +1,356 @@
+#include "ctpurge.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "judge.h"
+#include "util.h"
+
+/* ---- which sources ----------------------------------------------------- */
+
+static bool
+vm_same(const struct vm *a, const struct vm *b)
+{
+	if (a->naddrs != b->naddrs ||
+		(a->iface == NULL) != (b->iface == NULL) ||
+		(a->iface != NULL && strcmp(a->iface, b->iface) != 0))
+		return false;
+	for (size_t i = 0; i < a->naddrs; i++)
+		if (a->addrs[i].family != b->addrs[i].family ||
+			memcmp(a->addrs[i].b, b->addrs[i].b, 16) != 0)
+			return false;
+	return policy_vm_same_rules(a, b);
+}
+
+static void
+add_addrs(const struct vm *vm, struct ipaddr **out, size_t *n, size_t *cap)
+{
+	for (size_t i = 0; i < vm->naddrs; i++) {
+		if (*n == *cap) {
+			*cap = *cap ? 2 * *cap : 16;
+			*out = xreallocarray(*out, *cap, sizeof(**out));
+		}
+		(*out)[(*n)++] = vm->addrs[i];
+	}
+}
+
+size_t
+ctpurge_sources(const struct config *old, const struct config *new,
+	struct ipaddr **out)
+{
+	size_t n = 0, cap = 0;
+
+	*out = NULL;
+	for (size_t i = 0; i < old->nvms; i++) {
+		const struct vm *o = &old->vms[i], *w;
+
+		w = policy_vm_by_name(new->vms, new->nvms, o->name);
+		if (w == NULL || !vm_same(o, w))
+			add_addrs(o, out, &n, &cap);
+	}
+	for (size_t i = 0; i < new->nvms; i++) {
+		const struct vm *w = &new->vms[i], *o;
+
+		o = policy_vm_by_name(old->vms, old->nvms, w->name);
+		if (o == NULL || !vm_same(o, w))
+			add_addrs(w, out, &n, &cap);
+	}
+	return n;
+}
+
+/* ---- reading the conntrack table ----------------------------------------- */
+
+/* An entry to delete: its original tuple as the kernel gave it (the
+ * nest's payload), its id (so that a new entry with the same tuple is
+ * left alone) and zone. */
+struct victim {
+	int family;
+	uint32_t id; /* network order, as received */
+	uint16_t zone;
+	bool has_zone;
+	uint16_t len;
+	unsigned char tuple[160];
+};
+
+struct purge {
+	const struct config *cf;
+	const struct admit *ad;
+	const struct ipaddr *srcs;
+	size_t nsrcs;
+	int family;
+	struct victim *v;
+	size_t n, cap;
+	struct ctpurge_stats *st;
+};
+
+/* The parts of an original tuple the judgement needs. */
+struct tuple {
+	struct ipaddr src, dst;
+	bool has_src, has_dst, has_proto, has_port;
+	uint8_t proto;
+	uint16_t dport;
+};
+
+static int
+attr_cb(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(a);
+
+	/* Every attribute type used here is below 32. */
+	if (type >= 0 && type < 32)
+		tb[type] = a;
+	return MNL_CB_OK;
+}
+
+static bool
+get_addr(const struct nlattr *a, int family, size_t len, struct ipaddr *out)
+{
+	if (a == NULL || mnl_attr_get_payload_len(a) != len)
+		return false;
+	memset(out, 0, sizeof(*out));
+	out->family = family;
+	memcpy(out->b, mnl_attr_get_payload(a), len);
+	return true;
+}
+
+static void
+parse_tuple(const struct nlattr *nest, struct tuple *t)
+{
+	const struct nlattr *tb[32] = {0}, *ip[32] = {0}, *pr[32] = {0};
+
+	memset(t, 0, sizeof(*t));
+	if (mnl_attr_parse_nested(nest, attr_cb, tb) < 0)
+		return;
+	if (tb[CTA_TUPLE_IP] != NULL &&
+		mnl_attr_parse_nested(tb[CTA_TUPLE_IP], attr_cb, ip) >= 0) {
+		t->has_src = get_addr(ip[CTA_IP_V4_SRC], AF_INET, 4, &t->src) ||
+			get_addr(ip[CTA_IP_V6_SRC], AF_INET6, 16, &t->src);
+		t->has_dst = get_addr(ip[CTA_IP_V4_DST], AF_INET, 4, &t->dst) ||
+			get_addr(ip[CTA_IP_V6_DST], AF_INET6, 16, &t->dst);
+	}
+	if (tb[CTA_TUPLE_PROTO] == NULL ||
+		mnl_attr_parse_nested(tb[CTA_TUPLE_PROTO], attr_cb, pr) < 0)
+		return;
+	if (pr[CTA_PROTO_NUM] != NULL &&
+		mnl_attr_validate(pr[CTA_PROTO_NUM], MNL_TYPE_U8) == 0) {
+		t->has_proto = true;
+		t->proto = mnl_attr_get_u8(pr[CTA_PROTO_NUM]);
+	}
+	if (pr[CTA_PROTO_DST_PORT] != NULL &&
+		mnl_attr_validate(pr[CTA_PROTO_DST_PORT], MNL_TYPE_U16) == 0) {
+		t->has_port = true;
+		t->dport = ntohs(mnl_attr_get_u16(pr[CTA_PROTO_DST_PORT]));
+	}
+}
+
+static bool
+addr_in(const struct ipaddr *a, const struct ipaddr *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].family == a->family &&
+			memcmp(v[i].b, a->b, a->family == AF_INET ? 4 : 16) ==
+				0)
+			return true;
+	return false;
+}
+
+static bool
+is_listen(const struct config *cf, const struct ipaddr *a)
+{
+	for (size_t i = 0; i < cf->nlisten; i++)
+		if (addr_in(a, &cf->listen[i].addr, 1))
+			return true;
+	return false;
+}
+
+/* Would the forward chain under the new policy start this connection? */
+static bool
+admitted(const struct purge *p, const struct tuple *t)
+{
+	const struct vm *vm;
+	struct portspec ps = {0};
+	const struct portspec *want = NULL;
+	struct judgement j;
+
+	vm = policy_find_vm(p->cf->vms, p->cf->nvms, &t->src, NULL);
+	if (vm == NULL)
+		return false; /* an unknown source: rejected */
+	if (t->proto == IPPROTO_TCP || t->proto == IPPROTO_UDP) {
+		if (!t->has_port)
+			return true; /* cannot tell: left alone */
+		ps.proto = t->proto;
+		ps.lo = ps.hi = t->dport;
+		want = &ps;
+	} else if (t->proto == IPPROTO_ICMP || t->proto == IPPROTO_ICMPV6) {
+		ps.proto = IPPROTO_ICMP;
+		want = &ps;
+	}
+	return judge_forward(vm, p->ad, &t->dst, want, &j) != JUDGED_DROP;
+}
+
+static int
+entry_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct purge *p = data;
+	const struct nlattr *tb[32] = {0};
+	struct tuple t;
+	struct victim *v;
+	uint32_t status = 0;
+
+	if (mnl_attr_parse(nlh, sizeof(struct nfgenmsg), attr_cb, tb) < 0 ||
+		tb[CTA_TUPLE_ORIG] == NULL)
+		return MNL_CB_OK;
+	parse_tuple(tb[CTA_TUPLE_ORIG], &t);
+	if (!t.has_src || !t.has_dst || !t.has_proto ||
+		!addr_in(&t.src, p->srcs, p->nsrcs))
+		return MNL_CB_OK;
+	p->st->judged++;
+	if (tb[CTA_STATUS] != NULL &&
+		mnl_attr_validate(tb[CTA_STATUS], MNL_TYPE_U32) == 0)
+		status = ntohl(mnl_attr_get_u32(tb[CTA_STATUS]));
+	/* A connection to the firewall itself (DNS at a listen address, or
+	 * redirected there by the capture chain) is the input chain's, and
+	 * one another table DNATed is judged by what it became: neither is
+	 * the forward chain's to end. */
+	if ((status & IPS_DST_NAT) || is_listen(p->cf, &t.dst) ||
+		admitted(p, &t)) {
+		p->st->kept++;
+		return MNL_CB_OK;
+	}
+	if (p->n == CTPURGE_MAX ||
+		mnl_attr_get_payload_len(tb[CTA_TUPLE_ORIG]) >
+			sizeof(v->tuple) ||
+		tb[CTA_ID] == NULL ||
+		mnl_attr_validate(tb[CTA_ID], MNL_TYPE_U32) < 0) {
+		p->st->failed++;
+		return MNL_CB_OK;
+	}
+	if (p->n == p->cap) {
+		p->cap = p->cap ? 2 * p->cap : 64;
+		p->v = xreallocarray(p->v, p->cap, sizeof(*p->v));
+	}
+	v = &p->v[p->n++];
+	memset(v, 0, sizeof(*v));
+	v->family = p->family;
+	v->id = mnl_attr_get_u32(tb[CTA_ID]);
+	if (tb[CTA_ZONE] != NULL &&
+		mnl_attr_validate(tb[CTA_ZONE], MNL_TYPE_U16) == 0) {
+		v->has_zone = true;
+		v->zone = mnl_attr_get_u16(tb[CTA_ZONE]);
+	}
+	v->len = (uint16_t)mnl_attr_get_payload_len(tb[CTA_TUPLE_ORIG]);
+	memcpy(v->tuple, mnl_attr_get_payload(tb[CTA_TUPLE_ORIG]), v->len);
+	return MNL_CB_OK;
+}
+
+static struct nlmsghdr *
+ct_msg(char *buf, uint16_t type, uint16_t flags, int family, uint32_t seq)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nfgenmsg *g;
+
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+	nlh->nlmsg_seq = seq;
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->nfgen_family = (uint8_t)family;
+	g->version = NFNETLINK_V0;
+	g->res_id = 0;
+	return nlh;
+}
+
+/* Read one family's table. */
+static int
+read_family(struct mnl_socket *nl, struct purge *p, int family, uint32_t *seq)
+{
+	static char buf[65536];
+	uint32_t portid = mnl_socket_get_portid(nl);
+	struct nlmsghdr *nlh;
+	ssize_t r;
+	int ret = MNL_CB_OK;
+
+	p->family = family;
+	nlh = ct_msg(buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, family, ++*seq);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		return -1;
+	while ((r = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
+		ret = mnl_cb_run(buf, (size_t)r, *seq, portid, entry_cb, p);
+		if (ret <= MNL_CB_STOP)
+			break;
+	}
+	return r < 0 || ret < 0 ? -1 : 0;
+}
+
+/* Delete one entry; an entry gone meanwhile (ENOENT) counts as deleted. */
+static int
+delete_one(struct mnl_socket *nl, const struct victim *v, uint32_t seq)
+{
+	char buf[8192];
+	struct nlmsghdr *nlh;
+	ssize_t r;
+
+	nlh = ct_msg(buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, v->family, seq);
+	mnl_attr_put(nlh, CTA_TUPLE_ORIG | NLA_F_NESTED, v->len, v->tuple);
+	mnl_attr_put_u32(nlh, CTA_ID, v->id);
+	if (v->has_zone)
+		mnl_attr_put_u16(nlh, CTA_ZONE, v->zone);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		return -1;
+	if ((r = mnl_socket_recvfrom(nl, buf, sizeof(buf))) < 0)
+		return -1;
+	if (mnl_cb_run(buf, (size_t)r, seq, mnl_socket_get_portid(nl), NULL,
+		    NULL) < 0)
+		return errno == ENOENT ? 0 : -1;
+	return 0;
+}
+
+int
+ctpurge_run(const struct config *cf, const struct ipaddr *srcs, size_t nsrcs,
+	const struct admit *ad, struct ctpurge_stats *st)
+{
+	struct purge p = {.cf = cf,
+		.ad = ad,
+		.srcs = srcs,
+		.nsrcs = nsrcs,
+		.st = st};
+	struct mnl_socket *nl;
+	uint32_t seq = (uint32_t)time(NULL);
+	int ret = 0, saved;
+
+	memset(st, 0, sizeof(*st));
+	if (nsrcs == 0)
+		return 0;
+	if ((nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC)) == NULL ||
+		mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		saved = errno;
+		if (nl != NULL)
+			mnl_socket_close(nl);
+		errno = saved;
+		return -1;
+	}
+	/* The whole table first, then the deletes: no delete while a dump
+	 * is being read on the same socket. */
+	if (read_family(nl, &p, AF_INET, &seq) < 0 ||
+		read_family(nl, &p, AF_INET6, &seq) < 0)
+		ret = -1;
+	saved = errno;
+	for (size_t i = 0; i < p.n; i++) {
+		if (delete_one(nl, &p.v[i], ++seq) == 0)
+			st->deleted++;
+		else
+			st->failed++;
+	}
+	mnl_socket_close(nl);
+	free(p.v);
+	errno = saved;
+	return ret;
+}
