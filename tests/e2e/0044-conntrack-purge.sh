@@ -2,9 +2,10 @@
 # nftables: conntrack-purge: a reload that narrows a VM's policy ends that
 # VM's connections the new policy no longer admits (a net rule removed, a
 # name denied), and only those: its still-admitted connections, another
-# VM's, and with the key off every connection go on. Each connection is a
-# `probe talk` (a round trip every 300 ms); a cut one fails its next round
-# trip (2 s), a kept one completes all of them.
+# VM's (even one whose element has expired meanwhile: an unchanged VM is
+# not judged again), and with the key off every connection go on. Each
+# connection is a `probe talk` (a round trip every 300 ms); a cut one
+# fails its next round trip (2 s), a kept one completes all of them.
 . "$(dirname "$0")/../lib/testbed.sh"
 . "$(dirname "$0")/../lib/dnsworld.sh"
 
@@ -13,6 +14,9 @@ tb_vm work 1
 tb_vm dev 2
 config() { # config true|false
 	dw_config <<C
+ttl:
+  min: 1
+  grace: 1
 nftables:
   conntrack-purge: $1
 C
@@ -42,15 +46,19 @@ interface: vif2.0
 allow:
   - net: 192.0.2.20/32
     ports: [tcp/993]
+  - name: short.good.example
+    ports: [tcp/443]
 P
 tb_daemon_start
 ok "work resolves www and mail" dns_is "$VM_work" NOERROR www.good.example
 ok "... mail" dns_is "$VM_work" NOERROR mail.good.example
 
-# talk NAME VM ADDR PORT: a background connection, 20 round trips.
+ok "dev resolves short (TTL 5)" dns_is "$VM_dev" NOERROR short.good.example
+
+# talk NAME VM ADDR PORT: a background connection, 40 round trips.
 declare -A talk_pid
 talk() {
-	tb_bg "$TB_DIR/talk-$1.log" "$2" "$PROBE" talk "$3" "$4" 20 300
+	tb_bg "$TB_DIR/talk-$1.log" "$2" "$PROBE" talk "$3" "$4" 40 300
 	talk_pid[$1]=$TB_LAST
 }
 # talk_is NAME RC: did it end (bounded wait) with exit status RC? Not in
@@ -67,7 +75,13 @@ talk net443 "$VM_work" 192.0.2.20 443
 talk www "$VM_work" 192.0.2.10 443
 talk mail "$VM_work" 192.0.2.11 443
 talk dev993 "$VM_dev" 192.0.2.20 993
-sleep 1
+talk devshort "$VM_dev" 192.0.2.12 443
+for _ in $(seq 100); do
+	[ "$(elem_expires dev_v4_ports "192.0.2.12 . tcp . 443")" = -1 ] && break
+	sleep 0.1
+done
+ok "dev's element for short has expired" \
+	test "$(elem_expires dev_v4_ports "192.0.2.12 . tcp . 443")" = -1
 
 # work loses tcp/993 and mail (a deny: its element is pruned).
 work_policy <<'P'
@@ -82,6 +96,7 @@ ok "work's connection to mail (now denied) is cut" talk_is mail 1
 ok "work's tcp/443 connection (net rule kept) goes on" talk_is net443 0
 ok "work's connection to www (still admitted) goes on" talk_is www 0
 ok "dev's tcp/993 connection (dev unchanged) goes on" talk_is dev993 0
+ok "dev's connection to short (its element expired, dev unchanged) goes on" talk_is devshort 0
 blocked "a new tcp/993 connection from work is dropped" reach_tcp "$VM_work" 192.0.2.20 993
 
 # With the key off, a narrowing leaves open connections alone.
