@@ -48,4 +48,26 @@ for dirpath, _, files in os.walk(root):
                         assert extra == pillar['dnsfence']['vms']['work']['extra'], (contents, extra)
         pillar['dnsfence']['hard-capture'] = False
         print('ok', rel)
+# The mode: takeover (the default) turns the qubes-firewall service off in
+# the qube, layered turns it on; hard-capture is independent of it.
+for mode in (None, 'takeover', 'layered'):
+    for hard in (False, True):
+        pillar['dnsfence'].pop('mode', None)
+        if mode:
+            pillar['dnsfence']['mode'] = mode
+        pillar['dnsfence']['hard-capture'] = hard
+        out = env.get_template('user_salt/dnsfence/dom0.sls').render(
+            salt={'pillar.get': pillar_get}, pillar=pillar)
+        feats = {}
+        for item in yaml.safe_load(out)['dnsfence-sys-dnsfence-features']['qvm.features']:
+            feats.update(item)
+        on, off = feats.get('enable', []), feats.get('disable', [])
+        want_on = mode == 'layered'
+        if (('service.qubes-firewall' in on) != want_on or
+                ('service.qubes-firewall' in off) == want_on or
+                ('service.dnsfence-hard-capture' in on) != hard or
+                'service.dnsfence' not in on):
+            print(f"dom0.sls mode={mode} hard-capture={hard}: enable {on}, disable {off}")
+            ok = False
+print('ok dom0.sls modes' if ok else 'FAILED dom0.sls modes')
 sys.exit(0 if ok else 1)

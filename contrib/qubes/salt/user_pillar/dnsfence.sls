@@ -9,6 +9,7 @@ dnsfence:
   label: orange
   package: dnsfence
   hard-capture: false          # true: every port-53 packet from the VMs is answered by dnsfence
+  mode: takeover               # qubes-firewall off in the qube; layered: on (doc/qubes.md)
   vms:
     # Each VM here gets netvm: sys-dnsfence (unless netvm: false). Its
     # qvm-firewall rules become its policy; `extra` is merged into it.

@@ -1,8 +1,9 @@
 # dnsfence, dom0 side: the sys-dnsfence qube and the VMs behind it.
 #   sudo qubesctl state.apply dnsfence.dom0 saltenv=user
-# Idempotent. It never touches qubes-firewall: in sys-dnsfence it stays on
-# (mode M1, doc/qubes.md), and dom0 keeps writing every VM's qvm-firewall
-# rules to it.
+# Idempotent. Mode takeover (doc/qubes.md, the default): the qubes-firewall
+# service is turned off in sys-dnsfence only (never in the template), so
+# dnsfence alone enforces the VMs' qvm-firewall rules, which dom0 keeps
+# writing to it; `mode: layered` in the pillar leaves qubes-firewall on.
 {% set d = salt['pillar.get']('dnsfence', {}) %}
 {% set qube = d.get('qube', 'sys-dnsfence') %}
 {% set template = d.get('template', 'debian-13-xfce') %}
@@ -31,11 +32,19 @@ dnsfence-{{ qube }}-features:
 {%- if d.get('hard-capture', false) %}
       - service.dnsfence-hard-capture
 {%- endif %}
+{%- if d.get('mode', 'takeover') == 'layered' %}
+      - service.qubes-firewall
+{%- endif %}
     - set:
       - servicevm: 1
-{%- if not d.get('hard-capture', false) %}
+{%- if not d.get('hard-capture', false) or d.get('mode', 'takeover') != 'layered' %}
     - disable:
+{%- if not d.get('hard-capture', false) %}
       - service.dnsfence-hard-capture
+{%- endif %}
+{%- if d.get('mode', 'takeover') != 'layered' %}
+      - service.qubes-firewall
+{%- endif %}
 {%- endif %}
     - require:
       - qvm: dnsfence-{{ qube }}-present
