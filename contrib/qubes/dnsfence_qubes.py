@@ -690,6 +690,11 @@ def convert_vm(rules, addresses, policy="drop", extra=None, notes=None,
     return render(r, addresses, header), log
 
 
+def _claimers(skip, ip):
+    names = skip.get(ip) if isinstance(skip, dict) else None
+    return ", ".join(names) if names else "another policy file"
+
+
 def convert(db, extras=None, extra_errors=None, skip=()):
     """Convert a QubesDB tree to dnsfence policies.
 
@@ -697,8 +702,10 @@ def convert(db, extras=None, extra_errors=None, skip=()):
         /qubes-firewall/10.137.0.12/0000, /connected-ips, /connected-ips6).
     extras: {ipv4: parsed extra YAML (a dict)}; extra_errors: {ipv4: why}
         for extra files that could not be parsed (that VM fails closed).
-    skip: IPv4 addresses another policy in the directory already claims
-        (a hand-written or exported file wins; they get no file here).
+    skip: addresses another policy in the directory already claims (a
+        hand-written or exported file wins; they get no file here): a set,
+        or a mapping {address: [names of the claiming files]} so that the
+        log can name them.
     Returns ({file name: policy text}, [log lines]). Every address in
     /connected-ips (but those skipped) gets exactly one file; nothing
     else does.
@@ -724,7 +731,13 @@ def convert(db, extras=None, extra_errors=None, skip=()):
     paired6 = set()
     for ip in v4s:
         if ip in skip:
-            log.append("%s: claimed by another policy file: left to it" % ip)
+            # Loud, on every pass: such a file is bound to an address, not
+            # to a VM, and dom0 reuses addresses (the lowest free qid).
+            log.append("%s: WARNING: claimed by %s, a policy file not "
+                       "generated from QubesDB: this VM's qvm-firewall rules "
+                       "and extra file are NOT applied; that file is bound "
+                       "to the address, so it applies to whichever VM has "
+                       "%s" % (ip, _claimers(skip, ip), ip))
             ip6 = paired_ipv6(ip)
             if ip6 in v6s:
                 paired6.add(ip6)
@@ -736,8 +749,8 @@ def convert(db, extras=None, extra_errors=None, skip=()):
         ip6 = paired_ipv6(ip)
         if ip6 in skip:
             paired6.add(ip6)
-            lines.append("%s: IPv6 %s is claimed by another policy file: "
-                         "IPv4 only" % (ip, ip6))
+            lines.append("%s: WARNING: IPv6 %s is claimed by %s: IPv4 "
+                         "only here" % (ip, ip6, _claimers(skip, ip6)))
         elif ip6 is not None and ip6 in v6s and ip6 in t6 and ip in targets:
             addresses.append(ip6)
             paired6.add(ip6)

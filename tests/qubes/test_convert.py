@@ -556,6 +556,10 @@ allow:
         db = paired_tree(["action=accept"], ["action=accept"])
         files, log = dq.convert(db, skip={V6})
         self.assertIn('addresses: ["10.137.0.12"]\n', files[F])
+        files, log = dq.convert(db, skip={V6: ["work.yaml"]})
+        self.assertIn('addresses: ["10.137.0.12"]\n', files[F])
+        self.assertIn("10.137.0.12: WARNING: IPv6 %s is claimed by work.yaml:"
+                      " IPv4 only here" % V6, log)
         files, log = dq.convert(db, skip={V4})
         self.assertEqual(files, {})
         self.assertFalse(any("without a paired" in l for l in log), log)
@@ -781,8 +785,26 @@ class CLI(unittest.TestCase):
         p = self.run_sync()
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertNotIn(F, self.listing())
-        self.assertIn("10.137.0.12: claimed by another policy file", p.stderr)
+        self.assertIn("10.137.0.12: WARNING: claimed by work.yaml", p.stderr)
+        self.assertIn("applies to whichever VM has 10.137.0.12", p.stderr)
         self.assertIn("qubes-10-137-0-13.yaml", self.listing())
+        # i9 review D7: the reason given is the claim; the address is
+        # still in /connected-ips.
+        self.assertIn("retired %s (10.137.0.12 is claimed by work.yaml)" % F,
+                      p.stderr)
+        self.assertNotIn("no longer in /connected-ips", p.stderr)
+        # F10b: said again on every pass while it matters, not only when
+        # the file is retired.
+        p = self.run_sync()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("10.137.0.12: WARNING: claimed by work.yaml", p.stderr)
+        self.assertNotIn("retired", p.stderr)
+        # Gone from /connected-ips: the claim no longer matters, no warning.
+        self.db["/connected-ips"] = "10.137.0.13"
+        self.write_db()
+        p = self.run_sync()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("WARNING", p.stderr)
 
     def test_refused_vm_is_closed_not_kept_wide(self):
         p = self.run_sync(dnsfenced=self.stub, env={"STUB_BAD": F})
