@@ -32,8 +32,11 @@ QUBES_V6_PREFIX = ipaddress.IPv6Address("fd09:24ef:4179::")
 QUBES_V4_NETS = (ipaddress.IPv4Network("10.137.0.0/16"),
                  ipaddress.IPv4Network("10.138.0.0/16"))
 
-# Keys an extra file may carry: additive only (see `merge_extra`).
-EXTRA_KEYS = ("allow", "deny", "require-dnssec", "unlisted")
+# Keys an extra file may carry: additive only (see `merge_extra`); `vm`
+# only names the VM the file was written for (Salt writes it).
+EXTRA_KEYS = ("allow", "deny", "require-dnssec", "unlisted", "vm")
+# A Qubes VM name (qubes.vm.validate_name: a letter first, 31 at most).
+_VM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,30}\Z")
 # `$` also matches before a final newline: every full-value match below
 # ends in \Z, or "a.com\n" would pass as a name (and dnsfenced -n's
 # two-line complaint about it would stop the sync for every VM).
@@ -232,6 +235,7 @@ class Result:
         self.notes = []          # log lines (warnings)
         self.failed = None       # reason, when the VM fails closed
         self.unlisted = None     # from an extra file
+        self.extra_vm = None     # the extra file's `vm:` (shown, not checked)
 
 
 def _ports_of(opts):
@@ -483,7 +487,7 @@ def _extra_time(v):
     raise RuleError("until must be an RFC 3339 time")
 
 
-def merge_extra(r, extra, src="extra"):
+def merge_extra(r, extra, src="extra", vm=None):
     """Merge a parsed extra file into r, ADDITIVELY (README.md, "Merge").
 
     - `allow:` entries are appended after the converted ones, as given
@@ -493,6 +497,10 @@ def merge_extra(r, extra, src="extra"):
     - `require-dnssec: true` marks every name rule converted from Qubes
       require-dnssec (narrower only).
     - `unlisted:` is copied.
+    - `vm:` names the VM the file was written for: a comment in the
+      policy. The firewall qube sees addresses, not names, so nothing
+      checks it there (Salt binds the file to the VM in dom0); given vm
+      (the exporter, which knows the name), a different `vm:` is an error.
     Any other key, or a malformed entry, raises RuleError: the VM then
     fails closed, since a typo in a deny list must never weaken it.
     """
@@ -504,6 +512,14 @@ def merge_extra(r, extra, src="extra"):
     if bad:
         raise RuleError("%s: key(s) %s not allowed (only %s)"
                         % (src, ", ".join(map(str, bad)), ", ".join(EXTRA_KEYS)))
+    if "vm" in extra:
+        name = extra["vm"]
+        if not isinstance(name, str) or not _VM_NAME.match(name):
+            raise RuleError("%s: vm must be a Qubes VM name" % src)
+        if vm is not None and name != vm:
+            raise RuleError("%s: written for VM %s, not %s"
+                            % (src, name, vm))
+        r.extra_vm = name
     dnssec = extra.get("require-dnssec", False)
     if not isinstance(dnssec, bool):
         raise RuleError("%s: require-dnssec must be true or false" % src)
@@ -585,6 +601,10 @@ def render(r, addresses, header=()):
     `default: deny`, `dns: deny`.
     """
     out = ["# " + _sanitize(h, 300) for h in header]
+    if r.extra_vm and not r.failed:
+        out.append("# Its extra file says it was written for VM %s (not "
+                   "checked here: this qube sees addresses, not names)."
+                   % r.extra_vm)
     if r.failed:
         out.append("# FAIL CLOSED: " + _sanitize(r.failed, 300))
     out += ["# " + _sanitize(n, 300) for n in r.notes]
@@ -663,7 +683,7 @@ def _targets(db):
 
 
 def convert_vm(rules, addresses, policy="drop", extra=None, notes=None,
-               header=(), src="extra file"):
+               header=(), src="extra file", vm=None):
     """The exporter's entry: one VM's full rule list (both families, as
     `qvm-firewall VM list --raw` gives it, expire=/comment= already taken
     out) -> (policy text, [log lines]). Like dom0's qdb_entries, dst6
@@ -680,7 +700,7 @@ def convert_vm(rules, addresses, policy="drop", extra=None, notes=None,
     r = _combine(r4, r6, v6[0] if v6 else None)
     if not r.failed:
         try:
-            merge_extra(r, extra, src)
+            merge_extra(r, extra, src, vm)
         except RuleError as e:
             r = Result()
             r.failed = str(e)

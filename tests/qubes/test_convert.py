@@ -455,6 +455,28 @@ deny:
                 t, log = self.one(self.RULES, extras={V4: extra})
                 self.assertClosed(t, log, why)
 
+    def test_vm_key_is_shown_not_merged(self):
+        # i9 review F10: Salt writes `vm: NAME` in the file it binds to the
+        # VM in dom0; here it is a comment only (names are not known).
+        t, log = self.one(self.RULES, extras={V4: {
+            "vm": "work", "allow": [{"name": "*.corp.example"}]}})
+        self.assertIn("# Its extra file says it was written for VM work", t)
+        self.assertIn('  - name: "*.corp.example"\n', t)
+        self.assertNotIn("vm:", body(t))
+        for bad in (12, "", "1abc", "a b", "x" * 32, ["work"]):
+            with self.subTest(vm=bad):
+                t, log = self.one(self.RULES, extras={V4: {"vm": bad}})
+                self.assertClosed(t, log, "vm must be a Qubes VM name")
+
+    def test_vm_key_checked_by_the_exporter(self):
+        rules = [("0000", "action=accept")]
+        t, log = dq.convert_vm(rules, [V4], extra={"vm": "work"}, vm="work")
+        self.assertNotIn("FAIL CLOSED", t)
+        t, log = dq.convert_vm(rules, [V4], extra={"vm": "work"},
+                               vm="personal")
+        self.assertIn("FAIL CLOSED", t)
+        self.assertIn("written for VM work, not personal", t)
+
     def test_unreadable_extra_closes(self):
         files, log = self.conv(tree(self.RULES), None,
                                {V4: "x.yaml: bad YAML"})
