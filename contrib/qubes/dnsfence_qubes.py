@@ -88,7 +88,9 @@ def paired_ipv6(ipv4):
     fd09:24ef:4179::a89:<qid hex>, a DispVM 10.138.<dispid> and
     ::a8a:<dispid hex>: both are the IPv4 address in the low 32 bits under
     the Qubes prefix (0x0a89 = 10.137, 0x0a8a = 10.138). None for an
-    address outside those ranges (a user-set `ip`): no certain pairing.
+    address outside those ranges. Both derive from the qid, not from each
+    other: for a VM whose `ip` was set by hand, even inside those ranges,
+    the result is not its IPv6 address (README.md, "IPv6 pairing").
     """
     a = ipaddress.IPv4Address(ipv4)
     if not any(a in n for n in QUBES_V4_NETS):
