@@ -532,6 +532,39 @@ allow:
 """)
         self.assertEqual(log, [])
 
+    def test_mispaired_hand_set_ip(self):
+        # i9 review F3: VM x was given 10.137.0.12 by hand; VM a (qid 12)
+        # has the default fd09:24ef:4179::a89:c. The sync pairs them: a's
+        # IPv6 traffic gets no more than a's own IPv6 rules (names both
+        # trees have, a's nets, the same default and DNS), except what the
+        # address's extra file adds, as README.md says.
+        db = paired_tree(
+            ["action=accept dsthost=a.example",
+             "action=accept dsthost=x-only.example",
+             "action=accept dst4=198.51.100.0/24",
+             "action=accept specialtarget=dns"],
+            ["action=accept dsthost=a.example",
+             "action=accept dst6=2001:db8::/32"])
+        files, log = self.conv(db, {V4: {"allow": [
+            {"name": "*.x-extra.example"}]}})
+        self.assertEqual(body(files[F]), """\
+addresses: ["10.137.0.12", "fd09:24ef:4179::a89:c"]
+default: deny
+dns: deny
+allow:
+  - name: "a.example"
+  - net: "198.51.100.0/24"
+  - net: "2001:db8::/32"
+  - name: "*.x-extra.example"
+""")
+        self.assertIn("10.137.0.12: dropped (not in the IPv6 tree): 0001: "
+                      "action=accept dsthost=x-only.example", log)
+        # Trees that disagree on the default close the policy.
+        db = paired_tree(["action=accept"], ["action=drop"])
+        files, log = self.conv(db)
+        self.assertClosed(files[F].replace(', "%s"' % V6, ""), log,
+                          "disagree on the default")
+
     def test_names_only_in_one_tree_are_dropped(self):
         db = paired_tree(["action=accept dsthost=a.example",
                           "action=accept dsthost=b.example"],
