@@ -32,8 +32,11 @@ QUBES_V6_PREFIX = ipaddress.IPv6Address("fd09:24ef:4179::")
 QUBES_V4_NETS = (ipaddress.IPv4Network("10.137.0.0/16"),
                  ipaddress.IPv4Network("10.138.0.0/16"))
 
-# Keys an extra file may carry: additive only (see `merge_extra`).
-EXTRA_KEYS = ("allow", "deny", "require-dnssec", "unlisted")
+# Keys an extra file may carry: additive only (see `merge_extra`); `vm`
+# only names the VM the file was written for (Salt writes it).
+EXTRA_KEYS = ("allow", "deny", "require-dnssec", "unlisted", "vm")
+# A Qubes VM name (qubes.vm.validate_name: a letter first, 31 at most).
+_VM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,30}\Z")
 # `$` also matches before a final newline: every full-value match below
 # ends in \Z, or "a.com\n" would pass as a name (and dnsfenced -n's
 # two-line complaint about it would stop the sync for every VM).
@@ -85,7 +88,9 @@ def paired_ipv6(ipv4):
     fd09:24ef:4179::a89:<qid hex>, a DispVM 10.138.<dispid> and
     ::a8a:<dispid hex>: both are the IPv4 address in the low 32 bits under
     the Qubes prefix (0x0a89 = 10.137, 0x0a8a = 10.138). None for an
-    address outside those ranges (a user-set `ip`): no certain pairing.
+    address outside those ranges. Both derive from the qid, not from each
+    other: for a VM whose `ip` was set by hand, even inside those ranges,
+    the result is not its IPv6 address (README.md, "IPv6 pairing").
     """
     a = ipaddress.IPv4Address(ipv4)
     if not any(a in n for n in QUBES_V4_NETS):
@@ -232,6 +237,7 @@ class Result:
         self.notes = []          # log lines (warnings)
         self.failed = None       # reason, when the VM fails closed
         self.unlisted = None     # from an extra file
+        self.extra_vm = None     # the extra file's `vm:` (shown, not checked)
 
 
 def _ports_of(opts):
@@ -483,7 +489,7 @@ def _extra_time(v):
     raise RuleError("until must be an RFC 3339 time")
 
 
-def merge_extra(r, extra, src="extra"):
+def merge_extra(r, extra, src="extra", vm=None):
     """Merge a parsed extra file into r, ADDITIVELY (README.md, "Merge").
 
     - `allow:` entries are appended after the converted ones, as given
@@ -493,6 +499,10 @@ def merge_extra(r, extra, src="extra"):
     - `require-dnssec: true` marks every name rule converted from Qubes
       require-dnssec (narrower only).
     - `unlisted:` is copied.
+    - `vm:` names the VM the file was written for: a comment in the
+      policy. The firewall qube sees addresses, not names, so nothing
+      checks it there (Salt binds the file to the VM in dom0); given vm
+      (the exporter, which knows the name), a different `vm:` is an error.
     Any other key, or a malformed entry, raises RuleError: the VM then
     fails closed, since a typo in a deny list must never weaken it.
     """
@@ -504,6 +514,14 @@ def merge_extra(r, extra, src="extra"):
     if bad:
         raise RuleError("%s: key(s) %s not allowed (only %s)"
                         % (src, ", ".join(map(str, bad)), ", ".join(EXTRA_KEYS)))
+    if "vm" in extra:
+        name = extra["vm"]
+        if not isinstance(name, str) or not _VM_NAME.match(name):
+            raise RuleError("%s: vm must be a Qubes VM name" % src)
+        if vm is not None and name != vm:
+            raise RuleError("%s: written for VM %s, not %s"
+                            % (src, name, vm))
+        r.extra_vm = name
     dnssec = extra.get("require-dnssec", False)
     if not isinstance(dnssec, bool):
         raise RuleError("%s: require-dnssec must be true or false" % src)
@@ -585,6 +603,10 @@ def render(r, addresses, header=()):
     `default: deny`, `dns: deny`.
     """
     out = ["# " + _sanitize(h, 300) for h in header]
+    if r.extra_vm and not r.failed:
+        out.append("# Its extra file says it was written for VM %s (not "
+                   "checked here: this qube sees addresses, not names)."
+                   % r.extra_vm)
     if r.failed:
         out.append("# FAIL CLOSED: " + _sanitize(r.failed, 300))
     out += ["# " + _sanitize(n, 300) for n in r.notes]
@@ -663,7 +685,7 @@ def _targets(db):
 
 
 def convert_vm(rules, addresses, policy="drop", extra=None, notes=None,
-               header=(), src="extra file"):
+               header=(), src="extra file", vm=None):
     """The exporter's entry: one VM's full rule list (both families, as
     `qvm-firewall VM list --raw` gives it, expire=/comment= already taken
     out) -> (policy text, [log lines]). Like dom0's qdb_entries, dst6
@@ -680,7 +702,7 @@ def convert_vm(rules, addresses, policy="drop", extra=None, notes=None,
     r = _combine(r4, r6, v6[0] if v6 else None)
     if not r.failed:
         try:
-            merge_extra(r, extra, src)
+            merge_extra(r, extra, src, vm)
         except RuleError as e:
             r = Result()
             r.failed = str(e)
@@ -690,6 +712,11 @@ def convert_vm(rules, addresses, policy="drop", extra=None, notes=None,
     return render(r, addresses, header), log
 
 
+def _claimers(skip, ip):
+    names = skip.get(ip) if isinstance(skip, dict) else None
+    return ", ".join(names) if names else "another policy file"
+
+
 def convert(db, extras=None, extra_errors=None, skip=()):
     """Convert a QubesDB tree to dnsfence policies.
 
@@ -697,8 +724,10 @@ def convert(db, extras=None, extra_errors=None, skip=()):
         /qubes-firewall/10.137.0.12/0000, /connected-ips, /connected-ips6).
     extras: {ipv4: parsed extra YAML (a dict)}; extra_errors: {ipv4: why}
         for extra files that could not be parsed (that VM fails closed).
-    skip: IPv4 addresses another policy in the directory already claims
-        (a hand-written or exported file wins; they get no file here).
+    skip: addresses another policy in the directory already claims (a
+        hand-written or exported file wins; they get no file here): a set,
+        or a mapping {address: [names of the claiming files]} so that the
+        log can name them.
     Returns ({file name: policy text}, [log lines]). Every address in
     /connected-ips (but those skipped) gets exactly one file; nothing
     else does.
@@ -724,7 +753,13 @@ def convert(db, extras=None, extra_errors=None, skip=()):
     paired6 = set()
     for ip in v4s:
         if ip in skip:
-            log.append("%s: claimed by another policy file: left to it" % ip)
+            # Loud, on every pass: such a file is bound to an address, not
+            # to a VM, and dom0 reuses addresses (the lowest free qid).
+            log.append("%s: WARNING: claimed by %s, a policy file not "
+                       "generated from QubesDB: this VM's qvm-firewall rules "
+                       "and extra file are NOT applied; that file is bound "
+                       "to the address, so it applies to whichever VM has "
+                       "%s" % (ip, _claimers(skip, ip), ip))
             ip6 = paired_ipv6(ip)
             if ip6 in v6s:
                 paired6.add(ip6)
@@ -736,8 +771,8 @@ def convert(db, extras=None, extra_errors=None, skip=()):
         ip6 = paired_ipv6(ip)
         if ip6 in skip:
             paired6.add(ip6)
-            lines.append("%s: IPv6 %s is claimed by another policy file: "
-                         "IPv4 only" % (ip, ip6))
+            lines.append("%s: WARNING: IPv6 %s is claimed by %s: IPv4 "
+                         "only here" % (ip, ip6, _claimers(skip, ip6)))
         elif ip6 is not None and ip6 in v6s and ip6 in t6 and ip in targets:
             addresses.append(ip6)
             paired6.add(ip6)

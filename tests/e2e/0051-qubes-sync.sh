@@ -5,8 +5,9 @@
 # come from qvm-firewall-style rules only. A dsthost rule admits exactly
 # that name and its ports; a VM without specialtarget=dns is REFUSED; a VM
 # whose rules cannot be expressed is closed; a rule change takes effect
-# within a second; a VM that leaves /connected-ips is retired; stopping
-# the sync leaves nothing behind.
+# within a second; a VM that leaves /connected-ips is retired; an extra
+# file is in force within a second of a SIGHUP (systemctl reload), and
+# noticed without one; stopping the sync leaves nothing behind.
 . "$(dirname "$0")/../lib/testbed.sh"
 . "$(dirname "$0")/../lib/qubesbed.sh"
 
@@ -138,6 +139,49 @@ for _ in $(seq 40); do
 done
 ok "... and dnsfenced knows it no more" \
 	test "$("$DNSFENCECTL" -s "$TB_DIR/control.sock" list qubes-10-137-0-14 >/dev/null 2>&1 || echo gone)" = gone
+# ---- extra YAML: in force at once on SIGHUP (systemctl reload), and seen
+# by the sync itself (it looks at the directory every 0.5 s) without one
+# took_ms CMD...: milliseconds until CMD succeeds; -1 if not within 5 s.
+took_ms() {
+	local t0
+	t0=$(now_ms)
+	while [ $(($(now_ms) - t0)) -lt 5000 ]; do
+		if "$@" >/dev/null 2>&1; then
+			echo $(($(now_ms) - t0))
+			return
+		fi
+		sleep 0.05
+	done
+	echo -1
+}
+# extra NAME: the extra file of 10.137.0.12 allows NAME on tcp/443
+# (written atomically, as Salt's file.managed does).
+extra() {
+	mkdir -p "$TB_DIR/extra"
+	echo "{\"allow\": [{\"name\": \"$1\", \"ports\": [\"tcp/443\"]}]}" \
+		>"$TB_DIR/extra/.10.137.0.12.yaml"
+	mv "$TB_DIR/extra/.10.137.0.12.yaml" "$TB_DIR/extra/10.137.0.12.yaml"
+}
+extra deep.sub.good.example
+ms=$(took_ms qb_dns_is "$VM_work" 10.139.1.1 NOERROR deep.sub.good.example)
+ok "an extra file, no SIGHUP: in force within 1.5 s (${ms} ms)" \
+	test "$ms" -ge 0 -a "$ms" -le 1500
+extra www.good.example
+kill -HUP "$SYNC_PID"
+ms=$(took_ms qb_dns_is "$VM_work" 10.139.1.1 NOERROR www.good.example)
+ok "an extra file edited + SIGHUP: in force within a second (${ms} ms)" \
+	test "$ms" -ge 0 -a "$ms" -le 1000
+ok "... the sync is still running" kill -0 "$SYNC_PID"
+ok "... the extra's name is reached on its port" reach_tcp "$VM_work" 192.0.2.10 443
+ok "... next to the converted rule's" \
+	qb_dns_is "$VM_work" 10.139.1.1 NOERROR mail.good.example
+ok "... and the edited-out name is REFUSED" \
+	qb_dns_is "$VM_work" 10.139.1.1 REFUSED deep.sub.good.example
+rm "$TB_DIR/extra/10.137.0.12.yaml"
+ms=$(took_ms qb_dns_is "$VM_work" 10.139.1.1 REFUSED www.good.example)
+ok "the extra file removed: out of force within 1.5 s (${ms} ms)" \
+	test "$ms" -ge 0 -a "$ms" -le 1500
+blocked "... and what only it admitted is gone" reach_tcp "$VM_work" 192.0.2.10 443
 ok "the sync never failed a check" test "$(grep -c 'refused\|failed' "$TB_DIR/sync.log" || true)" -eq 0
 
 # ---- stopping: the sync goes, nothing is left behind

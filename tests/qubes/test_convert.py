@@ -455,6 +455,28 @@ deny:
                 t, log = self.one(self.RULES, extras={V4: extra})
                 self.assertClosed(t, log, why)
 
+    def test_vm_key_is_shown_not_merged(self):
+        # i9 review F10: Salt writes `vm: NAME` in the file it binds to the
+        # VM in dom0; here it is a comment only (names are not known).
+        t, log = self.one(self.RULES, extras={V4: {
+            "vm": "work", "allow": [{"name": "*.corp.example"}]}})
+        self.assertIn("# Its extra file says it was written for VM work", t)
+        self.assertIn('  - name: "*.corp.example"\n', t)
+        self.assertNotIn("vm:", body(t))
+        for bad in (12, "", "1abc", "a b", "x" * 32, ["work"]):
+            with self.subTest(vm=bad):
+                t, log = self.one(self.RULES, extras={V4: {"vm": bad}})
+                self.assertClosed(t, log, "vm must be a Qubes VM name")
+
+    def test_vm_key_checked_by_the_exporter(self):
+        rules = [("0000", "action=accept")]
+        t, log = dq.convert_vm(rules, [V4], extra={"vm": "work"}, vm="work")
+        self.assertNotIn("FAIL CLOSED", t)
+        t, log = dq.convert_vm(rules, [V4], extra={"vm": "work"},
+                               vm="personal")
+        self.assertIn("FAIL CLOSED", t)
+        self.assertIn("written for VM work, not personal", t)
+
     def test_unreadable_extra_closes(self):
         files, log = self.conv(tree(self.RULES), None,
                                {V4: "x.yaml: bad YAML"})
@@ -510,6 +532,39 @@ allow:
 """)
         self.assertEqual(log, [])
 
+    def test_mispaired_hand_set_ip(self):
+        # i9 review F3: VM x was given 10.137.0.12 by hand; VM a (qid 12)
+        # has the default fd09:24ef:4179::a89:c. The sync pairs them: a's
+        # IPv6 traffic gets no more than a's own IPv6 rules (names both
+        # trees have, a's nets, the same default and DNS), except what the
+        # address's extra file adds, as README.md says.
+        db = paired_tree(
+            ["action=accept dsthost=a.example",
+             "action=accept dsthost=x-only.example",
+             "action=accept dst4=198.51.100.0/24",
+             "action=accept specialtarget=dns"],
+            ["action=accept dsthost=a.example",
+             "action=accept dst6=2001:db8::/32"])
+        files, log = self.conv(db, {V4: {"allow": [
+            {"name": "*.x-extra.example"}]}})
+        self.assertEqual(body(files[F]), """\
+addresses: ["10.137.0.12", "fd09:24ef:4179::a89:c"]
+default: deny
+dns: deny
+allow:
+  - name: "a.example"
+  - net: "198.51.100.0/24"
+  - net: "2001:db8::/32"
+  - name: "*.x-extra.example"
+""")
+        self.assertIn("10.137.0.12: dropped (not in the IPv6 tree): 0001: "
+                      "action=accept dsthost=x-only.example", log)
+        # Trees that disagree on the default close the policy.
+        db = paired_tree(["action=accept"], ["action=drop"])
+        files, log = self.conv(db)
+        self.assertClosed(files[F].replace(', "%s"' % V6, ""), log,
+                          "disagree on the default")
+
     def test_names_only_in_one_tree_are_dropped(self):
         db = paired_tree(["action=accept dsthost=a.example",
                           "action=accept dsthost=b.example"],
@@ -556,6 +611,10 @@ allow:
         db = paired_tree(["action=accept"], ["action=accept"])
         files, log = dq.convert(db, skip={V6})
         self.assertIn('addresses: ["10.137.0.12"]\n', files[F])
+        files, log = dq.convert(db, skip={V6: ["work.yaml"]})
+        self.assertIn('addresses: ["10.137.0.12"]\n', files[F])
+        self.assertIn("10.137.0.12: WARNING: IPv6 %s is claimed by work.yaml:"
+                      " IPv4 only here" % V6, log)
         files, log = dq.convert(db, skip={V4})
         self.assertEqual(files, {})
         self.assertFalse(any("without a paired" in l for l in log), log)
@@ -781,8 +840,26 @@ class CLI(unittest.TestCase):
         p = self.run_sync()
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertNotIn(F, self.listing())
-        self.assertIn("10.137.0.12: claimed by another policy file", p.stderr)
+        self.assertIn("10.137.0.12: WARNING: claimed by work.yaml", p.stderr)
+        self.assertIn("applies to whichever VM has 10.137.0.12", p.stderr)
         self.assertIn("qubes-10-137-0-13.yaml", self.listing())
+        # i9 review D7: the reason given is the claim; the address is
+        # still in /connected-ips.
+        self.assertIn("retired %s (10.137.0.12 is claimed by work.yaml)" % F,
+                      p.stderr)
+        self.assertNotIn("no longer in /connected-ips", p.stderr)
+        # F10b: said again on every pass while it matters, not only when
+        # the file is retired.
+        p = self.run_sync()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("10.137.0.12: WARNING: claimed by work.yaml", p.stderr)
+        self.assertNotIn("retired", p.stderr)
+        # Gone from /connected-ips: the claim no longer matters, no warning.
+        self.db["/connected-ips"] = "10.137.0.13"
+        self.write_db()
+        p = self.run_sync()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("WARNING", p.stderr)
 
     def test_refused_vm_is_closed_not_kept_wide(self):
         p = self.run_sync(dnsfenced=self.stub, env={"STUB_BAD": F})
@@ -967,6 +1044,163 @@ class CLI(unittest.TestCase):
             rc = w.wait(timeout=10)
             log.close()
         self.assertEqual(rc, 0)
+
+    # ---- i9 review F5: SIGHUP and the extra directory, in watch mode
+
+    def watch(self, *extra, env=None):
+        log = open(os.path.join(self.d, "watch.log"), "w")
+        e = dict(os.environ)
+        e.update(env or {})
+        w = subprocess.Popen(
+            [sys.executable, SYNC, "--config", self.conf, "--no-reload",
+             "--extra-dir", os.path.join(self.d, "extra"),
+             "--dnsfenced", self.dnsfenced] + list(extra),
+            stderr=log, env=e)
+        self.addCleanup(log.close)
+        deadline = time.monotonic() + 10
+        while F not in self.listing() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertIn(F, self.listing())
+        # The first pass is over once the lock is free again.
+        time.sleep(0.3)
+        return w
+
+    def write_extra(self, name):
+        os.makedirs(os.path.join(self.d, "extra"), exist_ok=True)
+        path = os.path.join(self.d, "extra", V4 + ".yaml")
+        with open(path + ".tmp", "w") as f:
+            f.write('{"allow": [{"name": "%s", "ports": ["tcp/443"]}]}\n'
+                    % name)
+        os.rename(path + ".tmp", path)
+
+    def until(self, cond, limit):
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < limit + 2:
+            if cond():
+                return time.monotonic() - t0
+            time.sleep(0.02)
+        return None
+
+    def stop(self, w):
+        w.send_signal(signal.SIGTERM)
+        rc = w.wait(timeout=10)
+        self.assertEqual(rc, 0)
+
+    def test_sighup_runs_a_pass_at_once(self):
+        w = self.watch("--qubesdb-json", self.json, "--extra-poll", "0")
+        try:
+            self.write_extra("hup.example.net")
+            time.sleep(0.5)
+            self.assertNotIn("hup.example.net", self.read(F),
+                             "--extra-poll 0 still looked at the directory")
+            w.send_signal(signal.SIGHUP)
+            took = self.until(lambda: "hup.example.net" in self.read(F), 1)
+            self.assertIsNotNone(took, "SIGHUP ran no pass")
+            self.assertLess(took, 1.0)
+            self.assertIsNone(w.poll(), "SIGHUP ended the sync")
+            # A QubesDB change is still seen after it.
+            self.db["/qubes-firewall/10.137.0.12/0000"] = \
+                "action=accept dsthost=after.example"
+            self.write_db()
+            self.assertIsNotNone(
+                self.until(lambda: "after.example" in self.read(F), 1))
+        finally:
+            self.stop(w)
+        with open(os.path.join(self.d, "watch.log")) as f:
+            self.assertIn("SIGHUP: a full pass", f.read())
+
+    def test_extra_dir_change_is_noticed(self):
+        w = self.watch("--qubesdb-json", self.json, "--extra-poll", "0.2")
+        try:
+            self.write_extra("new.example.net")
+            took = self.until(lambda: "new.example.net" in self.read(F), 1)
+            self.assertIsNotNone(took, "a new extra file was not noticed")
+            # An edit in place (same inode, same directory mtime).
+            path = os.path.join(self.d, "extra", V4 + ".yaml")
+            with open(path, "r+") as f:
+                text = f.read().replace("new.example.net", "xyz.example.net")
+                f.seek(0)
+                f.write(text)
+            self.assertIsNotNone(
+                self.until(lambda: "xyz.example.net" in self.read(F), 1),
+                "an edit in place was not noticed")
+            os.unlink(path)
+            self.assertIsNotNone(
+                self.until(lambda: "example.net" not in self.read(F), 1),
+                "a removed extra file was not noticed")
+        finally:
+            self.stop(w)
+
+    def test_qubesdb_wait_is_interrupted(self):
+        # The QubesDB adapter, through a stand-in `qubesdb` module whose
+        # read_watch() blocks in read() as the C binding does: the extra
+        # watcher thread and SIGHUP must both cut that wait short (a signal
+        # taken by the wrong thread would not).
+        fake = os.path.join(self.d, "fake")
+        os.mkdir(fake)
+        fifo = os.path.join(self.d, "events")
+        os.mkfifo(fifo)
+        with open(os.path.join(fake, "qubesdb.py"), "w") as f:
+            f.write(FAKE_QUBESDB)
+        env = {"PYTHONPATH": fake, "FAKE_QDB": self.json,
+               "FAKE_QDB_EVENTS": fifo}
+        w = self.watch("--extra-poll", "0.2", env=env)
+        try:
+            self.write_extra("thread.example.net")
+            self.assertIsNotNone(
+                self.until(lambda: "thread.example.net" in self.read(F), 1),
+                "the extra watcher did not interrupt read_watch()")
+        finally:
+            self.stop(w)
+        w = self.watch("--extra-poll", "0", env=env)
+        try:
+            self.write_extra("hup2.example.net")
+            w.send_signal(signal.SIGHUP)
+            self.assertIsNotNone(
+                self.until(lambda: "hup2.example.net" in self.read(F), 1),
+                "SIGHUP did not interrupt read_watch()")
+            self.db["/qubes-firewall/10.137.0.12/0000"] = \
+                "action=accept dsthost=qdb.example"
+            self.write_db()
+            fd = os.open(fifo, os.O_WRONLY)
+            os.write(fd, b"/qubes-firewall/10.137.0.12\n")
+            os.close(fd)
+            self.assertIsNotNone(
+                self.until(lambda: "qdb.example" in self.read(F), 1),
+                "a QubesDB event after SIGHUP was not seen")
+        finally:
+            self.stop(w)
+
+
+FAKE_QUBESDB = """
+# A stand-in for the qubesdb binding: the tree from $FAKE_QDB (JSON),
+# events as lines on the FIFO $FAKE_QDB_EVENTS; read_watch() blocks in
+# os.read() (retried on EINTR unless a signal handler raises, as the C
+# binding's read() ends in EINTR and the handler runs).
+import json, os
+class Error(Exception):
+    pass
+class QubesDB:
+    def __init__(self):
+        self.fd = os.open(os.environ["FAKE_QDB_EVENTS"], os.O_RDWR)
+        self.buf = b""
+    def _tree(self):
+        with open(os.environ["FAKE_QDB"]) as f:
+            return json.load(f)
+    def watch(self, path):
+        pass
+    def multiread(self, prefix):
+        return {k: v.encode() for k, v in self._tree().items()
+                if k.startswith(prefix)}
+    def read(self, key):
+        v = self._tree().get(key)
+        return None if v is None else v.encode()
+    def read_watch(self):
+        while b"\\n" not in self.buf:
+            self.buf += os.read(self.fd, 4096)
+        line, self.buf = self.buf.split(b"\\n", 1)
+        return line.decode()
+"""
 
 # ---- the dom0 exporter, on recorded qvm-* outputs -------------------------
 
