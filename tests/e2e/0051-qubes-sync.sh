@@ -42,6 +42,7 @@ nftables:
   priority: 1
   from-group: 2
   reject: true
+  conntrack-purge: true
 C
 
 # work: dsthost www.good.example on tcp/443, DNS allowed, then the policy's
@@ -105,7 +106,12 @@ ok "closed (inexpressible rules): REFUSED" \
 blocked "... and nothing passes, not even what Qubes would allow" \
 	reach_tcp "$VM_closed" 192.0.2.10 443
 
-# ---- a rule change in QubesDB takes effect within a second
+# ---- a rule change in QubesDB takes effect within a second, and ends
+# the open connections it no longer allows (the conntrack purge, as
+# qubes-firewall purges; this one masqueraded on its way out)
+tb_bg "$TB_DIR/talk.log" "$VM_work" "$PROBE" talk 192.0.2.10 443 30 200
+talk_pid=$TB_LAST
+sleep 0.5
 qdb "dict($RULES_WORK, **{'/connected-ips': '10.137.0.12 10.137.0.13 10.137.0.14',
  '/qubes-firewall/10.137.0.12/0000': 'action=accept dsthost=mail.good.example proto=tcp dstports=443-443'})"
 t0=$(now_ms)
@@ -123,6 +129,12 @@ ok "... the new name on its port" reach_tcp "$VM_work" 192.0.2.11 443
 ok "... the old name is REFUSED now" \
 	qb_dns_is "$VM_work" 10.139.1.1 REFUSED www.good.example
 blocked "... and what only it admitted is gone" reach_tcp "$VM_work" 192.0.2.10 443
+rc=0
+for _ in $(seq 100); do kill -0 "$talk_pid" 2>/dev/null || break; sleep 0.1; done
+wait "$talk_pid" || rc=$?
+ok "... the connection to it open before the change is cut (status $rc: $(cat "$TB_DIR/talk.log"))" \
+	test "$rc" -eq 1
+ok "... by the purge" grep -qE "conntrack purge: ended [1-9][0-9]* of" "$TB_DIR/dnsfenced.log"
 
 # ---- a VM that leaves /connected-ips is retired
 qdb "dict($RULES_WORK, **{'/connected-ips': '10.137.0.12 10.137.0.13',
