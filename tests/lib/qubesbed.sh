@@ -149,12 +149,42 @@ qb_accel_add() {
 	fi
 }
 
-# As qubes-setup would: the tagged accept for DNS to the gateway in
-# ip qubes custom-input (ip qubes input rejects the rest from the vifs).
+# As qubes-setup start would, the same rule: the tagged accept for DNS to
+# the gateway in ip qubes custom-input (ip qubes input rejects the rest
+# from the vifs).
 qb_custom_input() {
 	nsx "$FW" nft add rule ip qubes custom-input iifgroup 2 ip daddr \
-		"$QB_GW" meta l4proto "{ tcp, udp }" th dport 53 accept \
+		"$QB_GW" meta l4proto "{ tcp, udp }" th dport 53 counter accept \
 		comment '"dnsfence"'
+}
+
+# contrib/qubes/qubes-setup against the bed, as dnsfence.service runs it
+# (ExecStartPre start, ExecStopPost stop), with the bed's nft; its output
+# goes to $TB_DIR/qubes-setup.log. start renders from a QubesDB stand-in
+# into $TB_DIR/rendered.yaml (checked with dnsfenced -n, not used: the
+# bed's daemon runs on qb_config's file) and adds the tagged accept.
+QB_SETUP="$(dirname "${BASH_SOURCE[0]}")/../../contrib/qubes/qubes-setup"
+qb_setup() {
+	local cmd=$1
+	shift
+	if [ "$cmd" = start ]; then
+		[ -f "$TB_DIR/qubesdb.json" ] || cat >"$TB_DIR/qubesdb.json" <<-J
+		{"/qubes-netvm-gateway": "$QB_GW",
+		 "/qubes-netvm-primary-dns": "10.139.1.1",
+		 "/qubes-netvm-secondary-dns": "10.139.1.2",
+		 "/qubes-primary-dns": "10.139.1.1",
+		 "/qubes-secondary-dns": "10.139.1.2"}
+		J
+		set -- --qubesdb-json "$TB_DIR/qubesdb.json" \
+			--config "$TB_DIR/rendered.yaml" --policies "$TB_DIR/vms" \
+			--qubes-conf "$TB_DIR/qubes.conf" \
+			--trust-anchor "$TB_DIR/mi/root.key" --control-group root \
+			--dnsfenced "$DNSFENCED" "$@"
+	fi
+	echo "--- qubes-setup $cmd" >>"$TB_DIR/qubes-setup.log"
+	# (Its failsafe.nft is the one next to it, contrib/qubes/.)
+	python3 "$QB_SETUP" "$cmd" --nft "ip netns exec $FW nft" "$@" \
+		>>"$TB_DIR/qubes-setup.log" 2>&1
 }
 
 # dnsfence.yaml as contrib/qubes/qubes-setup renders it (policies in

@@ -167,6 +167,10 @@ tb_policy() {
 # DNSFENCE_WRAP (e.g. valgrind) runs the daemon under a wrapper that keeps
 # its PID (valgrind does); the wrapper's failures fail the test at exit.
 tb_daemon_start() {
+	# Emptied here, not only by tb_bg's redirection, which the background
+	# child performs: the wait below could otherwise find the previous
+	# run's "ready" before the new daemon has even truncated its log.
+	: >"$TB_DIR/dnsfenced.log"
 	# shellcheck disable=SC2086
 	tb_bg "$TB_DIR/dnsfenced.log" "$FW" ${DNSFENCE_WRAP:-} "$DNSFENCED" \
 		-c "$TB_DIR/dnsfence.yaml" "$@"

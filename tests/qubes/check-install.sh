@@ -51,6 +51,24 @@ done
 want - "$root/share/dnsfence/salt/user_pillar/dnsfence.sls"
 want - "$root/share/dnsfence/salt/user_pillar/dnsfence.top"
 want - "$root/share/doc/dnsfence/qubes.md"
+# Installed, `qubes-setup stop` with no table loads the failsafe.nft next to
+# it (a fake nft: no tables, no chains; it records what -f is given).
+cat >"$dest/nft" <<'E'
+#!/bin/sh
+case "$*" in
+*"list tables"*) echo '{"nftables": []}' ;;
+*list*) exit 1 ;;
+"-f -") cat >/dev/null ;;
+"-f "*) echo "$2" >>"${0%/*}/nft.log" ;;
+esac
+E
+chmod +x "$dest/nft"
+if ! python3 "$root/lib/dnsfence/qubes-setup" stop --nft "$dest/nft" >/dev/null ||
+	[ "$(cat "$dest/nft.log" 2>/dev/null)" != "$root/lib/dnsfence/failsafe.nft" ]; then
+	echo "installed qubes-setup stop did not load $root/lib/dnsfence/failsafe.nft: $(cat "$dest/nft.log" 2>/dev/null)"
+	fail=1
+fi
+rm -f "$dest/nft" "$dest/nft.log"
 # The converter, from another branch: required once its files are here.
 q=$src/contrib/qubes
 [ ! -f "$q/dnsfence_qubes.py" ] || {

@@ -55,8 +55,10 @@ NO_CONF = {"hard-capture": False}
 
 FAKE_NFT = textwrap.dedent("""\
     #!{python}
-    # Records argv and stdin; `list chain FAMILY qubes custom-input` prints
-    # $FAKE_NFT_DIR/FAMILY.json (exit 1 when there is none, like nft).
+    # Records argv and stdin. `list chain F T C` prints
+    # $FAKE_NFT_DIR/F-T-C.json (exit 1 when there is none, like nft);
+    # `list tables F` prints F-tables.json (no tables when there is none).
+    # A write (-f) whose stdin or argv contains $FAKE_NFT_FAIL fails.
     import json, os, sys
     d = os.environ["FAKE_NFT_DIR"]
     args = sys.argv[1:]
@@ -64,11 +66,24 @@ FAKE_NFT = textwrap.dedent("""\
     with open(os.path.join(d, "log"), "a") as f:
         f.write(json.dumps({{"args": args, "stdin": stdin}}) + "\\n")
     if "list" in args:
-        p = os.path.join(d, args[args.index("chain") + 1] + ".json")
+        i = args.index("list")
+        if args[i + 1] == "tables":
+            p = os.path.join(d, args[i + 2] + "-tables.json")
+            if not os.path.exists(p):
+                sys.stdout.write('{{"nftables": []}}')
+                sys.exit(0)
+        else:
+            p = os.path.join(d, "-".join(args[i + 2:]) + ".json")
         if not os.path.exists(p):
             sys.stderr.write("Error: No such file or directory\\n")
             sys.exit(1)
         sys.stdout.write(open(p).read())
+        sys.exit(0)
+    fail = os.environ.get("FAKE_NFT_FAIL")
+    if fail and (fail in stdin or fail in " ".join(args)):
+        sys.stderr.write("Error: Could not process rule: "
+                         "Operation not supported\\n")
+        sys.exit(1)
     """)
 
 
@@ -80,6 +95,40 @@ def chain_json(family, rules):
         r = dict(r, family=family, table="qubes", chain="custom-input")
         objs.append({"rule": r})
     return json.dumps({"nftables": objs})
+
+
+def forward_json(prio=1, hook="forward", type_="filter", policy="drop"):
+    """`nft -j list chain inet dnsfence forward` of a daemon's table."""
+    ch = {"family": "inet", "table": "dnsfence", "name": "forward",
+          "handle": 2}
+    if hook is not None:
+        ch.update(type=type_, hook=hook, prio=prio, policy=policy)
+    return json.dumps({"nftables": [
+        {"metainfo": {"json_schema_version": 1}}, {"chain": ch},
+        {"rule": {"family": "inet", "table": "dnsfence", "chain": "forward",
+                  "handle": 7, "expr": [{"match": {
+                      "op": "!=", "left": {"meta": {"key": "iifgroup"}},
+                      "right": 2}}, {"accept": None}]}}]})
+
+
+def tables_json(*names):
+    return json.dumps({"nftables": [{"metainfo": {"json_schema_version": 1}}]
+                      + [{"table": {"family": "inet", "name": n,
+                                    "handle": i + 1}}
+                         for i, n in enumerate(names)]})
+
+
+# The exact input of the transaction that closes the daemon's table at
+# priority P: the fail-safe's policy and rules, nothing else.
+def closing(prio):
+    return (f"add chain inet dnsfence forward {{ type filter hook forward "
+            f"priority {prio}; policy accept; }}\n"
+            "flush chain inet dnsfence forward\n"
+            "add rule inet dnsfence forward ct state established,related "
+            "accept\n"
+            "add rule inet dnsfence forward iifgroup 2 counter reject with "
+            "icmpx admin-prohibited comment \"dnsfence fail-safe: dnsfenced "
+            "is not running\"\n")
 
 
 def tagged(handle, family, address, comment="dnsfence"):
@@ -224,6 +273,42 @@ class Plan(unittest.TestCase):
                          "delete rule ip qubes custom-input handle 9\n")
 
 
+class PlanClose(unittest.TestCase):
+    def test_keeps_priority(self):
+        self.assertEqual(qs.plan_close(json.loads(forward_json(1))[
+            "nftables"][1]["chain"]), closing(1))
+        ch = json.loads(forward_json(-7))["nftables"][1]["chain"]
+        self.assertEqual(qs.plan_close(ch), closing(-7))
+
+    def test_no_forward_chain(self):
+        self.assertEqual(qs.plan_close(None), closing(1))
+
+    def test_odd_chain_by_that_name_is_replaced(self):
+        for ch in (json.loads(forward_json(hook=None)),
+                   json.loads(forward_json(hook="input"))):
+            ch = ch["nftables"][1]["chain"]
+            self.assertEqual(qs.plan_close(ch),
+                             "flush chain inet dnsfence forward\n"
+                             "delete chain inet dnsfence forward\n"
+                             + closing(1))
+
+    def test_rules_are_failsafe_nft(self):
+        """The closed chain is failsafe.nft's chain: same priority, policy
+        and rules (comments in the file aside)."""
+        with open(os.path.join(SRC, "contrib", "qubes", "failsafe.nft"),
+                  encoding="utf-8") as f:
+            text = f.read()
+        self.assertEqual(qs.FAILSAFE, os.path.join(SRC, "contrib", "qubes",
+                                                   "failsafe.nft"))
+        body = text[text.index("chain forward {"):]
+        body = body[body.index("{") + 1:body.index("}")]
+        lines = [l.strip() for l in body.splitlines()
+                 if l.strip() and not l.strip().startswith("#")]
+        self.assertEqual(lines[0], "type filter hook forward priority "
+                         f"filter + {qs.FAILSAFE_PRIO}; policy accept;")
+        self.assertEqual(tuple(lines[1:]), qs.FAILSAFE_RULES)
+
+
 class Commands(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -250,8 +335,21 @@ class Commands(unittest.TestCase):
             return []
 
     def chain(self, family, rules):
-        with open(os.path.join(self.d, family + ".json"), "w") as f:
+        with open(os.path.join(self.d, family + "-qubes-custom-input.json"),
+                  "w") as f:
             f.write(chain_json(family, rules))
+
+    def table(self, forward=None):
+        """inet dnsfence exists; forward: its forward chain's JSON."""
+        with open(os.path.join(self.d, "inet-tables.json"), "w") as f:
+            f.write(tables_json("filter", "dnsfence"))
+        if forward is not None:
+            with open(os.path.join(self.d, "inet-dnsfence-forward.json"),
+                      "w") as f:
+                f.write(forward)
+
+    def writes(self):
+        return [e for e in self.log() if "-f" in e["args"]]
 
     def test_start_adds_then_is_idempotent(self):
         self.chain("ip", [])
@@ -281,23 +379,100 @@ class Commands(unittest.TestCase):
         rc = qs.main(["start", "--dnsfenced", "/bin/true"] + self.common)
         self.assertEqual(rc, 1)
 
-    def test_stop_removes_only_tagged_never_the_table(self):
+    def test_stop_closes_forward_then_removes_only_tagged(self):
+        self.table(forward_json(1))
         self.chain("ip", [tagged(3, "ip", "10.137.0.6", comment=None),
                           tagged(9, "ip", "10.137.0.6")])
         self.chain("ip6", [tagged(11, "ip6", "fd09:24ef:4179::a89:6")])
         self.assertEqual(qs.main(["stop"] + self.common), 0)
-        writes = [e for e in self.log() if "-f" in e["args"]]
-        self.assertEqual(len(writes), 1)
-        self.assertEqual(writes[0]["stdin"],
+        writes = self.writes()
+        self.assertEqual(len(writes), 2)
+        # First and alone: the table closed, in one transaction.
+        self.assertEqual(writes[0]["args"], ["-f", "-"])
+        self.assertEqual(writes[0]["stdin"], closing(1))
+        self.assertEqual(writes[1]["stdin"],
                          "delete rule ip qubes custom-input handle 9\n"
                          "delete rule ip6 qubes custom-input handle 11\n")
         for e in self.log():
-            self.assertNotIn("table", e["stdin"])
+            # Never the table, a set, an element or another chain.
+            self.assertNotRegex(e["stdin"], r"table|set|element|vm_|capture")
             self.assertFalse({"delete", "flush"} & set(e["args"]))
 
-    def test_stop_with_nothing_there(self):
+    def test_stop_keeps_another_priority(self):
+        # nftables: priority: 2 (or a user's -5): the kernel cannot move a
+        # base chain, so the fail-safe rules go in where it is.
+        for prio in (2, -5):
+            self.table(forward_json(prio))
+            self.assertEqual(qs.main(["stop"] + self.common), 0)
+            self.assertEqual(self.writes()[-1]["stdin"], closing(prio))
+
+    def test_stop_table_without_forward(self):
+        self.table()
         self.assertEqual(qs.main(["stop"] + self.common), 0)
-        self.assertFalse([e for e in self.log() if "-f" in e["args"]])
+        self.assertEqual([w["stdin"] for w in self.writes()], [closing(1)])
+
+    def test_stop_no_table_loads_the_failsafe(self):
+        self.assertEqual(qs.main(["stop"] + self.common), 0)
+        self.assertEqual([w["args"] for w in self.writes()],
+                         [["-f", qs.FAILSAFE]])
+        with open(qs.FAILSAFE, encoding="utf-8") as f:
+            self.assertRegex(f.read(), r"(?m)^create table inet dnsfence$")
+        self.assertEqual(qs.main(["stop", "--failsafe", "/x/f.nft"]
+                                 + self.common), 0)
+        self.assertEqual(self.writes()[-1]["args"], ["-f", "/x/f.nft"])
+
+    def test_stop_no_table_and_the_load_fails(self):
+        os.environ["FAKE_NFT_FAIL"] = "failsafe.nft"
+        try:
+            self.chain("ip", [tagged(9, "ip", "10.137.0.6")])
+            self.assertEqual(qs.main(["stop"] + self.common), 1)
+        finally:
+            del os.environ["FAKE_NFT_FAIL"]
+        # Tried twice (the table may have appeared), then the accept went.
+        self.assertEqual([w["args"] for w in self.writes()],
+                         [["-f", qs.FAILSAFE]] * 2 + [["-f", "-"]])
+        self.assertEqual(self.writes()[-1]["stdin"],
+                         "delete rule ip qubes custom-input handle 9\n")
+
+    def test_stop_closing_fails_exit_1_accept_still_removed(self):
+        self.table(forward_json(1))
+        self.chain("ip", [tagged(9, "ip", "10.137.0.6")])
+        os.environ["FAKE_NFT_FAIL"] = "dnsfence forward"
+        try:
+            r = subprocess.run([sys.executable, SCRIPT, "stop"] + self.common,
+                               capture_output=True, text=True,
+                               env=dict(os.environ))
+        finally:
+            del os.environ["FAKE_NFT_FAIL"]
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("closing inet dnsfence forward FAILED", r.stderr)
+        self.assertIn("Operation not supported", r.stderr)
+        self.assertEqual(self.writes()[-1]["stdin"],
+                         "delete rule ip qubes custom-input handle 9\n")
+
+    def test_stop_accept_removal_fails_exit_1_table_closed(self):
+        self.table(forward_json(1))
+        self.chain("ip", [tagged(9, "ip", "10.137.0.6")])
+        os.environ["FAKE_NFT_FAIL"] = "custom-input"
+        try:
+            self.assertEqual(qs.main(["stop"] + self.common), 1)
+        finally:
+            del os.environ["FAKE_NFT_FAIL"]
+        self.assertEqual(self.writes()[0]["stdin"], closing(1))
+
+    def test_stop_nft_from_environment(self):
+        # $DNSFENCE_NFT, as the e2e test and a unit drop-in may set it.
+        self.table(forward_json(3))
+        common = [a for a in self.common]
+        i = common.index("--nft")
+        nft = common[i + 1]
+        del common[i:i + 2]
+        r = subprocess.run([sys.executable, SCRIPT, "stop"] + common,
+                           capture_output=True, text=True,
+                           env=dict(os.environ, DNSFENCE_NFT=nft))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("forward closed", r.stdout)
+        self.assertEqual(self.writes()[0]["stdin"], closing(3))
 
 
 def without_new_keys(text):
