@@ -7,7 +7,10 @@
 # whose rules cannot be expressed is closed; a rule change takes effect
 # within a second; a VM that leaves /connected-ips is retired; an extra
 # file is in force within a second of a SIGHUP (systemctl reload), and
-# noticed without one; stopping the sync leaves nothing behind.
+# noticed without one; stopping the sync leaves nothing behind. The qube
+# runs in takeover mode (qubes-firewall off, the default of doc/qubes.md):
+# dnsfence alone enforces the dsthost rules, and a narrowing ends the open
+# connections it no longer allows (the conntrack purge).
 . "$(dirname "$0")/../lib/testbed.sh"
 . "$(dirname "$0")/../lib/qubesbed.sh"
 
@@ -31,7 +34,9 @@ has_ede() {
 }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
+QB_MODE=takeover
 qb_init
+ok "takeover: no ip qubes-firewall table" eval '! nsx "$FW" nft list table ip qubes-firewall >/dev/null 2>&1'
 qb_custom_input
 qb_config <<'C'
 freebind: true

@@ -24,9 +24,9 @@
 #   up namespace, 10.137.0.5), with counters added so the test can see
 #   that they stay at 0.
 # What it cannot reproduce: Xen (vifs are veths), QubesDB and dom0,
-# qubes-firewall's own daemon (its qbs-* chains are written here, once),
-# the ip6 tables and IPv6 (Qubes has no IPv6 virtual DNS), the conntrack
-# purge, systemd ordering and units, and real VM names.
+# qubes-firewall's own daemon (in layered mode its qbs-* chains are written
+# here, once) and its conntrack purge, the ip6 tables and IPv6 (Qubes has
+# no IPv6 virtual DNS), systemd ordering and units, and real VM names.
 #
 # Everything is named df-<test>-<pid>-*, and removed by testbed.sh's trap.
 
@@ -36,6 +36,10 @@ QB_GW=10.137.0.6     # the fw qube's own address: /qubes-netvm-gateway
 QB_UPSTREAM=10.137.0.5 # its netvm (sys-firewall)
 QB_NFT="$(dirname "${BASH_SOURCE[0]}")/qubes-r43.nft"
 QB_ACCEL=0 # 1 once inet qubes-nat-accel exists
+# layered: qubes-firewall runs (its table, a qbs-<ip> chain per VM);
+# takeover (qvm-service ... qubes-firewall off, doc/qubes.md): it never
+# starts, so there is no `ip qubes-firewall` table. Set before qb_init.
+QB_MODE=${QB_MODE:-layered}
 
 # The firewall qube and its netvm; the uplink address comes later
 # (qb_uplink), as qubes-network-uplink@eth0 adds it after boot.
@@ -50,6 +54,9 @@ qb_init() {
 	nsx "$UP" ip link set uplink up
 	nsx "$UP" ip route add "$QB_GW/32" dev uplink
 	nsx "$FW" nft -f "$QB_NFT"
+	if [ "$QB_MODE" = takeover ]; then
+		nsx "$FW" nft delete table ip qubes-firewall
+	fi
 	qb_dnat_dns "$QB_UPSTREAM"
 	# The internet behind the netvm, with names.
 	mi_build "$TB_DIR/mi"
@@ -99,8 +106,8 @@ qb_vm() {
 	nsx "$FW" nft add element ip qubes allowed "{ \"$vif\" . $ip }"
 	nsx "$FW" nft add element ip qubes downstream "{ $ip }"
 	# qubes-firewall's per-source chain (R4.3: jumped to from
-	# qubes-forward).
-	nsx "$FW" nft -f - <<-NFT
+	# qubes-forward), in the layered mode.
+	[ "$QB_MODE" = takeover ] || nsx "$FW" nft -f - <<-NFT
 	table ip qubes-firewall {
 		chain $qbs {
 			$rules
