@@ -274,7 +274,8 @@ reply_answer(struct query *q)
 	if (q->cl == NULL)
 		return;
 	n = dnswire_build_answer(&q->q, q->pkt, q->len, q->sec == UB_SEC_SECURE,
-		q->cap, max_answer(q), q->srv->out, sizeof(q->srv->out));
+		q->cap, EDE_NONE, NULL, max_answer(q), q->srv->out,
+		sizeof(q->srv->out));
 	if (n == 0) {
 		reply_error(q, SF_MALFORMED, DNS_R_SERVFAIL, EDE_OTHER,
 			"malformed answer from the resolver");
