@@ -226,16 +226,30 @@ entry_rule(struct entry *e, uint64_t id)
 	e->rules[e->nrules++] = id;
 }
 
-/* The rules of vm through which name admits e. */
+static void
+key_ipaddr(const struct elem_key *k, struct ipaddr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->family = k->family;
+	memcpy(a->b, k->addr, k->family == AF_INET ? 4 : 16);
+}
+
+/* The rules of vm through which name admits e (a private address: only
+ * those that say allow-private). */
 static void
 entry_rules_of(struct entry *e, const struct vm *vm, const char *name)
 {
 	int64_t now = util_wall_s();
+	struct ipaddr ad;
+	bool priv;
 
+	key_ipaddr(&e->k, &ad);
+	priv = policy_addr_class(&ad) == ADDR_PRIVATE;
 	for (size_t i = 0; i < vm->nallow; i++) {
 		const struct rule *r = &vm->allow[i];
 
 		if (!r->is_net && !policy_rule_ended(r, now) &&
+			(!priv || r->allow_private) &&
 			policy_pattern_match(&r->pat, name) &&
 			ports_admit(&r->ports, &e->k))
 			entry_rule(e, policy_rule_id(r));
@@ -487,9 +501,8 @@ refuse(struct admit_req *r, int err, const char *msg)
 
 void
 admit_request(struct admit *a, const struct config *c, const struct vm *vm,
-	const char *name, const struct dns_addr *addrs, size_t naddrs,
-	const struct ports *ports, uint32_t timeout_s, admit_done_cb cb,
-	void *arg)
+	const char *name, const struct admit_addr *addrs, size_t naddrs,
+	uint32_t timeout_s, admit_done_cb cb, void *arg)
 {
 	struct admit_req *r = xcalloc(1, sizeof(*r));
 	struct vmset *vs = vmset_get(a, vm->name, true);
@@ -516,7 +529,8 @@ admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 	/* First check room in every set this answer would grow, so that a
 	 * refused answer admits nothing at all. */
 	for (size_t i = 0; i < naddrs; i++) {
-		size_t nk = keys_for(vm, &addrs[i].a, ports, atoms, keys);
+		size_t nk =
+			keys_for(vm, &addrs[i].a, addrs[i].ports, atoms, keys);
 
 		for (size_t j = 0; j < nk; j++)
 			if (entry_get(a, vs, &keys[j], false) == NULL)
@@ -537,7 +551,8 @@ admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 		}
 	}
 	for (size_t i = 0; i < naddrs; i++) {
-		size_t nk = keys_for(vm, &addrs[i].a, ports, atoms, keys);
+		size_t nk =
+			keys_for(vm, &addrs[i].a, addrs[i].ports, atoms, keys);
 
 		for (size_t j = 0; j < nk; j++) {
 			struct entry *e = entry_get(a, vs, &keys[j], false);
@@ -813,7 +828,8 @@ struct plan_set {
 };
 
 struct admit_plan {
-	struct entry **del; /* leave the shadow on success */
+	const struct config *conf; /* admit_prune: the new configuration */
+	struct entry **del;	   /* leave the shadow on success */
 	size_t ndel;
 	struct plan_set *set; /* committed on success */
 	size_t nset;
@@ -862,10 +878,12 @@ enum names_verdict {
 	NAMES_SOME,
 };
 
-/* The ports the VM's new rules give the names that admitted e: their
- * union, in out (released by the caller). */
+/* The ports the VM's new rules give the names that admitted e, for an
+ * address of class cl (a private one: only the rules that say
+ * allow-private): their union, in out (released by the caller). */
 static enum names_verdict
-names_ports(const struct vm *vm, const struct entry *e, struct ports *out)
+names_ports(const struct vm *vm, const struct entry *e, enum addr_class cl,
+	struct ports *out)
 {
 	enum names_verdict nv = NAMES_NONE;
 
@@ -874,11 +892,13 @@ names_ports(const struct vm *vm, const struct entry *e, struct ports *out)
 		return NAMES_UNKNOWN;
 	for (int i = 0; i < e->nnames; i++) {
 		struct verdict v;
+		const struct ports *ps;
 
 		policy_decide(vm, e->names[i], util_wall_s(), &v);
-		if (v.allowed) {
+		ps = policy_verdict_ports(&v, cl);
+		if (v.allowed && ps != NULL) {
 			nv = NAMES_SOME;
-			policy_ports_union(out, &v.ports);
+			policy_ports_union(out, ps);
 		}
 		verdict_finish(&v);
 	}
@@ -965,15 +985,26 @@ prune_one(struct admit *a, struct admit_plan *p, struct elems_msgs *m,
 	uint64_t now)
 {
 	struct ports ps;
-	enum names_verdict nv = names_ports(vm, e, &ps);
+	struct ipaddr ad;
+	enum addr_class cl;
+	enum names_verdict nv;
 	bool atom;
 
+	key_ipaddr(&e->k, &ad);
+	cl = config_addr_class(p->conf, &ad);
+	nv = names_ports(vm, e, cl, &ps);
 	if (e->forever) {
 		plan_del(p, m, e);
 		goto out;
 	}
 	if (e->pending != NULL || e->expiry < now + SOON_MS)
 		goto out;
+	/* No name admits it any more, whatever admitted it: an address
+	 * that became a VM's, or one reserved all along (added by hand). */
+	if (cl == ADDR_RESERVED || cl == ADDR_INTERNAL) {
+		plan_del(p, m, e);
+		goto out;
+	}
 	if (nv == NAMES_UNKNOWN) {
 		if (!rules_still(old, vm, e))
 			plan_del(p, m, e);
@@ -1005,6 +1036,7 @@ admit_prune(struct admit *a, const struct config *old, const struct config *c,
 	size_t n = 0;
 	struct entry **all = xcalloc(a->nentries + 1, sizeof(*all));
 
+	p->conf = c;
 	/* Each VM looked up once, not once per element: with thousands
 	 * of VMs a walk over them per element would cost more than the
 	 * prune itself. */

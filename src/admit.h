@@ -42,13 +42,19 @@ void admit_retain(struct admit *a, const struct config *c);
 /** No batch collecting or in flight. */
 bool admit_idle(const struct admit *a);
 
-/** Admit addrs for vm with the given ports, for at least timeout_s
+/** One address of an answer and the ports it is admitted with (those of
+ * the rules that admit it: policy_verdict_ports()). */
+struct admit_addr {
+	struct ipaddr a;
+	const struct ports *ports;
+};
+
+/** Admit addrs for vm, each with its ports, for at least timeout_s
  * seconds. cb may run before this returns (nothing to change, or a
  * refusal such as a full set). */
 void admit_request(struct admit *a, const struct config *c, const struct vm *vm,
-	const char *name, const struct dns_addr *addrs, size_t naddrs,
-	const struct ports *ports, uint32_t timeout_s, admit_done_cb cb,
-	void *arg);
+	const char *name, const struct admit_addr *addrs, size_t naddrs,
+	uint32_t timeout_s, admit_done_cb cb, void *arg);
 
 /* Changes to the shadow that ride a ruleset transaction, applied by
  * admit_plan_done() once its outcome is known. */

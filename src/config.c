@@ -1017,7 +1017,7 @@ k_dns(struct loader *L, const struct ynode *v, void *obj)
 /* A rule being read: the fields seen, checked once the mapping is done. */
 struct rule_ctx {
 	struct rule r;
-	const struct ynode *name, *net, *ports, *dnssec, *until;
+	const struct ynode *name, *net, *ports, *dnssec, *until, *private;
 };
 
 static void
@@ -1082,6 +1082,15 @@ r_dnssec(struct loader *L, const struct ynode *v, void *obj)
 	scalar_bool(L, v, &rc->r.require_dnssec);
 }
 
+static void
+r_private(struct loader *L, const struct ynode *v, void *obj)
+{
+	struct rule_ctx *rc = obj;
+
+	rc->private = v;
+	scalar_bool(L, v, &rc->r.allow_private);
+}
+
 /* A time already past is no error: a policy written for a window that
  * has closed is still a valid policy (the rule admits nothing, and -n and
  * the daemon say so). Only the epoch itself and before are refused: 0
@@ -1117,6 +1126,7 @@ static const struct keyspec allow_keys[] = {
 	{"ports", YN_SEQ, r_ports, false},
 	{"require-dnssec", YN_SCALAR, r_dnssec, false},
 	{"until", YN_SCALAR, r_until, false},
+	{"allow-private", YN_SCALAR, r_private, false},
 	{NULL, 0, NULL, false},
 };
 
@@ -1149,6 +1159,11 @@ rule_list(struct loader *L, const struct ynode *v, bool allow)
 			lerr(L, rc.dnssec,
 				"require-dnssec applies to names, "
 				"not to 'net' rules");
+		if (rc.net && rc.private)
+			lerr(L, rc.private,
+				"allow-private applies to names, not to "
+				"'net' rules (a net rule admits its prefix, "
+				"private or not)");
 		if (L->d->n != before) {
 			policy_ports_finish(&rc.r.ports);
 			continue;
@@ -1413,7 +1428,48 @@ config_load(const char *path, struct diag *d)
 		config_free(c);
 		return NULL;
 	}
+	config_index_internal(c);
 	return c;
+}
+
+static int
+ipaddr_qcmp(const void *a, const void *b)
+{
+	return policy_addr_cmp(a, b);
+}
+
+void
+config_index_internal(struct config *c)
+{
+	size_t n = c->nlisten, o = 0;
+
+	for (size_t i = 0; i < c->nvms; i++)
+		n += c->vms[i].naddrs;
+	free(c->internal);
+	c->internal = xcalloc(n + 1, sizeof(*c->internal));
+	for (size_t i = 0; i < c->nlisten; i++)
+		c->internal[o++] = c->listen[i].addr;
+	for (size_t i = 0; i < c->nvms; i++)
+		for (size_t j = 0; j < c->vms[i].naddrs; j++)
+			c->internal[o++] = c->vms[i].addrs[j];
+	if (o > 0)
+		qsort(c->internal, o, sizeof(*c->internal), ipaddr_qcmp);
+	c->ninternal = 0;
+	for (size_t i = 0; i < o; i++)
+		if (c->ninternal == 0 ||
+			policy_addr_cmp(&c->internal[c->ninternal - 1],
+				&c->internal[i]) != 0)
+			c->internal[c->ninternal++] = c->internal[i];
+}
+
+enum addr_class
+config_addr_class(const struct config *c, const struct ipaddr *a)
+{
+	if (c->ninternal > 0 &&
+		bsearch(a, c->internal, c->ninternal, sizeof(*c->internal),
+			ipaddr_qcmp) != NULL)
+		return ADDR_INTERNAL;
+	return policy_addr_class(a);
 }
 
 char *
@@ -1498,6 +1554,8 @@ dump_rule(const struct rule *r, bool allow, FILE *out)
 	}
 	if (r->require_dnssec)
 		fputs("        require-dnssec: true\n", out);
+	if (r->allow_private)
+		fputs("        allow-private: true\n", out);
 	if (r->until != 0)
 		fprintf(out, "        until: %s%s\n",
 			policy_time_str(r->until, buf, sizeof(buf)),
@@ -1635,6 +1693,7 @@ config_free(struct config *c)
 	free_strv(c->forward, c->nforward);
 	free(c->forward_pos);
 	free(c->listen);
+	free(c->internal);
 	free(c->capture.to);
 	free(c->capture.to_pos);
 	free(c->file);
@@ -1723,6 +1782,7 @@ config_at(const struct config *c, int64_t now)
 	o->file = xstrdup_null(c->file);
 	o->conf_file = xstrdup_null(c->conf_file);
 	o->listen = xmemdup(c->listen, c->nlisten, sizeof(*c->listen));
+	o->internal = xmemdup(c->internal, c->ninternal, sizeof(*c->internal));
 	o->capture.to =
 		xmemdup(c->capture.to, c->capture.nto, sizeof(*c->capture.to));
 	o->capture.to_pos = xmemdup(c->capture.to_pos, c->capture.nto,

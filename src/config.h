@@ -84,6 +84,10 @@ struct config {
 	struct limits limits;
 	struct vm *vms;
 	size_t nvms;
+	/* Every VM's addresses and every listen address, sorted, once each:
+	 * never admitted through a name (config_addr_class). */
+	struct ipaddr *internal;
+	size_t ninternal;
 };
 
 /** Load the configuration and every policy. Returns NULL when d holds at
@@ -127,6 +131,15 @@ size_t config_untils(const struct config *c, int64_t now,
 /** The same for the rules that have ended at now (until <= now). */
 size_t config_ended(const struct config *c, int64_t now, struct until_info *out,
 	size_t max);
+
+/** The class of a in an answer for a name (the DNS rebinding guard):
+ * ADDR_INTERNAL when it is an address of one of c's VMs or one of its
+ * listen addresses, else policy_addr_class(a). */
+enum addr_class config_addr_class(const struct config *c,
+	const struct ipaddr *a);
+/** Fill c->internal from c's VMs and listen addresses (config_load does;
+ * for configurations made by hand). */
+void config_index_internal(struct config *c);
 
 /** The port DNS redirected for family (AF_INET, AF_INET6) goes to: that
  * of c's first listen address of that family; 0 if it has none. */

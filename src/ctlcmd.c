@@ -207,6 +207,37 @@ vm_drops(const struct config *cf)
 	return vd.n;
 }
 
+/* The VMs whose answers the rebinding guard changed, and how. */
+static void
+status_stripped(struct ctlcmd *c, struct ctl_conn *cc)
+{
+	const struct config *cf = conf(c);
+	bool head = false;
+
+	for (size_t i = 0; i < cf->nvms; i++) {
+		const struct server_vm_stats *st = vm_stats(c, cf->vms[i].name);
+		const char *sep = "";
+
+		if (st == NULL ||
+			st->stripped[0] + st->stripped[1] + st->stripped[2] ==
+				0)
+			continue;
+		if (!head)
+			ctl_out(cc,
+				"\naddresses removed from answers (DNS "
+				"rebinding guard):\n");
+		head = true;
+		ctl_out(cc, "  %-20s", cf->vms[i].name);
+		for (int k = 0; k < DL_STRIPPED; k++) {
+			ctl_out(cc, "%s %llu %s", sep,
+				(unsigned long long)st->stripped[k],
+				dl_stripped_name(k));
+			sep = ",";
+		}
+		ctl_out(cc, "\n");
+	}
+}
+
 static void
 status_human(struct ctlcmd *c, struct ctl_conn *cc)
 {
@@ -256,6 +287,7 @@ status_human(struct ctlcmd *c, struct ctl_conn *cc)
 			admit_count(c->admit, vm->name), dropped);
 	}
 	free(drops);
+	status_stripped(c, cc);
 	if (c->status_more)
 		c->status_more(cc, false, c->arg);
 }
@@ -301,7 +333,7 @@ status_json(struct ctlcmd *c, struct ctl_conn *cc)
 		ctl_out(cc,
 			":{\"queries\":%llu,\"answered\":%llu,\"refused\":%llu,"
 			"\"servfail\":%llu,\"elements\":%zu,\"default\":\"%s\","
-			"\"mode\":\"%s\",\"dropped\":",
+			"\"mode\":\"%s\",",
 			(unsigned long long)st->queries,
 			(unsigned long long)st->result[RES_ANSWERED],
 			(unsigned long long)st->result[RES_REFUSED],
@@ -309,6 +341,12 @@ status_json(struct ctlcmd *c, struct ctl_conn *cc)
 			admit_count(c->admit, vm->name),
 			vm->default_allow ? "allow" : "deny",
 			vm->learn ? "learn" : "enforce");
+		ctl_out(cc, "\"stripped\":{");
+		for (int k = 0; k < DL_STRIPPED; k++)
+			ctl_out(cc, "%s\"%s\":%llu", k ? "," : "",
+				dl_stripped_name(k),
+				(unsigned long long)st->stripped[k]);
+		ctl_out(cc, "},\"dropped\":");
 		if (drops != NULL)
 			ctl_out(cc, "%llu}", (unsigned long long)drops[i]);
 		else
@@ -468,6 +506,46 @@ why_answer(struct ctl_conn *cc, bool json, bool accept, const char *vm,
 	ctl_end(cc, accept ? 0 : 1);
 }
 
+/* Why no name admits addr (the DNS rebinding guard), or NULL when one
+ * could. */
+static const char *
+guarded_text(const struct config *cf, const struct vm *vm,
+	const struct ipaddr *addr, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+	const struct vm *owner;
+	bool priv = false;
+
+	policy_addr_str(addr, a, sizeof(a));
+	switch (config_addr_class(cf, addr)) {
+	case ADDR_PUBLIC:
+		return NULL;
+	case ADDR_PRIVATE:
+		for (size_t i = 0; i < vm->nallow; i++)
+			priv |= vm->allow[i].allow_private &&
+				!vm->allow[i].is_net;
+		snprintf(buf, len,
+			"%s is a private address: answers keep it only for "
+			"names whose allow rule says allow-private: true%s",
+			a, priv ? "" : " (no rule of this VM does)");
+		return buf;
+	case ADDR_RESERVED:
+		snprintf(buf, len,
+			"%s is a reserved address (this network, loopback, "
+			"multicast, v4-mapped): no answer ever admits it",
+			a);
+		return buf;
+	case ADDR_INTERNAL:
+		owner = policy_find_vm(cf->vms, cf->nvms, addr, NULL);
+		snprintf(buf, len,
+			"%s is the address of VM %s: no answer ever admits it "
+			"(no VM reaches another through DNS)",
+			a, owner ? owner->name : "?");
+		return buf;
+	}
+	return NULL;
+}
+
 static void
 cmd_why(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
 {
@@ -577,6 +655,8 @@ cmd_why(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
 		snprintf(line, sizeof(line),
 			"%s: not admitted: %s was resolved by %s for %s only",
 			conn, a, vm->name, j.other);
+	else if (guarded_text(cf, vm, &addr, rt, sizeof(rt)) != NULL)
+		snprintf(line, sizeof(line), "%s: not admitted: %s", conn, rt);
 	else
 		snprintf(line, sizeof(line),
 			"%s: not admitted: %s was never resolved by %s (or its "
@@ -612,7 +692,11 @@ log_json(struct ctl_conn *cc, const struct dl_entry *e)
 	for (uint32_t i = 0; i < e->naddrs && i < DL_ADDRS; i++)
 		ctl_out(cc, "%s\"%s\"", i ? "," : "",
 			policy_addr_str(&e->addrs[i], ab, sizeof(ab)));
-	ctl_out(cc, "],\"naddresses\":%u,\"timeout\":", e->naddrs);
+	ctl_out(cc, "],\"naddresses\":%u,\"stripped\":{", e->naddrs);
+	for (int k = 0; k < DL_STRIPPED; k++)
+		ctl_out(cc, "%s\"%s\":%u", k ? "," : "", dl_stripped_name(k),
+			e->stripped[k]);
+	ctl_out(cc, "},\"timeout\":");
 	if (e->naddrs > 0)
 		ctl_out(cc, "%u}", e->timeout_s);
 	else
@@ -784,6 +868,16 @@ metrics_vms(struct ctlcmd *c, struct metrics_out *m)
 		metrics_printf(m,
 			"dnsfence_admitted_addresses_total{vm=\"%s\"} %llu\n",
 			st[i]->name, (unsigned long long)st[i]->admitted);
+	metrics_head(m, "dnsfence_stripped_addresses", "counter",
+		"Addresses the DNS rebinding guard removed from the answers "
+		"each VM was given, by class.");
+	for (size_t i = 0; i < n; i++)
+		for (int k = 0; k < DL_STRIPPED; k++)
+			metrics_printf(m,
+				"dnsfence_stripped_addresses_total{vm=\"%s\","
+				"class=\"%s\"} %llu\n",
+				st[i]->name, dl_stripped_name(k),
+				(unsigned long long)st[i]->stripped[k]);
 	metrics_head(m, "dnsfence_elements", "gauge",
 		"Elements in each VM's sets now.");
 	for (size_t i = 0; i < cf->nvms; i++)

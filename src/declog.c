@@ -246,6 +246,43 @@ dl_type_name(uint16_t qtype, char *buf, size_t len)
 }
 
 const char *
+dl_stripped_name(int k)
+{
+	static const char *const names[DL_STRIPPED] = {"private", "reserved",
+		"internal"};
+
+	return k >= 0 && k < DL_STRIPPED ? names[k] : "?";
+}
+
+/* "; stripped 2 (private)", "; stripped 3 (2 private, 1 reserved)" */
+static const char *
+dl_format_stripped(const struct dl_entry *e, char *buf, size_t n, size_t len)
+{
+	uint32_t total = 0;
+	int kinds = 0, left;
+
+	for (int k = 0; k < DL_STRIPPED; k++) {
+		total += e->stripped[k];
+		kinds += e->stripped[k] > 0;
+	}
+	if (total == 0 || n >= len)
+		return buf;
+	n += (size_t)snprintf(buf + n, len - n, "; stripped %u (", total);
+	left = kinds;
+	for (int k = 0; k < DL_STRIPPED && n < len; k++) {
+		if (e->stripped[k] == 0)
+			continue;
+		if (kinds > 1)
+			n += (size_t)snprintf(buf + n, len - n, "%u ",
+				e->stripped[k]);
+		if (n < len)
+			n += (size_t)snprintf(buf + n, len - n, "%s%s",
+				dl_stripped_name(k), --left > 0 ? ", " : ")");
+	}
+	return buf;
+}
+
+const char *
 dl_format_body(const struct dl_entry *e, char *buf, size_t len)
 {
 	char tb[16], ab[INET6_ADDRSTRLEN];
@@ -263,8 +300,9 @@ dl_format_body(const struct dl_entry *e, char *buf, size_t len)
 		n += (size_t)snprintf(buf + n, len - n, " and %u more",
 			e->naddrs - DL_ADDRS);
 	if (e->naddrs > 0 && n < len)
-		snprintf(buf + n, len - n, " for %u s", e->timeout_s);
-	return buf;
+		n += (size_t)snprintf(buf + n, len - n, " for %u s",
+			e->timeout_s);
+	return dl_format_stripped(e, buf, n, len);
 }
 
 const char *

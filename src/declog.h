@@ -15,7 +15,8 @@
 #define DL_SIZE 4096 /* decisions kept */
 #define DL_ADDRS 8   /* addresses kept per decision (the count is whole) */
 #define DL_CAUSE 120
-#define DL_RATE 5 /* journal lines per second per VM */
+#define DL_STRIPPED 3 /* classes of removed addresses (enum addr_class - 1) */
+#define DL_RATE 5     /* journal lines per second per VM */
 #define DL_BURST 20
 
 enum dl_verdict {
@@ -38,6 +39,9 @@ struct dl_entry {
 		timeout_s; /* the elements' lifetime (answers with addresses) */
 	uint32_t naddrs;   /* admitted; only the first DL_ADDRS are kept */
 	struct ipaddr addrs[DL_ADDRS];
+	/* removed from the answer by the DNS rebinding guard: private,
+	 * reserved, internal */
+	uint32_t stripped[DL_STRIPPED];
 };
 
 struct declog;
@@ -63,10 +67,12 @@ uint64_t declog_suppressed(const struct declog *d);
 const char *dl_verdict_name(enum dl_verdict v);
 /** One line, without a newline: "2026-12-06T10:00:00.123Z VM work,
  * www.example.com A: answered (allow *.example.com); admitted 192.0.2.10
- * for 305 s". dl_format_body: the same without the time (the journal
- * has its own). */
+ * for 305 s; stripped 2 (1 private, 1 reserved)". dl_format_body: the
+ * same without the time (the journal has its own). */
 const char *dl_format(const struct dl_entry *e, char *buf, size_t len);
 const char *dl_format_body(const struct dl_entry *e, char *buf, size_t len);
+/** The name of a class of stripped addresses (0 .. DL_STRIPPED-1). */
+const char *dl_stripped_name(int k);
 /** RFC 3339 UTC with milliseconds. */
 const char *dl_time(int64_t when_ms, char *buf, size_t len);
 /** The record type's mnemonic (A, AAAA, HTTPS...) or TYPEnnn. */

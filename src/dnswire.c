@@ -8,6 +8,9 @@
 #include "util.h"
 
 #define MAX_PTR_HOPS 64
+#define SVCB_MANDATORY 0 /* SvcParamKeys (RFC 9460, section 14.3.2) */
+#define SVCB_IPV4HINT 4
+#define SVCB_IPV6HINT 6
 #define MAX_CHAIN 16
 #define DICT_MAX 512
 
@@ -439,45 +442,84 @@ add_addr(struct dns_answer *ans, size_t max, int family, const uint8_t *b)
 	ans->addrs[ans->naddrs++].a = a;
 }
 
-/* ipv4hint (4) and ipv6hint (6) of an SVCB/HTTPS record's SvcParams. */
-static int
-svcb_hints(const uint8_t *pkt, const struct rr *r, struct dns_answer *ans,
-	size_t max)
+/* SVCB/HTTPS rdata: where its SvcParams start, past SvcPriority and the
+ * TargetName; 0 when malformed. TargetName is never compressed (RFC 9460,
+ * section 2.2): the rdata goes to the client verbatim, where a pointer
+ * would point into another message. */
+static size_t
+svcb_params_at(const uint8_t *pkt, const struct rr *r)
 {
 	size_t end = r->rdoff + r->rdlen, off = r->rdoff + 2;
 	uint8_t tmp[DNS_MAXNAME];
 	size_t tl;
 
-	/* TargetName is never compressed (RFC 9460, section 2.2): the rdata
-	 * goes to the client verbatim, where a pointer would point into
-	 * another message. */
 	if (r->rdlen < 3)
-		return -1;
+		return 0;
 	for (size_t p = off; p < end; p += (size_t)pkt[p] + 1) {
 		if (pkt[p] & 0xC0)
-			return -1;
+			return 0;
 		if (pkt[p] == 0)
 			break;
 	}
 	if (read_name(pkt, end, &off, tmp, &tl) < 0)
-		return -1;
-	while (off < end) {
-		uint16_t key, vlen;
+		return 0;
+	return off;
+}
 
-		if (get16(pkt, end, off, &key) < 0 ||
-			get16(pkt, end, off + 2, &vlen) < 0 ||
-			end - off - 4 < vlen)
-			return -1;
-		off += 4;
-		if ((key == 4 && vlen % 4) || (key == 6 && vlen % 16))
-			return -1;
-		for (size_t i = 0; key == 4 && i < vlen; i += 4)
-			add_addr(ans, max, AF_INET, pkt + off + i);
-		for (size_t i = 0; key == 6 && i < vlen; i += 16)
-			add_addr(ans, max, AF_INET6, pkt + off + i);
-		off += vlen;
+/* The SvcParam at *off (before end): its key, and its value at *val,
+ * *vlen bytes; *off moves past it. 1: one read; 0: none left; -1:
+ * malformed (it overruns the rdata, or a hint is not whole addresses). */
+static int
+svcb_param(const uint8_t *pkt, size_t end, size_t *off, uint16_t *key,
+	size_t *val, uint16_t *vlen)
+{
+	if (*off >= end)
+		return 0;
+	if (get16(pkt, end, *off, key) < 0 ||
+		get16(pkt, end, *off + 2, vlen) < 0 || end - *off - 4 < *vlen)
+		return -1;
+	if ((*key == SVCB_IPV4HINT && *vlen % 4) ||
+		(*key == SVCB_IPV6HINT && *vlen % 16))
+		return -1;
+	*val = *off + 4;
+	*off += 4 + (size_t)*vlen;
+	return 1;
+}
+
+static size_t
+hint_len(uint16_t key)
+{
+	return key == SVCB_IPV4HINT ? 4 : key == SVCB_IPV6HINT ? 16 : 0;
+}
+
+static void
+hint_addr(uint16_t key, const uint8_t *b, struct ipaddr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->family = key == SVCB_IPV4HINT ? AF_INET : AF_INET6;
+	memcpy(a->b, b, hint_len(key));
+}
+
+/* ipv4hint (4) and ipv6hint (6) of an SVCB/HTTPS record's SvcParams. */
+static int
+svcb_hints(const uint8_t *pkt, const struct rr *r, struct dns_answer *ans,
+	size_t max)
+{
+	size_t end = r->rdoff + r->rdlen, off = svcb_params_at(pkt, r), val;
+	uint16_t key, vlen;
+	int rc;
+
+	if (off == 0)
+		return -1;
+	while ((rc = svcb_param(pkt, end, &off, &key, &val, &vlen)) > 0) {
+		size_t hl = hint_len(key);
+
+		for (size_t i = 0; hl > 0 && i < vlen; i += hl)
+			add_addr(ans, max,
+				key == SVCB_IPV4HINT ? AF_INET : AF_INET6,
+				pkt + val + i);
 	}
-	return 0;
+	return rc;
 }
 
 static void
@@ -662,14 +704,25 @@ dnssec_type(uint16_t t)
 	return t == DNS_T_RRSIG || t == DNS_T_NSEC || t == DNS_T_NSEC3;
 }
 
+/* Bytes put_opt() writes. */
+static size_t
+opt_len(const struct dns_query *q, int ede, const char *text)
+{
+	size_t tl = text ? strlen(text) : 0;
+
+	if (!q->edns)
+		return 0;
+	return 11 + (ede == EDE_NONE ? 0 : 6 + (tl > 200 ? 200 : tl));
+}
+
 size_t
 dnswire_build_answer(const struct dns_query *q, const uint8_t *pkt, size_t len,
-	bool secure, uint32_t ttl_cap, size_t maxlen, uint8_t *out,
-	size_t outlen)
+	bool secure, uint32_t ttl_cap, int ede, const char *ede_text,
+	size_t maxlen, uint8_t *out, size_t outlen)
 {
 	struct wbuf w = {.p = out, .cap = outlen < maxlen ? outlen : maxlen};
 	uint16_t cnt[3] = {0, 0, 0}, flags = 0;
-	size_t countpos;
+	size_t countpos, optlen = opt_len(q, ede, ede_text);
 	struct msg m;
 	int rc = 0;
 
@@ -690,11 +743,13 @@ dnswire_build_answer(const struct dns_query *q, const uint8_t *pkt, size_t len,
 				r->type != q->qtype))
 			continue;
 		/* Keep room for our OPT so truncation never drops it. */
-		if (q->edns)
-			w.cap -= 11;
+		if (w.cap < optlen) {
+			w.overflow = true;
+			break;
+		}
+		w.cap -= optlen;
 		rc = put_rr(&w, pkt, r, ttl_cap);
-		if (q->edns)
-			w.cap += 11;
+		w.cap += optlen;
 		if (!w.overflow)
 			cnt[r->section]++;
 	}
@@ -714,7 +769,7 @@ dnswire_build_answer(const struct dns_query *q, const uint8_t *pkt, size_t len,
 		put16(&w, q->qclass);
 		w.p[2] |= DNS_F_TC >> 8;
 	}
-	put_opt(&w, q, EDE_NONE, NULL);
+	put_opt(&w, q, ede, ede_text);
 	msg_finish(&m);
 	if (w.overflow)
 		return 0;
@@ -725,4 +780,283 @@ dnswire_build_answer(const struct dns_query *q, const uint8_t *pkt, size_t len,
 		w.p[countpos + 2 * (size_t)s + 1] = (uint8_t)v;
 	}
 	return w.len;
+}
+
+/* ---- the rebinding guard ------------------------------------------------ */
+
+enum fate {
+	FATE_KEEP,
+	FATE_DROP,
+	FATE_REWRITE, /* an SVCB/HTTPS record that loses hints */
+};
+
+struct strip {
+	const uint8_t *pkt;
+	dnswire_guard_fn guard;
+	void *arg;
+	struct dns_strip *out;
+	/* RRsets that lost records: their RRSIGs go too */
+	const struct rr **changed;
+	size_t nchanged;
+};
+
+/* May the answer keep address a? Remember it if not. */
+static bool
+keeps(struct strip *st, const struct ipaddr *a)
+{
+	struct dns_strip *o = st->out;
+	int why = st->guard(a, st->arg);
+
+	if (why == 0)
+		return true;
+	for (size_t i = 0; i < o->nremoved; i++)
+		if (policy_addr_cmp(&o->removed[i].a, a) == 0)
+			return false;
+	o->removed =
+		xreallocarray(o->removed, o->nremoved + 1, sizeof(*o->removed));
+	o->removed[o->nremoved].a = *a;
+	o->removed[o->nremoved++].why = why;
+	return false;
+}
+
+/* Does the mandatory SvcParam (its value at val, vlen bytes) list key? */
+static bool
+mandatory_has(const uint8_t *pkt, size_t val, uint16_t vlen, uint16_t key)
+{
+	for (size_t i = 0; i + 2 <= vlen; i += 2)
+		if ((uint16_t)(pkt[val + i] << 8 | pkt[val + i + 1]) == key)
+			return true;
+	return false;
+}
+
+/* What becomes of an SVCB/HTTPS record: kept, rewritten without the hints
+ * the guard refuses (a hint parameter left empty goes), or dropped whole
+ * when a parameter that would go is listed in its `mandatory` (the
+ * record would be malformed without it: RFC 9460, section 8). -1 when
+ * malformed. */
+static int
+svcb_fate(struct strip *st, const struct rr *r, enum fate *f)
+{
+	const uint8_t *pkt = st->pkt;
+	size_t end = r->rdoff + r->rdlen, off = svcb_params_at(pkt, r), val;
+	size_t mval = 0;
+	uint16_t key, vlen, mlen = 0, emptied[2];
+	size_t nemptied = 0;
+	int rc;
+
+	*f = FATE_KEEP;
+	if (off == 0)
+		return -1;
+	while ((rc = svcb_param(pkt, end, &off, &key, &val, &vlen)) > 0) {
+		size_t hl = hint_len(key), left = 0;
+
+		if (key == SVCB_MANDATORY) {
+			mval = val;
+			mlen = vlen;
+		}
+		for (size_t i = 0; hl > 0 && i < vlen; i += hl) {
+			struct ipaddr a;
+
+			hint_addr(key, pkt + val + i, &a);
+			if (keeps(st, &a))
+				left++;
+			else
+				*f = FATE_REWRITE;
+		}
+		if (hl > 0 && left == 0 && vlen > 0 && nemptied < 2)
+			emptied[nemptied++] = key;
+	}
+	for (size_t i = 0; rc == 0 && i < nemptied; i++)
+		if (mandatory_has(pkt, mval, mlen, emptied[i]))
+			*f = FATE_DROP;
+	return rc;
+}
+
+/* Write the rdata of SVCB/HTTPS record r without the refused hints. */
+static void
+put_svcb(struct wbuf *w, struct strip *st, const struct rr *r)
+{
+	const uint8_t *pkt = st->pkt;
+	size_t end = r->rdoff + r->rdlen, off = svcb_params_at(pkt, r), val;
+	uint16_t key, vlen;
+
+	put(w, pkt + r->rdoff, off - r->rdoff); /* priority, target */
+	while (svcb_param(pkt, end, &off, &key, &val, &vlen) > 0) {
+		size_t hl = hint_len(key), kept = 0, at;
+
+		if (hl == 0) {
+			put(w, pkt + val - 4, 4 + (size_t)vlen);
+			continue;
+		}
+		at = w->len;
+		put16(w, key);
+		put16(w, 0);
+		for (size_t i = 0; i < vlen; i += hl) {
+			struct ipaddr a;
+
+			hint_addr(key, pkt + val + i, &a);
+			if (st->guard(&a, st->arg) == 0) {
+				put(w, pkt + val + i, hl);
+				kept += hl;
+			}
+		}
+		if (w->overflow)
+			return;
+		if (kept == 0 && vlen > 0) {
+			w->len = at; /* nothing left: no parameter */
+			continue;
+		}
+		w->p[at + 2] = (uint8_t)(kept >> 8);
+		w->p[at + 3] = (uint8_t)kept;
+	}
+}
+
+static void
+put_rewritten(struct wbuf *w, struct strip *st, const struct rr *r)
+{
+	size_t lenpos;
+
+	put_name(w, r->name, r->nlen);
+	put16(w, r->type);
+	put16(w, r->cls);
+	put32(w, r->ttl);
+	lenpos = w->len;
+	put16(w, 0);
+	put_svcb(w, st, r);
+	if (!w->overflow) {
+		size_t rdlen = w->len - lenpos - 2;
+
+		w->p[lenpos] = (uint8_t)(rdlen >> 8);
+		w->p[lenpos + 1] = (uint8_t)rdlen;
+	}
+}
+
+static bool
+is_address_rr(const struct rr *r)
+{
+	return (r->type == DNS_T_A && r->rdlen == 4) ||
+		(r->type == DNS_T_AAAA && r->rdlen == 16);
+}
+
+/* Decide every record's fate; RRSIGs last, once the changed RRsets are
+ * known. */
+static int
+fates(struct strip *st, const struct msg *m, enum fate *f)
+{
+	for (size_t i = 0; i < m->nrr; i++) {
+		const struct rr *r = &m->rrs[i];
+
+		f[i] = FATE_KEEP;
+		if (is_address_rr(r)) {
+			struct ipaddr a = {.family = r->type == DNS_T_A
+					? AF_INET
+					: AF_INET6};
+
+			memcpy(a.b, st->pkt + r->rdoff, r->rdlen);
+			if (!keeps(st, &a))
+				f[i] = FATE_DROP;
+		} else if (r->type == DNS_T_SVCB || r->type == DNS_T_HTTPS) {
+			if (svcb_fate(st, r, &f[i]) < 0)
+				return -1;
+		}
+		if (f[i] != FATE_KEEP)
+			st->changed[st->nchanged++] = r;
+	}
+	/* A signature over an RRset that lost records signs nothing the
+	 * client gets: it goes too. */
+	for (size_t i = 0; i < m->nrr; i++) {
+		const struct rr *r = &m->rrs[i];
+		uint16_t covered;
+
+		if (r->type != DNS_T_RRSIG ||
+			get16(st->pkt, r->rdoff + r->rdlen, r->rdoff,
+				&covered) < 0)
+			continue;
+		for (size_t c = 0; c < st->nchanged; c++)
+			if (st->changed[c]->type == covered &&
+				name_eq(st->changed[c]->name,
+					st->changed[c]->nlen, r->name, r->nlen))
+				f[i] = FATE_DROP;
+	}
+	return 0;
+}
+
+/* The message again, without what the fates drop. */
+static int
+rebuild(struct strip *st, const struct msg *m, const enum fate *f, size_t len)
+{
+	const uint8_t *pkt = st->pkt;
+	size_t cap = len < DNS_MAXMSG ? DNS_MAXMSG : len;
+	struct wbuf w = {.p = xcalloc(1, cap), .cap = cap};
+	uint16_t qd = 0, cnt[3] = {0, 0, 0};
+	size_t off = DNS_HDRLEN;
+
+	put(&w, pkt, 4); /* ID, flags */
+	get16(pkt, len, 4, &qd);
+	put16(&w, qd);
+	put(&w, "\0\0\0\0\0\0", 6); /* counts, below */
+	if (qd == 1) {
+		uint8_t n[DNS_MAXNAME];
+		size_t nl;
+
+		if (read_name(pkt, len, &off, n, &nl) < 0)
+			goto fail;
+		put_name(&w, n, nl);
+		put(&w, pkt + off, 4);
+	}
+	for (size_t i = 0; i < m->nrr; i++) {
+		const struct rr *r = &m->rrs[i];
+
+		if (f[i] == FATE_DROP)
+			continue;
+		if (f[i] == FATE_REWRITE)
+			put_rewritten(&w, st, r);
+		else if (put_rr(&w, pkt, r, UINT32_MAX) < 0)
+			goto fail;
+		cnt[r->section]++;
+	}
+	if (w.overflow)
+		goto fail;
+	for (int s = 0; s < 3; s++) {
+		w.p[6 + 2 * s] = (uint8_t)(cnt[s] >> 8);
+		w.p[7 + 2 * s] = (uint8_t)cnt[s];
+	}
+	st->out->pkt = w.p;
+	st->out->len = w.len;
+	return 0;
+fail:
+	free(w.p);
+	return -1;
+}
+
+int
+dnswire_strip(const uint8_t *pkt, size_t len, dnswire_guard_fn guard, void *arg,
+	struct dns_strip *out)
+{
+	struct strip st = {.pkt = pkt, .guard = guard, .arg = arg, .out = out};
+	enum fate *f = NULL;
+	struct msg m;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (msg_parse(pkt, len, &m) < 0)
+		return -1;
+	f = xcalloc(m.nrr + 1, sizeof(*f));
+	st.changed = xcalloc(m.nrr + 1, sizeof(*st.changed));
+	if (fates(&st, &m, f) == 0)
+		rc = st.nchanged == 0 ? 0 : rebuild(&st, &m, f, len);
+	free(st.changed);
+	free(f);
+	msg_finish(&m);
+	if (rc < 0)
+		dnswire_strip_finish(out);
+	return rc;
+}
+
+void
+dnswire_strip_finish(struct dns_strip *s)
+{
+	free(s->pkt);
+	free(s->removed);
+	memset(s, 0, sizeof(*s));
 }

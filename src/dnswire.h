@@ -116,12 +116,46 @@ void dnswire_answer_finish(struct dns_answer *ans);
 /** Build the client's answer from the resolver's message: the client's ID
  * and question, RD/CD as the client sent them, RA set, AD only when the
  * client asked (DO or AD), every TTL capped at ttl_cap, RRSIG/NSEC/NSEC3
- * only when the client set DO, the resolver's OPT replaced by ours, and,
- * when the result exceeds maxlen, TC with the answer sections dropped.
- * Returns the length, or 0 if the resolver's message is malformed. */
+ * only when the client set DO, the resolver's OPT replaced by ours (with
+ * an Extended DNS Error unless ede is EDE_NONE), and, when the result
+ * exceeds maxlen, TC with the answer sections dropped. Returns the
+ * length, or 0 if the resolver's message is malformed. */
 size_t dnswire_build_answer(const struct dns_query *q, const uint8_t *pkt,
-	size_t len, bool secure, uint32_t ttl_cap, size_t maxlen, uint8_t *out,
-	size_t outlen);
+	size_t len, bool secure, uint32_t ttl_cap, int ede,
+	const char *ede_text, size_t maxlen, uint8_t *out, size_t outlen);
+
+/** What the DNS rebinding guard makes of one address of an answer: 0
+ * keep it, or a reason (> 0, the caller's) to remove it. */
+typedef int (*dnswire_guard_fn)(const struct ipaddr *a, void *arg);
+
+/** An address removed from an answer, once however often it appeared. */
+struct dns_removed {
+	struct ipaddr a;
+	int why; /* what the guard said */
+};
+
+struct dns_strip {
+	uint8_t *pkt; /* the message without them; NULL: nothing removed */
+	size_t len;
+	struct dns_removed *removed;
+	size_t nremoved;
+};
+
+/** The resolver's message pkt without the addresses guard refuses, in
+ * every section and of every class: each A and AAAA record holding one is
+ * removed; an SVCB/HTTPS record loses them from its ipv4hint/ipv6hint,
+ * and the parameter goes when none is left (the whole record when that
+ * parameter is listed in its `mandatory`); an RRSIG covering an RRset
+ * that lost anything goes too (it no longer signs it). Everything else
+ * is kept as it is (names re-encoded, TTLs untouched). out->pkt is NULL
+ * when nothing is removed (then pkt is the answer as it is); else a
+ * message that dnswire_walk and dnswire_build_answer take as the
+ * resolver's. Returns 0, or -1 if pkt is malformed (an SVCB/HTTPS rdata
+ * that does not parse included) or the result does not fit a message.
+ * Free out with dnswire_strip_finish(). */
+int dnswire_strip(const uint8_t *pkt, size_t len, dnswire_guard_fn guard,
+	void *arg, struct dns_strip *out);
+void dnswire_strip_finish(struct dns_strip *s);
 
 /** Wire name -> lower-case presentation without the trailing dot. */
 int dnswire_name_to_str(const uint8_t *wire, size_t len, char *out,

@@ -419,6 +419,7 @@ struct pair {
 struct sentry {
 	char name[NAME_MAX_LEN + 3]; /* room for "*." */
 	bool is_net, folded;
+	bool priv; /* a private address it used: allow-private */
 	struct ipaddr addr;
 	struct ports ports;
 	char *members; /* of a wildcard: the names folded into it */
@@ -527,6 +528,10 @@ group(struct suggest *sg)
 					p->name);
 			e->addr = p->addr;
 		}
+		/* The answer kept a private address only under an
+		 * allow-private rule: the suggestion needs one too. */
+		e->priv |= !e->is_net &&
+			policy_addr_class(&p->addr) == ADDR_PRIVATE;
 		ports_add(&e->ports, &p->p);
 	}
 }
@@ -589,6 +594,7 @@ fold_one(struct suggest *sg, size_t nnames, const char *parent)
 	const struct ports *ps = NULL;
 	size_t siblings = 0, len = 0;
 	struct sentry *w;
+	int priv = -1;
 
 	if (labels(parent) < 2)
 		return;
@@ -603,6 +609,11 @@ fold_one(struct suggest *sg, size_t nnames, const char *parent)
 			ps = &e->ports;
 		else if (!ports_same(ps, &e->ports))
 			return;
+		/* allow-private for every name below, or for none */
+		if (priv < 0)
+			priv = e->priv;
+		else if (priv != e->priv)
+			return;
 		siblings += strcmp(parent_of(e->name), parent) == 0;
 		len += strlen(e->name) + 2;
 	}
@@ -612,6 +623,7 @@ fold_one(struct suggest *sg, size_t nnames, const char *parent)
 	memset(w, 0, sizeof(*w));
 	snprintf(w->name, sizeof(w->name), "*.%s", parent);
 	policy_ports_union(&w->ports, ps);
+	w->priv = priv > 0;
 	w->members = xcalloc(1, len + 1);
 	for (size_t i = 0; i < nnames; i++) {
 		struct sentry *e = &sg->e[i];
@@ -691,6 +703,8 @@ print_entry(FILE *f, const struct sentry *e)
 		fprintf(f, "  - name: \"%s\"\n", e->name);
 	}
 	print_ports(f, &e->ports);
+	if (e->priv)
+		fputs("    allow-private: true\n", f);
 }
 
 static bool

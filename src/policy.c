@@ -328,6 +328,10 @@ policy_decide(const struct vm *vm, const char *name, int64_t now,
 		v->allowed = true;
 		v->require_dnssec |= r->require_dnssec;
 		policy_ports_union(&v->ports, &r->ports);
+		if (r->allow_private) {
+			v->allow_private = true;
+			policy_ports_union(&v->private_ports, &r->ports);
+		}
 	}
 }
 
@@ -335,6 +339,87 @@ void
 verdict_finish(struct verdict *v)
 {
 	policy_ports_finish(&v->ports);
+	policy_ports_finish(&v->private_ports);
+}
+
+/* ---- the DNS rebinding guard ----------------------------------------- */
+
+static const struct {
+	int family;
+	uint8_t b[16];
+	int len;
+	enum addr_class c;
+} guarded[] = {
+	{AF_INET, {0}, 8, ADDR_RESERVED},   /* "this network" */
+	{AF_INET, {127}, 8, ADDR_RESERVED}, /* loopback */
+	{AF_INET, {224}, 3, ADDR_RESERVED}, /* multicast, 240/4, broadcast */
+	{AF_INET, {10}, 8, ADDR_PRIVATE},
+	{AF_INET, {100, 64}, 10, ADDR_PRIVATE},	 /* shared (CGN) */
+	{AF_INET, {169, 254}, 16, ADDR_PRIVATE}, /* link-local */
+	{AF_INET, {172, 16}, 12, ADDR_PRIVATE},
+	{AF_INET, {192, 168}, 16, ADDR_PRIVATE},
+	{AF_INET6, {0}, 128, ADDR_RESERVED},	    /* :: */
+	{AF_INET6, {[15] = 1}, 128, ADDR_RESERVED}, /* ::1 */
+	/* v4-mapped: a v6 socket connects to the v4 address in it */
+	{AF_INET6, {[10] = 0xff, [11] = 0xff}, 96, ADDR_RESERVED},
+	{AF_INET6, {0xff}, 8, ADDR_RESERVED},	    /* multicast */
+	{AF_INET6, {0xfc}, 7, ADDR_PRIVATE},	    /* unique local */
+	{AF_INET6, {0xfe, 0x80}, 10, ADDR_PRIVATE}, /* link-local */
+};
+
+static bool
+prefix_has(int family, const uint8_t *p, int len, const struct ipaddr *a)
+{
+	int full = len / 8, rest = len % 8;
+
+	if (a->family != family || memcmp(p, a->b, (size_t)full) != 0)
+		return false;
+	return rest == 0 ||
+		((p[full] ^ a->b[full]) & (0xff << (8 - rest))) == 0;
+}
+
+enum addr_class
+policy_addr_class(const struct ipaddr *a)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(guarded); i++)
+		if (prefix_has(guarded[i].family, guarded[i].b, guarded[i].len,
+			    a))
+			return guarded[i].c;
+	return ADDR_PUBLIC;
+}
+
+const struct ports *
+policy_verdict_ports(const struct verdict *v, enum addr_class c)
+{
+	if (c == ADDR_PUBLIC)
+		return &v->ports;
+	if (c == ADDR_PRIVATE && v->allow_private)
+		return &v->private_ports;
+	return NULL;
+}
+
+const char *
+policy_addr_class_name(enum addr_class c)
+{
+	switch (c) {
+	case ADDR_PUBLIC:
+		return "public";
+	case ADDR_PRIVATE:
+		return "private";
+	case ADDR_RESERVED:
+		return "reserved";
+	case ADDR_INTERNAL:
+		return "internal";
+	}
+	return "?";
+}
+
+int
+policy_addr_cmp(const struct ipaddr *a, const struct ipaddr *b)
+{
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	return memcmp(a->b, b->b, a->family == AF_INET ? 4 : 16);
 }
 
 static bool
@@ -557,6 +642,7 @@ static bool
 rule_same(const struct rule *a, const struct rule *b)
 {
 	if (a->is_net != b->is_net || a->require_dnssec != b->require_dnssec ||
+		a->allow_private != b->allow_private ||
 		!ports_same(&a->ports, &b->ports))
 		return false;
 	if (a->is_net)
@@ -607,8 +693,8 @@ uint64_t
 policy_rule_id(const struct rule *r)
 {
 	uint64_t h = 14695981039346656037ull;
-	uint8_t flags[4] = {(uint8_t)r->pat.kind, r->ports.any, r->ports.icmp,
-		r->require_dnssec};
+	uint8_t flags[5] = {(uint8_t)r->pat.kind, r->ports.any, r->ports.icmp,
+		r->require_dnssec, r->allow_private};
 
 	h = fnv64(h, flags, sizeof(flags));
 	h = fnv64(h, r->pat.name, strlen(r->pat.name) + 1);

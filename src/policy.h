@@ -59,6 +59,9 @@ struct rule {
 	struct prefix net;	 /* when is_net */
 	struct ports ports;
 	bool require_dnssec;
+	/* allow rules with a name only: answers may keep, and admit, private
+	 * addresses (ADDR_PRIVATE), with this rule's ports. */
+	bool allow_private;
 	/* allow rules only: UTC epoch seconds from which the rule is as if
 	 * it were not written; 0 = no end. Not part of the rule's identity
 	 * (policy_rule_id, policy_vm_same_rules): a rule whose end moves is
@@ -107,6 +110,11 @@ struct verdict {
 	bool allowed;
 	bool require_dnssec;
 	struct ports ports; /* union of every matching allow rule */
+	/* A matching allow rule says allow-private: the answer keeps its
+	 * private addresses, admitted with private_ports only (the union of
+	 * the ports of the matching rules that say it). */
+	bool allow_private;
+	struct ports private_ports;
 	/* The earliest `until` of the matching allow rules (0: none): from
 	 * then on this verdict is stale and must be taken again. */
 	int64_t until;
@@ -159,6 +167,32 @@ const char *policy_time_str(int64_t t, char *buf, size_t len);
 const char *policy_rule_str(const struct rule *r, char *buf, size_t len);
 void verdict_finish(struct verdict *v);
 
+/* What an address in an answer for a name is to the DNS rebinding guard
+ * (contract, "DNS rebinding"). */
+enum addr_class {
+	ADDR_PUBLIC,   /* kept and admitted as the rules say */
+	ADDR_PRIVATE,  /* RFC 1918, CGN, link-local, ULA: only allow-private */
+	ADDR_RESERVED, /* never: this network, loopback, multicast, v4-mapped */
+	ADDR_INTERNAL, /* never: a VM's or a listen address (config.h) */
+};
+
+/** The class of a by its prefix alone: ADDR_RESERVED for 0.0.0.0/8,
+ * 127.0.0.0/8, 224.0.0.0/3, ::/128, ::1/128, ::ffff:0:0/96, ff00::/8;
+ * ADDR_PRIVATE for 10.0.0.0/8, 100.64.0.0/10, 169.254.0.0/16,
+ * 172.16.0.0/12, 192.168.0.0/16, fc00::/7, fe80::/10; ADDR_PUBLIC
+ * otherwise (never ADDR_INTERNAL: that takes the configuration). */
+enum addr_class policy_addr_class(const struct ipaddr *a);
+/** The ports a verdict admits an address of class c with, or NULL when
+ * an answer must not keep it (reserved, internal, or private without
+ * allow-private). */
+const struct ports *policy_verdict_ports(const struct verdict *v,
+	enum addr_class c);
+/** A name for the class in messages: "public", "private", "reserved",
+ * "internal". */
+const char *policy_addr_class_name(enum addr_class c);
+/** Order of addresses: family, then bytes (4 or 16 of them). */
+int policy_addr_cmp(const struct ipaddr *a, const struct ipaddr *b);
+
 /** Which VM sent a packet from addr (and ifname, NULL if unknown)? */
 const struct vm *policy_find_vm(const struct vm *vms, size_t nvms,
 	const struct ipaddr *addr, const char *ifname);
@@ -172,8 +206,8 @@ bool policy_vm_same_rules(const struct vm *a, const struct vm *b);
 
 /** Same default, dns and deny rules? */
 bool policy_vm_same_deny(const struct vm *a, const struct vm *b);
-/** A name rule's identity across reloads: its pattern, ports and
- * require-dnssec, hashed. */
+/** A name rule's identity across reloads: its pattern, ports,
+ * require-dnssec and allow-private, hashed. */
 uint64_t policy_rule_id(const struct rule *r);
 
 /** The largest TTL a VM may be handed in an answer (every record's TTL is

@@ -45,6 +45,9 @@ struct query {
 	uint32_t timeout_s;	    /* of the elements admitted */
 	struct dns_addr dl_addrs[DL_ADDRS];
 	uint32_t dl_naddrs;
+	/* addresses the rebinding guard removed from the answer, by class:
+	 * private, reserved, internal (enum addr_class - 1) */
+	uint32_t stripped[DL_STRIPPED];
 	int refs;     /* the pipeline's, and callbacks' in progress */
 	uint8_t *pkt; /* the resolver's answer, copied */
 	size_t len;
@@ -218,6 +221,8 @@ record(struct query *q, int why, int rcode, const char *text)
 		if (r == RES_SERVFAIL)
 			q->vc->servfail[why]++;
 		q->vc->admitted += q->dl_naddrs;
+		for (int k = 0; k < DL_STRIPPED; k++)
+			q->vc->stripped[k] += q->stripped[k];
 	}
 	memset(&e, 0, sizeof(e));
 	if (q->vm != NULL)
@@ -246,6 +251,7 @@ record(struct query *q, int why, int rcode, const char *text)
 		snprintf(e.cause, sizeof(e.cause), "%s", text ? text : "?");
 	e.naddrs = q->dl_naddrs;
 	e.timeout_s = q->timeout_s;
+	memcpy(e.stripped, q->stripped, sizeof(e.stripped));
 	for (uint32_t i = 0; i < q->dl_naddrs && i < DL_ADDRS; i++)
 		e.addrs[i] = q->dl_addrs[i].a;
 	declog_add(s->log, &e);
@@ -259,6 +265,7 @@ reply_error(struct query *q, int why, int rcode, int ede, const char *text)
 	if (q->cl == NULL)
 		return;
 	q->dl_naddrs = 0;
+	memset(q->stripped, 0, sizeof(q->stripped)); /* nothing was served */
 	record(q, why, rcode, text);
 	n = dnswire_error(&q->q, rcode, ede, text, q->srv->out,
 		sizeof(q->srv->out));
@@ -266,15 +273,51 @@ reply_error(struct query *q, int why, int rcode, int ede, const char *text)
 	answered(q);
 }
 
+/* The Extended DNS Error text of an answer the guard changed ("" when it
+ * did not). */
+static const char *
+stripped_text(const struct query *q, char *buf, size_t len)
+{
+	static const char *const what[DL_STRIPPED] =
+		{"private (no allow-private)", "reserved",
+			"of a VM or of dnsfence"};
+	const char *sep = "";
+	uint32_t total = 0;
+	size_t n;
+
+	for (int k = 0; k < DL_STRIPPED; k++)
+		total += q->stripped[k];
+	buf[0] = '\0';
+	if (total == 0)
+		return buf;
+	n = (size_t)snprintf(buf, len,
+		"dnsfence removed %u address%s (DNS rebinding guard): ", total,
+		total == 1 ? "" : "es");
+	for (int k = 0; k < DL_STRIPPED && n < len; k++) {
+		if (q->stripped[k] == 0)
+			continue;
+		n += (size_t)snprintf(buf + n, len - n, "%s%u %s", sep,
+			q->stripped[k], what[k]);
+		sep = ", ";
+	}
+	return buf;
+}
+
 static void
 reply_answer(struct query *q)
 {
+	char ede[160];
 	size_t n;
 
 	if (q->cl == NULL)
 		return;
-	n = dnswire_build_answer(&q->q, q->pkt, q->len, q->sec == UB_SEC_SECURE,
-		q->cap, max_answer(q), q->srv->out, sizeof(q->srv->out));
+	/* An answer the guard changed: no AD (it is not the data that was
+	 * signed), and EDE 15 saying why addresses are missing. */
+	stripped_text(q, ede, sizeof(ede));
+	n = dnswire_build_answer(&q->q, q->pkt, q->len,
+		q->sec == UB_SEC_SECURE && ede[0] == '\0', q->cap,
+		ede[0] ? EDE_BLOCKED : EDE_NONE, ede[0] ? ede : NULL,
+		max_answer(q), q->srv->out, sizeof(q->srv->out));
 	if (n == 0) {
 		reply_error(q, SF_MALFORMED, DNS_R_SERVFAIL, EDE_OTHER,
 			"malformed answer from the resolver");
@@ -353,6 +396,45 @@ learn_answer(struct query *q, const struct dns_answer *ans)
 	free(a);
 }
 
+struct guarding {
+	const struct config *c;
+	const struct verdict *v;
+};
+
+/* The DNS rebinding guard: an address stays in the answer when the rules
+ * admit it (its class, the verdict's allow-private); else its class. */
+static int
+guard_cb(const struct ipaddr *a, void *arg)
+{
+	const struct guarding *g = arg;
+	enum addr_class cl = config_addr_class(g->c, a);
+
+	return policy_verdict_ports(g->v, cl) != NULL ? 0 : (int)cl;
+}
+
+/* The answer without what the guard refuses; -1 if it is malformed. */
+static int
+strip_answer(struct query *q, const struct config *c)
+{
+	struct guarding g = {.c = c, .v = &q->v};
+	struct dns_strip st;
+
+	memset(q->stripped, 0, sizeof(q->stripped));
+	if (dnswire_strip(q->pkt, q->len, guard_cb, &g, &st) < 0)
+		return -1;
+	for (size_t i = 0; i < st.nremoved; i++)
+		if (st.removed[i].why >= 1 && st.removed[i].why <= DL_STRIPPED)
+			q->stripped[st.removed[i].why - 1]++;
+	if (st.pkt != NULL) {
+		free(q->pkt);
+		q->pkt = st.pkt;
+		q->len = st.len;
+		st.pkt = NULL;
+	}
+	dnswire_strip_finish(&st);
+	return 0;
+}
+
 /* Admit the answer's addresses (the rules in force now decide which, and
  * for which ports); true when admission took over the query. */
 static bool
@@ -360,6 +442,7 @@ admit_answer(struct query *q)
 {
 	const struct config *c;
 	struct dns_answer ans;
+	struct admit_addr *aa;
 	char text[128];
 
 	/* Answered already (SERVFAIL on timeout): nothing to admit. */
@@ -378,8 +461,10 @@ admit_answer(struct query *q)
 			"insecure answer; this name requires DNSSEC");
 		return false;
 	}
-	if (dnswire_walk(q->pkt, q->len, q->q.qname_wire, q->q.qname_wire_len,
-		    c->limits.addrs_per_answer, &ans) < 0) {
+	if (strip_answer(q, c) < 0 ||
+		dnswire_walk(q->pkt, q->len, q->q.qname_wire,
+			q->q.qname_wire_len, c->limits.addrs_per_answer,
+			&ans) < 0) {
 		reply_error(q, SF_MALFORMED, DNS_R_SERVFAIL, EDE_OTHER,
 			"malformed answer from the resolver");
 		return false;
@@ -407,8 +492,24 @@ admit_answer(struct query *q)
 	memcpy(q->dl_addrs, ans.addrs,
 		(ans.naddrs < DL_ADDRS ? ans.naddrs : DL_ADDRS) *
 			sizeof(*q->dl_addrs));
-	admit_request(q->srv->admit, c, q->vm, q->q.qname, ans.addrs,
-		ans.naddrs, &q->v.ports, q->timeout_s, admit_done, q);
+	/* Each address with the ports of the rules that let it through. */
+	aa = xcalloc(ans.naddrs, sizeof(*aa));
+	for (size_t i = 0; i < ans.naddrs; i++) {
+		aa[i].a = ans.addrs[i].a;
+		aa[i].ports = policy_verdict_ports(&q->v,
+			config_addr_class(c, &aa[i].a));
+		if (aa[i].ports == NULL) { /* the guard let it through */
+			free(aa);
+			dnswire_answer_finish(&ans);
+			reply_error(q, SF_MALFORMED, DNS_R_SERVFAIL, EDE_OTHER,
+				"internal error: an address the policy does "
+				"not admit");
+			return false;
+		}
+	}
+	admit_request(q->srv->admit, c, q->vm, q->q.qname, aa, ans.naddrs,
+		q->timeout_s, admit_done, q);
+	free(aa);
 	dnswire_answer_finish(&ans);
 	return true;
 }

@@ -53,6 +53,9 @@ struct server_vm_stats {
 	uint64_t result[RES_COUNT];
 	uint64_t servfail[SF_COUNT];
 	uint64_t admitted; /* addresses in answers it was given */
+	/* addresses the rebinding guard removed from them: private,
+	 * reserved, internal (enum addr_class - 1) */
+	uint64_t stripped[3];
 };
 
 struct admit;

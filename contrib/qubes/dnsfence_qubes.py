@@ -40,9 +40,8 @@ _VM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,30}\Z")
 # `$` also matches before a final newline: every full-value match below
 # ends in \Z, or "a.com\n" would pass as a name (and dnsfenced -n's
 # two-line complaint about it would stop the sync for every VM).
-# (`allow-private` joins when dnsfenced implements it: -n refuses it today.)
 EXTRA_ALLOW_KEYS = ("name", "net", "ports", "require-dnssec", "until",
-                    "comment")
+                    "allow-private", "comment")
 
 _RULE_KEY = re.compile(r"^[0-9]{4}\Z")
 _LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\Z")
@@ -493,7 +492,8 @@ def merge_extra(r, extra, src="extra", vm=None):
     """Merge a parsed extra file into r, ADDITIVELY (README.md, "Merge").
 
     - `allow:` entries are appended after the converted ones, as given
-      (`name` may be a wildcard; `ports`, `require-dnssec`, `until` kept;
+      (`name` may be a wildcard; `ports`, `require-dnssec`, `until`,
+      `allow-private` kept;
       `comment` becomes a YAML comment). They only add.
     - `deny:` names are appended (they only take away).
     - `require-dnssec: true` marks every name rule converted from Qubes
@@ -571,10 +571,13 @@ def _extra_allow(e, where):
                             "udp/N[-M] or icmp" % where)
         ports = tuple(p)
     extra = {}
-    for k in ("require-dnssec",):
+    for k in ("require-dnssec", "allow-private"):
         if k in e:
             if not isinstance(e[k], bool):
                 raise RuleError("%s: %s must be true or false" % (where, k))
+            if "net" in e:
+                raise RuleError("%s: %s applies to names, not to net"
+                                % (where, k))
             extra[k] = e[k]
     if "until" in e:
         extra["until"] = _extra_time(e["until"])

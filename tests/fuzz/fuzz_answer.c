@@ -12,12 +12,22 @@
  *   every TTL but the OPT's is at most the cap; our OPT is there when
  *   the client used EDNS; AD only when secure and asked for; DNSSEC
  *   records only with DO; TC answers carry no records but the OPT;
- * - the rebuilt answer, walked again, admits the same addresses. */
+ * - the rebuilt answer, walked again, admits the same addresses;
+ * - the rebinding guard (dnswire_strip, with a guard refusing reserved,
+ *   internal and, unless allow-private, private addresses): it fails, or
+ *   leaves the message alone only when no A/AAAA record nor SVCB/HTTPS
+ *   hint holds a refused address, or gives a message that parses
+ *   exactly, in which none does, whose records of other types (RRSIG
+ *   aside) are all still there, whose walk admits only what the walk
+ *   of the original admitted and nothing refused, whose removed list
+ *   holds distinct refused addresses found in the original, and whose
+ *   rebuilt answer for a client (every check above) holds none either. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "config.h"
 #include "dnscheck.h"
 #include "dnswire.h"
 
@@ -173,11 +183,11 @@ same_addrs(const struct dns_answer *x, const struct dns_answer *y)
 
 static void
 check_built(const struct dns_query *q, const uint8_t *data, size_t size,
-	bool secure, uint32_t cap, size_t maxlen)
+	bool secure, uint32_t cap, size_t maxlen, const char *ede)
 {
 	static uint8_t out[DNS_MAXMSG];
-	size_t n = dnswire_build_answer(q, data, size, secure, cap, maxlen, out,
-		sizeof(out));
+	size_t n = dnswire_build_answer(q, data, size, secure, cap,
+		ede ? EDE_BLOCKED : EDE_NONE, ede, maxlen, out, sizeof(out));
 	struct dns_answer before, after;
 	bool opt = false;
 	struct dc_msg m;
@@ -204,6 +214,14 @@ check_built(const struct dns_query *q, const uint8_t *data, size_t size,
 
 		if (r->type == DNS_T_OPT) {
 			INVARIANT(r->section == 3 && !opt && q->edns);
+			/* our EDE, whole, or no option at all */
+			INVARIANT(ede ? r->rdlen == 6 + strlen(ede) &&
+						dc_u16(out + r->rd) == 15 &&
+						dc_u16(out + r->rd + 4) ==
+							EDE_BLOCKED &&
+						memcmp(out + r->rd + 6, ede,
+							strlen(ede)) == 0
+				      : r->rdlen == 0);
 			opt = true;
 			continue;
 		}
@@ -227,6 +245,167 @@ check_built(const struct dns_query *q, const uint8_t *data, size_t size,
 	dc_free(&m);
 }
 
+/* ---- the rebinding guard ---- */
+
+/* Two "VM" addresses: internal, never kept. */
+static struct ipaddr internal[2];
+static struct config guard_conf = {.internal = internal, .ninternal = 2};
+
+static int
+guard(const struct ipaddr *a, void *arg)
+{
+	enum addr_class c = config_addr_class(&guard_conf, a);
+
+	if (c == ADDR_PUBLIC || (c == ADDR_PRIVATE && *(bool *)arg))
+		return 0;
+	return 1 + (int)c;
+}
+
+/* Does any A/AAAA record (any section, any class) or SVCB/HTTPS hint of
+ * the message hold an address the guard refuses? Its own reading. */
+static bool
+any_refused(const uint8_t *pkt, const struct dc_msg *m, bool priv)
+{
+	for (size_t i = 0; i < m->nrr; i++) {
+		const struct dc_rr *r = &m->rr[i];
+		struct ipaddr a;
+		size_t end = r->rd + r->rdlen, off = r->rd + 2, tl;
+		uint8_t t[DC_MAXNAME];
+
+		memset(&a, 0, sizeof(a));
+		if ((r->type == 1 && r->rdlen == 4) ||
+			(r->type == 28 && r->rdlen == 16)) {
+			a.family = r->type == 1 ? AF_INET : AF_INET6;
+			memcpy(a.b, pkt + r->rd, r->rdlen);
+			if (guard(&a, &priv))
+				return true;
+			continue;
+		}
+		if ((r->type != 64 && r->type != 65) || r->rdlen < 3 ||
+			!dc_name(pkt, end, &off, t, &tl))
+			continue;
+		while (end - off >= 4) {
+			uint16_t key = dc_u16(pkt + off),
+				 vl = dc_u16(pkt + off + 2);
+			size_t al = key == 4 ? 4 : 16;
+
+			off += 4;
+			if (end - off < vl)
+				break;
+			for (size_t k = 0;
+				(key == 4 || key == 6) && k + al <= vl;
+				k += al) {
+				a.family = key == 4 ? AF_INET : AF_INET6;
+				memcpy(a.b, pkt + off + k, al);
+				if (guard(&a, &priv))
+					return true;
+			}
+			off += vl;
+		}
+	}
+	return false;
+}
+
+static size_t
+others(const struct dc_msg *m)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->nrr; i++)
+		n += m->rr[i].type != 1 && m->rr[i].type != 28 &&
+			m->rr[i].type != 46 && m->rr[i].type != 64 &&
+			m->rr[i].type != 65;
+	return n;
+}
+
+/* Is a (family, bytes) an A/AAAA rdata or a hint anywhere in m? */
+static bool
+in_message(const uint8_t *pkt, const struct dc_msg *m, const struct ipaddr *a)
+{
+	size_t alen = a->family == AF_INET ? 4 : 16;
+	uint16_t type = a->family == AF_INET ? 1 : 28;
+
+	for (size_t i = 0; i < m->nrr; i++) {
+		const struct dc_rr *r = &m->rr[i];
+
+		if (r->type == type && r->rdlen == alen &&
+			memcmp(pkt + r->rd, a->b, alen) == 0)
+			return true;
+		if ((r->type == 64 || r->type == 65) &&
+			in_svcb(pkt, r, a->family, a->b))
+			return true;
+	}
+	return false;
+}
+
+static bool
+addr_in(const struct dns_answer *x, const struct ipaddr *a)
+{
+	for (size_t i = 0; i < x->naddrs; i++)
+		if (policy_addr_cmp(&x->addrs[i].a, a) == 0)
+			return true;
+	return false;
+}
+
+static void
+check_strip(const struct dns_query *q, const uint8_t *data, size_t size,
+	bool priv)
+{
+	static uint8_t out[DNS_MAXMSG];
+	struct dns_strip s;
+	struct dc_msg orig, m;
+	struct dns_answer before, after;
+	size_t n;
+
+	if (dnswire_strip(data, size, guard, &priv, &s) < 0) {
+		INVARIANT(s.pkt == NULL && s.nremoved == 0);
+		return;
+	}
+	INVARIANT(dc_parse(data, size, false, &orig));
+	if (s.pkt == NULL) {
+		INVARIANT(s.nremoved == 0 && !any_refused(data, &orig, priv));
+		dc_free(&orig);
+		return;
+	}
+	INVARIANT(s.nremoved > 0);
+	INVARIANT(dc_parse(s.pkt, s.len, true, &m));
+	INVARIANT(!any_refused(s.pkt, &m, priv));
+	INVARIANT(others(&m) == others(&orig));
+	INVARIANT(m.id == orig.id && m.flags == orig.flags &&
+		m.count[0] == orig.count[0]);
+	for (size_t i = 0; i < s.nremoved; i++) {
+		INVARIANT(guard(&s.removed[i].a, &priv) == s.removed[i].why &&
+			s.removed[i].why > 0);
+		INVARIANT(in_message(data, &orig, &s.removed[i].a));
+		for (size_t j = 0; j < i; j++)
+			INVARIANT(policy_addr_cmp(&s.removed[i].a,
+					  &s.removed[j].a) != 0);
+	}
+	if (dnswire_walk(data, size, qname, sizeof(qname), 4096, &before) ==
+		0) {
+		INVARIANT(dnswire_walk(s.pkt, s.len, qname, sizeof(qname), 4096,
+				  &after) == 0);
+		for (size_t i = 0; i < after.naddrs; i++)
+			INVARIANT(addr_in(&before, &after.addrs[i].a) &&
+				guard(&after.addrs[i].a, &priv) == 0);
+		dnswire_answer_finish(&after);
+	}
+	dnswire_answer_finish(&before);
+	n = dnswire_build_answer(q, s.pkt, s.len, false, 300, EDE_NONE, NULL,
+		DNS_MAXMSG, out, sizeof(out));
+	if (n > 0) {
+		struct dc_msg b;
+
+		INVARIANT(dc_parse(out, n, true, &b));
+		INVARIANT(!any_refused(out, &b, priv));
+		dc_free(&b);
+	}
+	check_built(q, s.pkt, s.len, true, 300, 512, "removed");
+	dc_free(&m);
+	dc_free(&orig);
+	dnswire_strip_finish(&s);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -248,8 +427,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_walk(data, size, max, &a);
 		dnswire_answer_finish(&a);
 	}
-	check_built(&q, data, size, true, 300, 512);
-	check_built(&q, data, size, false, 86400, DNS_MAXMSG);
-	check_built(&q, data, size, size & 16, 0, DNS_MAXMSG);
+	check_built(&q, data, size, true, 300, 512, NULL);
+	check_built(&q, data, size, false, 86400, DNS_MAXMSG, NULL);
+	check_built(&q, data, size, size & 16, 0, DNS_MAXMSG,
+		size & 32 ? "dnsfence removed 2 addresses" : NULL);
+	if (internal[0].family == 0) {
+		policy_parse_addr("192.0.2.1", &internal[0]);
+		policy_parse_addr("2001:db8::1", &internal[1]);
+	}
+	check_strip(&q, data, size, false);
+	check_strip(&q, data, size, true);
 	return 0;
 }

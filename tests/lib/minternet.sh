@@ -64,6 +64,18 @@ mi_build() {
 	long.good.example. 604800 IN A 192.0.2.16
 	short2.good.example. 5 IN A 192.0.2.10
 	Z
+	  # DNS rebinding (0045): public, reserved, private, a VM's (work in
+	  # the bed), the listen address; only 192.0.2.17/18, 2001:db8:5::17/18
+	  # and, under allow-private, 10.99.0.1/2 are ever hosted.
+	  for a in 192.0.2.17 127.0.0.1 10.137.1.10 10.139.1.1 192.168.1.1 \
+		169.254.1.1 10.99.0.1; do
+		echo "rebind.good.example. 300 IN A $a"
+	  done
+	  for a in 2001:db8:5::17 ::1 fe80::1 ::ffff:192.0.2.17; do
+		echo "rebind.good.example. 300 IN AAAA $a"
+	  done
+	  echo "rebind.good.example. 300 IN HTTPS 1 . alpn=h2 ipv4hint=192.0.2.18,127.0.0.2,10.99.0.2 ipv6hint=fe80::2,2001:db8:5::18"
+	  echo "loopback.good.example. 300 IN A 127.0.0.1"
 	  for i in $(seq 1 100); do
 		echo "n$i.fresh.good.example. 300 IN A 192.0.2.$((100 + i))"
 	  done

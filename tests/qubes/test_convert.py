@@ -435,6 +435,22 @@ deny:
             {"name": "x.example", "until": u}]}})
         self.assertIn('    until: "2026-12-31T18:00:00Z"\n', t)
 
+    def test_allow_private(self):
+        t, _ = self.one(self.RULES, extras={V4: {"allow": [
+            {"name": "*.corp.example", "ports": ["tcp/443"],
+             "allow-private": True}]}})
+        self.assertIn('  - name: "*.corp.example"\n    ports: ["tcp/443"]\n'
+                      '    allow-private: true\n', t)
+        for extra, why in [({"allow": [{"net": "10.0.0.0/8",
+                                        "allow-private": True}]},
+                            "applies to names"),
+                           ({"allow": [{"name": "a.example",
+                                        "allow-private": "yes"}]},
+                            "true or false")]:
+            with self.subTest(extra=extra):
+                t, log = self.one(self.RULES, extras={V4: extra})
+                self.assertClosed(t, log, why)
+
     def test_require_dnssec_everywhere(self):
         t, _ = self.one(self.RULES, extras={V4: {"require-dnssec": True}})
         self.assertIn('  - name: "a.example"\n    ports: ["tcp/443"]\n'

@@ -474,6 +474,100 @@ test_until_errors(void)
 	}
 }
 
+/* allow-private: on name rules only, a boolean; and the addresses no
+ * name ever admits: every VM's, every listen address. */
+static void
+test_allow_private(void)
+{
+	static const char good[] =
+		"addresses: [10.137.0.12, \"fd09:24ef:4179::a89:c\"]\n"
+		"allow:\n  - name: \"*.corp.example\"\n"
+		"    allow-private: true\n  - name: a.example\n"
+		"    allow-private: false\n";
+	static const char *const bad[] = {
+		"addresses: [10.1.1.1]\nallow:\n  - net: 10.0.0.0/8\n"
+		"    allow-private: true\n",
+		"addresses: [10.1.1.1]\nallow:\n  - name: a.example\n"
+		"    allow-private: yes-please\n",
+		"addresses: [10.1.1.1]\ndeny:\n  - name: a.example\n"
+		"    allow-private: true\n",
+	};
+	static const char *const want[] = {
+		"w.yaml:4:20: allow-private applies to names",
+		"w.yaml:4:20: expected true or false",
+		"w.yaml:4:5: unknown key 'allow-private' in a deny rule",
+	};
+	struct listen_addr l = {.port = 53};
+	struct config c = {.listen = &l, .nlisten = 1};
+	struct ipaddr a;
+	struct vm vm[2];
+	struct diag d = {0};
+
+	CHECK(config_load_policy_buf(&vm[0], "w", "w.yaml", good, strlen(good),
+		      &d) == 0);
+	CHECK(vm[0].nallow == 2 && vm[0].allow[0].allow_private &&
+		!vm[0].allow[1].allow_private);
+	diag_finish(&d);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct vm v;
+
+		memset(&d, 0, sizeof(d));
+		CHECK(config_load_policy_buf(&v, "w", "w.yaml", bad[i],
+			      strlen(bad[i]), &d) < 0);
+		CHECK(d.n == 1 &&
+			strncmp(d.msgs[0], want[i], strlen(want[i])) == 0);
+		if (d.n > 0 && strncmp(d.msgs[0], want[i], strlen(want[i])))
+			fprintf(stderr, "got: %s\n", d.msgs[0]);
+		policy_vm_finish(&v);
+		diag_finish(&d);
+	}
+
+	memset(&vm[1], 0, sizeof(vm[1]));
+	vm[1].name = vm[1].file = "v";
+	vm[1].addrs = &a;
+	vm[1].naddrs = 1;
+	CHECK(policy_parse_addr("192.0.2.77", &a) == 0); /* public, a VM's */
+	CHECK(policy_parse_addr("10.139.1.1", &l.addr) == 0);
+	c.vms = vm;
+	c.nvms = 2;
+	config_index_internal(&c);
+	CHECK(c.ninternal == 4);
+	{
+		static const struct {
+			const char *a;
+			enum addr_class c;
+		} t[] = {
+			{"10.137.0.12", ADDR_INTERNAL},
+			{"10.137.0.13", ADDR_PRIVATE},
+			{"fd09:24ef:4179::a89:c", ADDR_INTERNAL},
+			{"fd09:24ef:4179::a89:d", ADDR_PRIVATE},
+			{"10.139.1.1", ADDR_INTERNAL},
+			{"192.0.2.77", ADDR_INTERNAL},
+			{"192.0.2.78", ADDR_PUBLIC},
+			{"127.0.0.1", ADDR_RESERVED},
+			{"::ffff:10.137.0.12", ADDR_RESERVED},
+		};
+
+		for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+			struct ipaddr x;
+
+			CHECK(policy_parse_addr(t[i].a, &x) == 0);
+			CHECK(config_addr_class(&c, &x) == t[i].c);
+		}
+	}
+	/* config_at keeps them */
+	{
+		struct config *at = config_at(&c, 0);
+
+		CHECK(at->ninternal == 4 && at->internal != c.internal &&
+			config_addr_class(at, &a) == ADDR_INTERNAL);
+		config_free(at);
+	}
+	free(c.internal);
+	vm[1].addrs = NULL;
+	policy_vm_finish(&vm[0]);
+}
+
 int
 main(void)
 {
@@ -484,5 +578,6 @@ main(void)
 	test_at_copies_all();
 	test_capture_port();
 	test_until_errors();
+	test_allow_private();
 	return check_done("config");
 }

@@ -1,6 +1,7 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 
+#include "../fuzz/dnscheck.h"
 #include "check.h"
 #include "dnswire.h"
 
@@ -401,8 +402,8 @@ test_build(void)
 	size_t n;
 
 	dnswire_parse_query(q.b, q.n, &dq);
-	n = dnswire_build_answer(&dq, p.b, p.n, true, 100, 4096, out,
-		sizeof(out));
+	n = dnswire_build_answer(&dq, p.b, p.n, true, 100, EDE_NONE, NULL, 4096,
+		out, sizeof(out));
 	CHECK(n > 0);
 	CHECK(out[0] == 0x12 && out[1] == 0x34);
 	CHECK(!(out[3] & DNS_F_AD)); /* neither DO nor AD asked */
@@ -416,20 +417,32 @@ test_build(void)
 	dnswire_answer_finish(&a);
 	q = query("www.a.example", DNS_T_A, true, true);
 	dnswire_parse_query(q.b, q.n, &dq);
-	n = dnswire_build_answer(&dq, p.b, p.n, true, 86400, 4096, out,
-		sizeof(out));
+	n = dnswire_build_answer(&dq, p.b, p.n, true, 86400, EDE_NONE, NULL,
+		4096, out, sizeof(out));
 	CHECK(n > 0 && out[7] == 7 && (out[3] & DNS_F_AD));
 
 	/* too big for the client: TC, question and OPT only */
-	n = dnswire_build_answer(&dq, p.b, p.n, true, 86400, 100, out,
-		sizeof(out));
+	n = dnswire_build_answer(&dq, p.b, p.n, true, 86400, EDE_NONE, NULL,
+		100, out, sizeof(out));
 	CHECK(n > 0 && n <= 100);
 	CHECK(out[2] & (DNS_F_TC >> 8));
 	CHECK(out[7] == 0 && out[9] == 0 && out[11] == 1);
 
+	/* an EDE with its text, kept when truncated too */
+	n = dnswire_build_answer(&dq, p.b, p.n, true, 86400, EDE_BLOCKED,
+		"dnsfence removed 2 addresses", 4096, out, sizeof(out));
+	CHECK(n > 30 && out[11] == 1);
+	CHECK(memcmp(out + n - 28, "dnsfence removed 2 addresses", 28) == 0);
+	CHECK(out[n - 30] == 0 && out[n - 29] == EDE_BLOCKED);
+	CHECK(out[n - 32] == 0 && out[n - 31] == 30); /* option length */
+	n = dnswire_build_answer(&dq, p.b, p.n, true, 86400, EDE_BLOCKED,
+		"dnsfence removed 2 addresses", 100, out, sizeof(out));
+	CHECK(n > 0 && n <= 100 && (out[2] & (DNS_F_TC >> 8)));
+	CHECK(memcmp(out + n - 28, "dnsfence removed 2 addresses", 28) == 0);
+
 	/* a malformed resolver message gives nothing */
-	CHECK(dnswire_build_answer(&dq, p.b, 20, true, 1, 4096, out,
-		      sizeof(out)) == 0);
+	CHECK(dnswire_build_answer(&dq, p.b, 20, true, 1, EDE_NONE, NULL, 4096,
+		      out, sizeof(out)) == 0);
 }
 
 static void
@@ -443,8 +456,8 @@ test_ttl_cap(void)
 	int seen = 0;
 
 	dnswire_parse_query(q.b, q.n, &dq);
-	n = dnswire_build_answer(&dq, p.b, p.n, false, 100, 4096, out,
-		sizeof(out));
+	n = dnswire_build_answer(&dq, p.b, p.n, false, 100, EDE_NONE, NULL,
+		4096, out, sizeof(out));
 	CHECK(n > 0);
 	/* walk the records by hand: skip the question, read every TTL */
 	off += dq.qname_wire_len + 4;
@@ -462,6 +475,313 @@ test_ttl_cap(void)
 	CHECK(seen == 6);
 }
 
+/* ---- the rebinding guard ---- */
+
+static void
+rr_head(struct pk *p, size_t owner, uint16_t type, uint32_t ttl, uint16_t rdlen)
+{
+	ptr(p, owner);
+	u16(p, type);
+	u16(p, 1);
+	u32(p, ttl);
+	u16(p, rdlen);
+}
+
+static void
+addr_rr(struct pk *p, size_t owner, const char *a)
+{
+	struct ipaddr x;
+
+	policy_parse_addr(a, &x);
+	rr_head(p, owner, x.family == AF_INET ? DNS_T_A : DNS_T_AAAA, 300,
+		x.family == AF_INET ? 4 : 16);
+	memcpy(p->b + p->n, x.b, x.family == AF_INET ? 4 : 16);
+	p->n += x.family == AF_INET ? 4 : 16;
+}
+
+static void
+rrsig(struct pk *p, size_t owner, uint16_t covered)
+{
+	rr_head(p, owner, DNS_T_RRSIG, 300, 4);
+	u16(p, covered);
+	u16(p, 0x0d02);
+}
+
+static void
+bytes(struct pk *p, const char *a, size_t n)
+{
+	struct ipaddr x;
+
+	policy_parse_addr(a, &x);
+	memcpy(p->b + p->n, x.b, n);
+	p->n += n;
+}
+
+/* m.example CNAME t.example, t.example: A and AAAA of every class,
+ * signatures, an HTTPS with mixed hints; in the additional section an
+ * off-chain A of a private address and the OPT. */
+static struct pk
+mixed_answer(size_t *qn_at)
+{
+	struct pk p;
+	size_t qn, tn, xn;
+
+	hdr(&p, 0, DNS_F_QR | DNS_F_RD | DNS_F_RA, 1, 11, 0, 2);
+	qn = name(&p, "m.example");
+	u16(&p, DNS_T_A);
+	u16(&p, 1);
+	/* m.example CNAME t.example, and its signature */
+	ptr(&p, qn);
+	u16(&p, DNS_T_CNAME);
+	u16(&p, 1);
+	u32(&p, 300);
+	u16(&p, 11);
+	tn = name(&p, "t.example");
+	rrsig(&p, qn, DNS_T_CNAME);
+	addr_rr(&p, tn, "192.0.2.1");
+	addr_rr(&p, tn, "127.0.0.1");
+	addr_rr(&p, tn, "10.1.2.3");
+	rrsig(&p, tn, DNS_T_A);
+	addr_rr(&p, tn, "::1");
+	addr_rr(&p, tn, "2001:db8::1");
+	addr_rr(&p, tn, "fe80::1");
+	/* t.example HTTPS 1 . alpn=h2 ipv4hint=192.0.2.5,10.0.0.5
+	 * ipv6hint=fe80::5 */
+	rr_head(&p, tn, DNS_T_HTTPS, 300, 2 + 1 + 4 + 3 + 4 + 8 + 4 + 16);
+	u16(&p, 1);
+	u8(&p, 0);
+	u16(&p, 1); /* alpn */
+	u16(&p, 3);
+	u8(&p, 2);
+	u8(&p, 'h');
+	u8(&p, '2');
+	u16(&p, 4);
+	u16(&p, 8);
+	bytes(&p, "192.0.2.5", 4);
+	bytes(&p, "10.0.0.5", 4);
+	u16(&p, 6);
+	u16(&p, 16);
+	bytes(&p, "fe80::5", 16);
+	rrsig(&p, tn, DNS_T_HTTPS);
+	/* additional: x.example A 169.254.1.1, OPT */
+	xn = name(&p, "x.example");
+	p.n = xn; /* written in full below instead */
+	name(&p, "x.example");
+	u16(&p, DNS_T_A);
+	u16(&p, 1);
+	u32(&p, 300);
+	u16(&p, 4);
+	bytes(&p, "169.254.1.1", 4);
+	opt(&p, 1232, 0x8000);
+	*qn_at = qn;
+	return p;
+}
+
+/* The guard of a rule without allow-private (arg NULL) or with it. */
+static int
+guard_cb(const struct ipaddr *a, void *arg)
+{
+	enum addr_class c = policy_addr_class(a);
+
+	if (c == ADDR_PUBLIC || (c == ADDR_PRIVATE && arg != NULL))
+		return 0;
+	return (int)c;
+}
+
+static int
+keep_all(const struct ipaddr *a, void *arg)
+{
+	(void)a;
+	(void)arg;
+	return 0;
+}
+
+/* The records of a message by type, with an independent reader. */
+static int
+count_type(const uint8_t *pkt, size_t len, uint16_t type)
+{
+	struct dc_msg m;
+	int n = 0;
+
+	if (!dc_parse(pkt, len, true, &m))
+		return -1;
+	for (size_t i = 0; i < m.nrr; i++)
+		n += m.rr[i].type == type;
+	dc_free(&m);
+	return n;
+}
+
+static bool
+removed_has(const struct dns_strip *s, const char *a, int why)
+{
+	struct ipaddr x;
+
+	policy_parse_addr(a, &x);
+	for (size_t i = 0; i < s->nremoved; i++)
+		if (policy_addr_cmp(&s->removed[i].a, &x) == 0)
+			return s->removed[i].why == why;
+	return false;
+}
+
+/* The rdata of the message's only HTTPS record. */
+static const uint8_t *
+https_rdata(const uint8_t *pkt, size_t len, size_t *rdlen)
+{
+	struct dc_msg m;
+	const uint8_t *rd = NULL;
+
+	if (!dc_parse(pkt, len, true, &m))
+		return NULL;
+	for (size_t i = 0; i < m.nrr; i++)
+		if (m.rr[i].type == DNS_T_HTTPS) {
+			rd = pkt + m.rr[i].rd;
+			*rdlen = m.rr[i].rdlen;
+		}
+	dc_free(&m);
+	return rd;
+}
+
+static void
+test_strip(void)
+{
+	size_t qn;
+	struct pk p = mixed_answer(&qn);
+	struct dns_strip s;
+	struct dns_answer a;
+	const uint8_t *rd;
+	size_t rdlen = 0;
+	static const uint8_t want_https[] = {0, 1, 0, 0, 1, 0, 3, 2, 'h', '2',
+		0, 4, 0, 4, 192, 0, 2, 5};
+
+	/* nothing to remove: no new message */
+	CHECK(dnswire_strip(p.b, p.n, keep_all, NULL, &s) == 0);
+	CHECK(s.pkt == NULL && s.nremoved == 0);
+	dnswire_strip_finish(&s);
+
+	/* without allow-private: only the public addresses are left */
+	CHECK(dnswire_strip(p.b, p.n, guard_cb, NULL, &s) == 0);
+	CHECK(s.pkt != NULL && s.nremoved == 7);
+	CHECK(removed_has(&s, "127.0.0.1", ADDR_RESERVED));
+	CHECK(removed_has(&s, "::1", ADDR_RESERVED));
+	CHECK(removed_has(&s, "10.1.2.3", ADDR_PRIVATE));
+	CHECK(removed_has(&s, "fe80::1", ADDR_PRIVATE));
+	CHECK(removed_has(&s, "10.0.0.5", ADDR_PRIVATE));
+	CHECK(removed_has(&s, "fe80::5", ADDR_PRIVATE));
+	CHECK(removed_has(&s, "169.254.1.1", ADDR_PRIVATE));
+	CHECK(dnswire_walk(s.pkt, s.len, p.b + qn, 11, 100, &a) == 0);
+	CHECK(a.naddrs == 3 && has_addr(&a, "192.0.2.1") &&
+		has_addr(&a, "2001:db8::1") && has_addr(&a, "192.0.2.5"));
+	dnswire_answer_finish(&a);
+	CHECK(count_type(s.pkt, s.len, DNS_T_A) == 1);
+	CHECK(count_type(s.pkt, s.len, DNS_T_AAAA) == 1);
+	CHECK(count_type(s.pkt, s.len, DNS_T_CNAME) == 1);
+	/* the signatures over A and HTTPS went with their records; the
+	 * CNAME's stays */
+	CHECK(count_type(s.pkt, s.len, DNS_T_RRSIG) == 1);
+	CHECK(count_type(s.pkt, s.len, DNS_T_OPT) == 1);
+	CHECK(s.pkt[7] == 5 && s.pkt[9] == 0 && s.pkt[11] == 1);
+	CHECK(s.pkt[0] == p.b[0] && s.pkt[2] == p.b[2] && s.pkt[3] == p.b[3]);
+	/* alpn as it was, ipv4hint=192.0.2.5, no ipv6hint */
+	rd = https_rdata(s.pkt, s.len, &rdlen);
+	CHECK(rd != NULL && rdlen == sizeof(want_https) &&
+		memcmp(rd, want_https, sizeof(want_https)) == 0);
+	/* a client's answer from it parses, and holds what the walk saw */
+	{
+		struct pk q = query("m.example", DNS_T_A, true, true);
+		struct dns_query dq;
+		uint8_t out[4096];
+		size_t n;
+
+		dnswire_parse_query(q.b, q.n, &dq);
+		n = dnswire_build_answer(&dq, s.pkt, s.len, true, 300, EDE_NONE,
+			NULL, 4096, out, sizeof(out));
+		CHECK(n > 0 && count_type(out, n, DNS_T_A) == 1);
+		CHECK(dnswire_walk(out, n, p.b + qn, 11, 100, &a) == 0 &&
+			a.naddrs == 3);
+		dnswire_answer_finish(&a);
+	}
+	dnswire_strip_finish(&s);
+
+	/* with allow-private: only the reserved ones go */
+	CHECK(dnswire_strip(p.b, p.n, guard_cb, &p, &s) == 0);
+	CHECK(s.pkt != NULL && s.nremoved == 2);
+	CHECK(dnswire_walk(s.pkt, s.len, p.b + qn, 11, 100, &a) == 0);
+	CHECK(a.naddrs == 7 && has_addr(&a, "10.1.2.3") &&
+		has_addr(&a, "fe80::5") && !has_addr(&a, "::1"));
+	dnswire_answer_finish(&a);
+	CHECK(count_type(s.pkt, s.len, DNS_T_RRSIG) == 2); /* CNAME, HTTPS */
+	CHECK(count_type(s.pkt, s.len, DNS_T_A) == 3);
+	dnswire_strip_finish(&s);
+
+	/* every truncation is refused or stripped into a message that parses
+	 * and keeps no refused address */
+	for (size_t n = 0; n < p.n; n++) {
+		if (dnswire_strip(p.b, n, guard_cb, NULL, &s) == 0 &&
+			s.pkt != NULL) {
+			CHECK(count_type(s.pkt, s.len, DNS_T_A) >= 0);
+			if (dnswire_walk(s.pkt, s.len, p.b + qn, 11, 100, &a) ==
+				0)
+				CHECK(!has_addr(&a, "127.0.0.1") &&
+					!has_addr(&a, "10.0.0.5"));
+			dnswire_answer_finish(&a);
+		}
+		dnswire_strip_finish(&s);
+	}
+}
+
+/* Every address removed: NOERROR with no address left, as unbound's
+ * private-address leaves it (NODATA); a hint listed in `mandatory`
+ * takes its record with it; a malformed HTTPS record fails the answer. */
+static void
+test_strip_edges(void)
+{
+	struct pk p;
+	struct dns_strip s;
+	size_t qn;
+
+	hdr(&p, 7, DNS_F_QR | DNS_F_AA, 1, 2, 0, 0);
+	qn = name(&p, "lo.example");
+	u16(&p, DNS_T_A);
+	u16(&p, 1);
+	addr_rr(&p, qn, "127.0.0.1");
+	addr_rr(&p, qn, "0.1.2.3");
+	CHECK(dnswire_strip(p.b, p.n, guard_cb, &p, &s) == 0);
+	CHECK(s.pkt != NULL && s.nremoved == 2);
+	CHECK(s.len == 12 + 12 + 4); /* the header and the question */
+	CHECK((s.pkt[3] & 0xF) == DNS_R_NOERROR && s.pkt[5] == 1 &&
+		s.pkt[7] == 0);
+	CHECK(memcmp(s.pkt, p.b, 4) == 0);
+	dnswire_strip_finish(&s);
+
+	/* HTTPS 1 . mandatory=ipv4hint ipv4hint=10.0.0.5 */
+	hdr(&p, 7, DNS_F_QR, 1, 2, 0, 0);
+	qn = name(&p, "h.example");
+	u16(&p, DNS_T_HTTPS);
+	u16(&p, 1);
+	rr_head(&p, qn, DNS_T_HTTPS, 60, 2 + 1 + 4 + 2 + 4 + 4);
+	u16(&p, 1);
+	u8(&p, 0);
+	u16(&p, 0);
+	u16(&p, 2);
+	u16(&p, 4);
+	u16(&p, 4);
+	u16(&p, 4);
+	bytes(&p, "10.0.0.5", 4);
+	addr_rr(&p, qn, "192.0.2.9");
+	CHECK(dnswire_strip(p.b, p.n, guard_cb, NULL, &s) == 0);
+	CHECK(s.pkt != NULL && count_type(s.pkt, s.len, DNS_T_HTTPS) == 0 &&
+		count_type(s.pkt, s.len, DNS_T_A) == 1);
+	dnswire_strip_finish(&s);
+	/* allowed, it stays as it was */
+	CHECK(dnswire_strip(p.b, p.n, guard_cb, &p, &s) == 0 && s.pkt == NULL);
+	dnswire_strip_finish(&s);
+	/* an ipv4hint that is not whole addresses: malformed */
+	p.b[12 + 11 + 4 + 12 + 2 + 1 + 4 + 2 + 3] = 3;
+	CHECK(dnswire_strip(p.b, p.n, guard_cb, NULL, &s) < 0);
+	CHECK(s.pkt == NULL && s.nremoved == 0);
+	dnswire_strip_finish(&s);
+}
+
 int
 main(void)
 {
@@ -470,5 +790,7 @@ main(void)
 	test_walk();
 	test_build();
 	test_ttl_cap();
+	test_strip();
+	test_strip_edges();
 	return check_done("dnswire");
 }

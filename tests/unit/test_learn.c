@@ -294,6 +294,45 @@ test_retain_empty(void)
 	free(vm.addrs);
 }
 
+/* A name whose answer kept a private address (under an allow-private
+ * rule in learn mode) needs allow-private in the suggestion, or the
+ * suggested policy would strip what the VM used; a wildcard folds only
+ * names that all need it, or all do not. */
+static void
+test_private(void)
+{
+	struct learn *l = learn_new();
+	struct vm vm = make_vm();
+	char *s;
+
+	name1(l, "work", "git.corp.example", "10.1.2.3", 1);
+	name1(l, "work", "www.good.example", "192.0.2.10", 1);
+	name1(l, "work", "a.lab.example", "192.168.7.1", 1);
+	name1(l, "work", "b.lab.example", "192.0.2.20", 1);
+	use1(l, "work", "10.1.2.3", IPPROTO_TCP, 22, 2);
+	use1(l, "work", "192.0.2.10", IPPROTO_TCP, 443, 2);
+	use1(l, "work", "192.168.7.1", IPPROTO_TCP, 443, 2);
+	use1(l, "work", "192.0.2.20", IPPROTO_TCP, 443, 2);
+	s = learn_suggest(l, &vm);
+	CHECK(strstr(s,
+		      "  - name: \"git.corp.example\"\n"
+		      "    ports: [tcp/22]\n"
+		      "    allow-private: true\n") != NULL);
+	CHECK(strstr(s,
+		      "  - name: \"www.good.example\"\n"
+		      "    ports: [tcp/443]\n") != NULL);
+	CHECK(strstr(strstr(s, "www.good.example"), "allow-private") == NULL);
+	CHECK(strstr(s, "*.lab.example") == NULL);
+	CHECK(strstr(s,
+		      "  - name: \"a.lab.example\"\n"
+		      "    ports: [tcp/443]\n"
+		      "    allow-private: true\n") != NULL);
+	CHECK(loads(s));
+	free(s);
+	learn_free(l);
+	free(vm.addrs);
+}
+
 int
 main(void)
 {
@@ -301,5 +340,6 @@ main(void)
 	test_fold();
 	test_bounds();
 	test_retain_empty();
+	test_private();
 	return check_done("learn");
 }

@@ -3,6 +3,7 @@
 
 #include "check.h"
 #include "policy.h"
+#include "util.h"
 
 static void
 test_names(void)
@@ -344,6 +345,10 @@ test_same(void)
 	CHECK(!policy_vm_same_rules(&x, &y));
 	CHECK(policy_rule_id(&a[1]) != policy_rule_id(&b[1]));
 	b[1].require_dnssec = false;
+	b[1].allow_private = true; /* what an answer keeps: another rule */
+	CHECK(!policy_vm_same_rules(&x, &y));
+	CHECK(policy_rule_id(&a[1]) != policy_rule_id(&b[1]));
+	b[1].allow_private = false;
 	b[1].ports.icmp = true;
 	CHECK(policy_rule_id(&a[1]) != policy_rule_id(&b[1]));
 	b[1].ports.icmp = false;
@@ -377,6 +382,168 @@ test_same(void)
 	struct vm vms[2] = {x, y};
 	CHECK(policy_vm_by_name(vms, 2, "y") == &vms[1]);
 	CHECK(policy_vm_by_name(vms, 2, "z") == NULL);
+}
+
+/* Each guarded prefix at its edges: the first and the last address in
+ * it, and the addresses just outside it. */
+static const struct {
+	const char *addr;
+	enum addr_class c;
+} edges[] = {
+	{"0.0.0.0", ADDR_RESERVED},
+	{"0.255.255.255", ADDR_RESERVED},
+	{"1.0.0.0", ADDR_PUBLIC},
+	{"9.255.255.255", ADDR_PUBLIC},
+	{"10.0.0.0", ADDR_PRIVATE},
+	{"10.255.255.255", ADDR_PRIVATE},
+	{"11.0.0.0", ADDR_PUBLIC},
+	{"100.63.255.255", ADDR_PUBLIC},
+	{"100.64.0.0", ADDR_PRIVATE},
+	{"100.127.255.255", ADDR_PRIVATE},
+	{"100.128.0.0", ADDR_PUBLIC},
+	{"126.255.255.255", ADDR_PUBLIC},
+	{"127.0.0.0", ADDR_RESERVED},
+	{"127.0.0.1", ADDR_RESERVED},
+	{"127.255.255.255", ADDR_RESERVED},
+	{"128.0.0.0", ADDR_PUBLIC},
+	{"169.253.255.255", ADDR_PUBLIC},
+	{"169.254.0.0", ADDR_PRIVATE},
+	{"169.254.255.255", ADDR_PRIVATE},
+	{"169.255.0.0", ADDR_PUBLIC},
+	{"172.15.255.255", ADDR_PUBLIC},
+	{"172.16.0.0", ADDR_PRIVATE},
+	{"172.31.255.255", ADDR_PRIVATE},
+	{"172.32.0.0", ADDR_PUBLIC},
+	{"192.0.2.1", ADDR_PUBLIC},
+	{"192.167.255.255", ADDR_PUBLIC},
+	{"192.168.0.0", ADDR_PRIVATE},
+	{"192.168.255.255", ADDR_PRIVATE},
+	{"192.169.0.0", ADDR_PUBLIC},
+	{"223.255.255.255", ADDR_PUBLIC},
+	{"224.0.0.0", ADDR_RESERVED},
+	{"240.0.0.1", ADDR_RESERVED},
+	{"255.255.255.255", ADDR_RESERVED},
+	{"::", ADDR_RESERVED},
+	{"::1", ADDR_RESERVED},
+	{"::2", ADDR_PUBLIC},
+	{"0:0:0:0:0:fffe:ffff:ffff", ADDR_PUBLIC},
+	{"::ffff:0:0", ADDR_RESERVED},
+	{"::ffff:192.0.2.1", ADDR_RESERVED}, /* v4-mapped, public or not */
+	{"::ffff:127.0.0.1", ADDR_RESERVED},
+	{"::ffff:ffff:ffff", ADDR_RESERVED},
+	{"0:0:0:1::", ADDR_PUBLIC},
+	{"::1:0:0", ADDR_PUBLIC},
+	{"2001:db8::1", ADDR_PUBLIC},
+	{"fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", ADDR_PUBLIC},
+	{"fc00::", ADDR_PRIVATE},
+	{"fd09:24ef:4179::a89:c", ADDR_PRIVATE},
+	{"fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", ADDR_PRIVATE},
+	{"fe00::", ADDR_PUBLIC},
+	{"fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff", ADDR_PUBLIC},
+	{"fe80::", ADDR_PRIVATE},
+	{"fe80::1", ADDR_PRIVATE},
+	{"febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", ADDR_PRIVATE},
+	{"fec0::", ADDR_PUBLIC},
+	{"feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", ADDR_PUBLIC},
+	{"ff00::", ADDR_RESERVED},
+	{"ff02::1", ADDR_RESERVED},
+	{"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", ADDR_RESERVED},
+};
+
+static void
+test_addr_class(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(edges); i++) {
+		struct ipaddr a;
+		enum addr_class c;
+
+		CHECK(policy_parse_addr(edges[i].addr, &a) == 0);
+		c = policy_addr_class(&a);
+		if (c != edges[i].c)
+			fprintf(stderr, "%s: %s, expected %s\n", edges[i].addr,
+				policy_addr_class_name(c),
+				policy_addr_class_name(edges[i].c));
+		CHECK(c == edges[i].c);
+	}
+}
+
+/* allow-private: private addresses get the ports of the matching rules
+ * that say it, and only theirs; public ones those of every matching
+ * rule; reserved ones nothing, whatever the rules. */
+static void
+test_decide_private(void)
+{
+	struct rule allow[3] = {0};
+	struct portspec tcp443 = {IPPROTO_TCP, 443, 443};
+	struct portspec tcp22 = {IPPROTO_TCP, 22, 22};
+	struct portspec udp53 = {IPPROTO_UDP, 53, 53};
+	struct vm vm = {.allow = allow, .nallow = 3};
+	struct verdict v;
+	const struct ports *ps;
+	const char *err;
+
+	policy_parse_name("*", &allow[0].pat, &err);
+	allow[0].ports.v = &tcp443;
+	allow[0].ports.n = 1;
+	policy_parse_name("*.corp.example", &allow[1].pat, &err);
+	allow[1].ports.v = &tcp22;
+	allow[1].ports.n = 1;
+	allow[1].allow_private = true;
+	policy_parse_name("dns.corp.example", &allow[2].pat, &err);
+	allow[2].ports.v = &udp53;
+	allow[2].ports.n = 1;
+	allow[2].allow_private = true;
+
+	policy_decide(&vm, "www.example.com", 0, &v);
+	CHECK(v.allowed && !v.allow_private && v.private_ports.n == 0);
+	CHECK(policy_verdict_ports(&v, ADDR_PUBLIC) == &v.ports);
+	CHECK(policy_verdict_ports(&v, ADDR_PRIVATE) == NULL);
+	CHECK(policy_verdict_ports(&v, ADDR_RESERVED) == NULL);
+	CHECK(policy_verdict_ports(&v, ADDR_INTERNAL) == NULL);
+	verdict_finish(&v);
+
+	policy_decide(&vm, "git.corp.example", 0, &v);
+	CHECK(v.allowed && v.allow_private);
+	CHECK(v.ports.n == 2); /* tcp/22 and tcp/443 */
+	ps = policy_verdict_ports(&v, ADDR_PRIVATE);
+	CHECK(ps == &v.private_ports && ps->n == 1 && !ps->any &&
+		ps->v[0].proto == IPPROTO_TCP && ps->v[0].lo == 22);
+	CHECK(policy_verdict_ports(&v, ADDR_RESERVED) == NULL);
+	CHECK(policy_verdict_ports(&v, ADDR_INTERNAL) == NULL);
+	verdict_finish(&v);
+
+	/* two rules say it: their ports add up, the third's do not */
+	policy_decide(&vm, "dns.corp.example", 0, &v);
+	ps = policy_verdict_ports(&v, ADDR_PRIVATE);
+	CHECK(ps != NULL && ps->n == 2 && v.ports.n == 3);
+	verdict_finish(&v);
+
+	/* default: allow: every port for public addresses, but private
+	 * ones still need a rule that says allow-private */
+	vm.default_allow = true;
+	policy_decide(&vm, "elsewhere.example.org", 0, &v);
+	CHECK(v.allowed && v.ports.any && !v.allow_private);
+	CHECK(policy_verdict_ports(&v, ADDR_PRIVATE) == NULL);
+	verdict_finish(&v);
+	policy_decide(&vm, "git.corp.example", 0, &v);
+	ps = policy_verdict_ports(&v, ADDR_PRIVATE);
+	CHECK(ps != NULL && !ps->any && ps->n == 1);
+	verdict_finish(&v);
+	vm.default_allow = false;
+
+	/* an allow-private rule without ports: every port, for it */
+	allow[1].ports.n = 0;
+	allow[1].ports.any = true;
+	policy_decide(&vm, "git.corp.example", 0, &v);
+	ps = policy_verdict_ports(&v, ADDR_PRIVATE);
+	CHECK(ps != NULL && ps->any);
+	verdict_finish(&v);
+	/* ... until it ends */
+	allow[1].until = 100;
+	policy_decide(&vm, "git.corp.example", 100, &v);
+	CHECK(v.allowed && !v.allow_private);
+	CHECK(policy_verdict_ports(&v, ADDR_PRIVATE) == NULL);
+	verdict_finish(&v);
 }
 
 static int64_t
@@ -555,5 +722,7 @@ main(void)
 	test_same();
 	test_time();
 	test_decide_until();
+	test_addr_class();
+	test_decide_private();
 	return check_done("policy");
 }
