@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "elems.h"
 #include "judge.h"
 #include "util.h"
 
@@ -80,14 +81,81 @@ struct victim {
 	unsigned char tuple[160];
 };
 
+/* The admitted elements, copied once per purge and sorted by VM and
+ * address: judging each connection by a walk of the whole shadow made a
+ * purge cost (connections judged) x (elements of every VM). The pointers
+ * in them stay valid: nothing changes the shadow while a purge runs. */
+struct snapshot {
+	struct admit_elem *v;
+	size_t n, cap;
+};
+
+static void
+snap_add(const struct admit_elem *e, void *arg)
+{
+	struct snapshot *s = arg;
+
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 256;
+		s->v = xreallocarray(s->v, s->cap, sizeof(*s->v));
+	}
+	s->v[s->n++] = *e;
+}
+
+static int
+snap_key_cmp(const char *vm, int family, const uint8_t *addr,
+	const struct admit_elem *e)
+{
+	int c = strcmp(vm, e->vm);
+
+	if (c != 0)
+		return c;
+	if (family != e->k->family)
+		return family < e->k->family ? -1 : 1;
+	return memcmp(addr, e->k->addr, family == AF_INET ? 4 : 16);
+}
+
+static int
+snap_cmp(const void *a, const void *b)
+{
+	const struct admit_elem *x = a;
+
+	return snap_key_cmp(x->vm, x->k->family, x->k->addr, b);
+}
+
+/* judge_elems_fn: the elements of vm at dst, by binary search. */
+static void
+snap_elems(const void *src, const char *vm, const struct ipaddr *dst,
+	admit_elem_cb cb, void *arg)
+{
+	const struct snapshot *s = src;
+	uint8_t addr[16] = {0};
+	size_t lo = 0, hi = s->n;
+
+	memcpy(addr, dst->b, dst->family == AF_INET ? 4 : 16);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (snap_key_cmp(vm, dst->family, addr, &s->v[mid]) > 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < s->n && snap_key_cmp(vm, dst->family, addr, &s->v[lo]) == 0;
+		lo++)
+		cb(&s->v[lo], arg);
+}
+
 struct purge {
 	const struct config *cf;
-	const struct admit *ad;
+	const struct snapshot *snap;
 	const struct ipaddr *srcs;
 	size_t nsrcs;
 	int family;
 	struct victim *v;
 	size_t n, cap;
+	size_t over; /* no longer admitted, past this round's cap */
+	bool first;  /* the first round: the one that counts */
 	struct ctpurge_stats *st;
 };
 
@@ -194,7 +262,8 @@ admitted(const struct purge *p, const struct tuple *t)
 		ps.proto = IPPROTO_ICMP;
 		want = &ps;
 	}
-	return judge_forward(vm, p->ad, &t->dst, want, &j) != JUDGED_DROP;
+	return judge_forward_from(vm, snap_elems, p->snap, &t->dst, want, &j) !=
+		JUDGED_DROP;
 }
 
 static int
@@ -213,7 +282,7 @@ entry_cb(const struct nlmsghdr *nlh, void *data)
 	if (!t.has_src || !t.has_dst || !t.has_proto ||
 		!addr_in(&t.src, p->srcs, p->nsrcs))
 		return MNL_CB_OK;
-	p->st->judged++;
+	p->st->judged += p->first;
 	if (tb[CTA_STATUS] != NULL &&
 		mnl_attr_validate(tb[CTA_STATUS], MNL_TYPE_U32) == 0)
 		status = ntohl(mnl_attr_get_u32(tb[CTA_STATUS]));
@@ -223,15 +292,17 @@ entry_cb(const struct nlmsghdr *nlh, void *data)
 	 * the forward chain's to end. */
 	if ((status & IPS_DST_NAT) || is_listen(p->cf, &t.dst) ||
 		admitted(p, &t)) {
-		p->st->kept++;
+		p->st->kept += p->first;
 		return MNL_CB_OK;
 	}
-	if (p->n == CTPURGE_MAX ||
-		mnl_attr_get_payload_len(tb[CTA_TUPLE_ORIG]) >
-			sizeof(v->tuple) ||
+	if (p->n == CTPURGE_MAX) {
+		p->over++;
+		return MNL_CB_OK;
+	}
+	if (mnl_attr_get_payload_len(tb[CTA_TUPLE_ORIG]) > sizeof(v->tuple) ||
 		tb[CTA_ID] == NULL ||
 		mnl_attr_validate(tb[CTA_ID], MNL_TYPE_U32) < 0) {
-		p->st->failed++;
+		p->st->failed += p->first;
 		return MNL_CB_OK;
 	}
 	if (p->n == p->cap) {
@@ -317,8 +388,9 @@ int
 ctpurge_run(const struct config *cf, const struct ipaddr *srcs, size_t nsrcs,
 	const struct admit *ad, struct ctpurge_stats *st)
 {
+	struct snapshot snap = {0};
 	struct purge p = {.cf = cf,
-		.ad = ad,
+		.snap = &snap,
 		.srcs = srcs,
 		.nsrcs = nsrcs,
 		.st = st};
@@ -337,20 +409,40 @@ ctpurge_run(const struct config *cf, const struct ipaddr *srcs, size_t nsrcs,
 		errno = saved;
 		return -1;
 	}
+	admit_foreach(ad, NULL, snap_add, &snap);
+	if (snap.n > 1)
+		qsort(snap.v, snap.n, sizeof(*snap.v), snap_cmp);
 	/* The whole table first, then the deletes: no delete while a dump
-	 * is being read on the same socket. */
-	if (read_family(nl, &p, AF_INET, &seq) < 0 ||
-		read_family(nl, &p, AF_INET6, &seq) < 0)
-		ret = -1;
-	saved = errno;
-	for (size_t i = 0; i < p.n; i++) {
-		if (delete_one(nl, &p.v[i], ++seq) == 0)
-			st->deleted++;
-		else
-			st->failed++;
+	 * is being read on the same socket. At most CTPURGE_MAX deletes a
+	 * round; while a round leaves some over, another reads the table
+	 * again (else a VM could keep a connection by opening more than
+	 * CTPURGE_MAX others that the change ends too). */
+	saved = 0;
+	for (int round = 0; round < CTPURGE_ROUNDS; round++) {
+		size_t done = 0;
+
+		p.n = 0;
+		p.over = 0;
+		p.first = round == 0;
+		if (read_family(nl, &p, AF_INET, &seq) < 0 ||
+			read_family(nl, &p, AF_INET6, &seq) < 0) {
+			ret = -1;
+			saved = errno;
+		}
+		for (size_t i = 0; i < p.n; i++) {
+			if (delete_one(nl, &p.v[i], ++seq) == 0)
+				done++;
+			else
+				st->failed++;
+		}
+		st->deleted += done;
+		if (p.over == 0 || ret < 0 || done == 0)
+			break;
 	}
+	st->failed += p.over;
 	mnl_socket_close(nl);
 	free(p.v);
+	free(snap.v);
 	errno = saved;
 	return ret;
 }
