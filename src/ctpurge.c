@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -149,6 +150,8 @@ snap_elems(const void *src, const char *vm, const struct ipaddr *dst,
 struct purge {
 	const struct config *cf;
 	const struct snapshot *snap;
+	const struct ipaddr *local; /* this host's addresses */
+	size_t nlocal;
 	const struct ipaddr *srcs;
 	size_t nsrcs;
 	int family;
@@ -164,7 +167,7 @@ struct tuple {
 	struct ipaddr src, dst;
 	bool has_src, has_dst, has_proto, has_port;
 	uint8_t proto;
-	uint16_t dport;
+	uint16_t sport, dport;
 };
 
 static int
@@ -213,6 +216,9 @@ parse_tuple(const struct nlattr *nest, struct tuple *t)
 		t->has_proto = true;
 		t->proto = mnl_attr_get_u8(pr[CTA_PROTO_NUM]);
 	}
+	if (pr[CTA_PROTO_SRC_PORT] != NULL &&
+		mnl_attr_validate(pr[CTA_PROTO_SRC_PORT], MNL_TYPE_U16) == 0)
+		t->sport = ntohs(mnl_attr_get_u16(pr[CTA_PROTO_SRC_PORT]));
 	if (pr[CTA_PROTO_DST_PORT] != NULL &&
 		mnl_attr_validate(pr[CTA_PROTO_DST_PORT], MNL_TYPE_U16) == 0) {
 		t->has_port = true;
@@ -266,6 +272,68 @@ admitted(const struct purge *p, const struct tuple *t)
 		JUDGED_DROP;
 }
 
+/* t's destination (and port) become where the DNAT sent it: the reply
+ * tuple's source. False when the reply tuple cannot be read. */
+static bool
+dnat_target(const struct nlattr *reply, struct tuple *t)
+{
+	struct tuple r;
+
+	if (reply == NULL)
+		return false;
+	parse_tuple(reply, &r);
+	if (!r.has_src || r.src.family != t->dst.family)
+		return false;
+	t->dst = r.src;
+	if (t->proto == IPPROTO_TCP || t->proto == IPPROTO_UDP) {
+		if (!r.has_proto || r.proto != t->proto)
+			return false;
+		t->dport = r.sport;
+	}
+	return true;
+}
+
+/* This host's addresses (a redirect goes to one of them), or none. */
+static size_t
+local_addrs(struct ipaddr **out)
+{
+	struct ifaddrs *ifa, *i;
+	size_t n = 0, cap = 0;
+
+	*out = NULL;
+	if (getifaddrs(&ifa) < 0)
+		return 0;
+	for (i = ifa; i != NULL; i = i->ifa_next) {
+		const struct sockaddr *sa = i->ifa_addr;
+		struct ipaddr a = {0};
+
+		if (sa == NULL)
+			continue;
+		if (sa->sa_family == AF_INET) {
+			a.family = AF_INET;
+			memcpy(a.b,
+				&((const struct sockaddr_in *)(const void *)sa)
+					 ->sin_addr,
+				4);
+		} else if (sa->sa_family == AF_INET6) {
+			a.family = AF_INET6;
+			memcpy(a.b,
+				&((const struct sockaddr_in6 *)(const void *)sa)
+					 ->sin6_addr,
+				16);
+		} else {
+			continue;
+		}
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			*out = xreallocarray(*out, cap, sizeof(**out));
+		}
+		(*out)[n++] = a;
+	}
+	freeifaddrs(ifa);
+	return n;
+}
+
 static int
 entry_cb(const struct nlmsghdr *nlh, void *data)
 {
@@ -286,11 +354,16 @@ entry_cb(const struct nlmsghdr *nlh, void *data)
 	if (tb[CTA_STATUS] != NULL &&
 		mnl_attr_validate(tb[CTA_STATUS], MNL_TYPE_U32) == 0)
 		status = ntohl(mnl_attr_get_u32(tb[CTA_STATUS]));
+	/* A connection another table DNATed went on to where it was sent
+	 * (the reply tuple's source): the forward chain judged that. */
+	if ((status & IPS_DST_NAT) && !dnat_target(tb[CTA_TUPLE_REPLY], &t)) {
+		p->st->kept += p->first; /* cannot tell: left alone */
+		return MNL_CB_OK;
+	}
 	/* A connection to the firewall itself (DNS at a listen address, or
-	 * redirected there by the capture chain) is the input chain's, and
-	 * one another table DNATed is judged by what it became: neither is
-	 * the forward chain's to end. */
-	if ((status & IPS_DST_NAT) || is_listen(p->cf, &t.dst) ||
+	 * redirected to this host by the capture chain) is the input
+	 * chain's, not the forward chain's to end. */
+	if (is_listen(p->cf, &t.dst) || addr_in(&t.dst, p->local, p->nlocal) ||
 		admitted(p, &t)) {
 		p->st->kept += p->first;
 		return MNL_CB_OK;
@@ -389,6 +462,7 @@ ctpurge_run(const struct config *cf, const struct ipaddr *srcs, size_t nsrcs,
 	const struct admit *ad, struct ctpurge_stats *st)
 {
 	struct snapshot snap = {0};
+	struct ipaddr *local = NULL;
 	struct purge p = {.cf = cf,
 		.snap = &snap,
 		.srcs = srcs,
@@ -409,6 +483,8 @@ ctpurge_run(const struct config *cf, const struct ipaddr *srcs, size_t nsrcs,
 		errno = saved;
 		return -1;
 	}
+	p.nlocal = local_addrs(&local);
+	p.local = local;
 	admit_foreach(ad, NULL, snap_add, &snap);
 	if (snap.n > 1)
 		qsort(snap.v, snap.n, sizeof(*snap.v), snap_cmp);
@@ -443,6 +519,7 @@ ctpurge_run(const struct config *cf, const struct ipaddr *srcs, size_t nsrcs,
 	mnl_socket_close(nl);
 	free(p.v);
 	free(snap.v);
+	free(local);
 	errno = saved;
 	return ret;
 }
