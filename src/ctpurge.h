@@ -15,9 +15,12 @@
 #include "config.h"
 #include "policy.h"
 
-/* At most this many entries are deleted in one purge; the rest are
- * reported (and go on). */
+/* At most this many entries are deleted in one round of a purge, and at
+ * most CTPURGE_ROUNDS rounds (each reads the table again) run while a
+ * round leaves entries over; what is left after them is reported (and
+ * goes on). */
 #define CTPURGE_MAX 65536
+#define CTPURGE_ROUNDS 8
 
 struct ctpurge_stats {
 	size_t judged;	/* entries whose original source is re-judged */

@@ -3,7 +3,8 @@
 # VM's connections the new policy no longer admits (a net rule removed, a
 # name denied), and only those: its still-admitted connections, another
 # VM's (even one whose element has expired meanwhile: an unchanged VM is
-# not judged again), and with the key off every connection go on. Each
+# not judged again), and with the key off every connection go on. A
+# connection another table DNATed is judged by where it was sent. Each
 # connection is a `probe talk` (a round trip every 300 ms); a cut one
 # fails its next round trip (2 s), a kept one completes all of them.
 . "$(dirname "$0")/../lib/testbed.sh"
@@ -70,7 +71,18 @@ talk_is() {
 	sed "s/^/# talk $1: /" "$TB_DIR/talk-$1.log"
 	[ "$rc" -eq "$2" ]
 }
+# Another table in the firewall DNATs 203.0.113.77:443 to 192.0.2.20:993
+# (a user's rewrite): the forward chain judges where it goes.
+nsx "$FW" nft -f - <<'N'
+table ip userdnat {
+	chain pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr 203.0.113.77 tcp dport 443 dnat to 192.0.2.20:993
+	}
+}
+N
 talk net993 "$VM_work" 192.0.2.20 993
+talk dnat993 "$VM_work" 203.0.113.77 443
 talk net443 "$VM_work" 192.0.2.20 443
 talk www "$VM_work" 192.0.2.10 443
 talk mail "$VM_work" 192.0.2.11 443
@@ -89,9 +101,11 @@ deny:
   - name: mail.good.example
 P
 ok "the reload is in force" tb_reload
-ok "the purge ended two of work's connections" \
-	tb_wait_for "$TB_DIR/dnsfenced.log" "conntrack purge: ended 2 of [0-9]* connections" 5
+ok "the purge ended three of work's connections" \
+	tb_wait_for "$TB_DIR/dnsfenced.log" "conntrack purge: ended 3 of [0-9]* connections" 5
 ok "work's tcp/993 connection (its net rule removed) is cut" talk_is net993 1
+ok "work's connection DNATed to 192.0.2.20 tcp/993 by another table is cut" talk_is dnat993 1
+blocked "... and a new one is rejected" reach_tcp "$VM_work" 203.0.113.77 443
 ok "work's connection to mail (now denied) is cut" talk_is mail 1
 ok "work's tcp/443 connection (net rule kept) goes on" talk_is net443 0
 ok "work's connection to www (still admitted) goes on" talk_is www 0
