@@ -193,7 +193,9 @@ const char *policy_addr_class_name(enum addr_class c);
 /** Order of addresses: family, then bytes (4 or 16 of them). */
 int policy_addr_cmp(const struct ipaddr *a, const struct ipaddr *b);
 
-/** Which VM sent a packet from addr (and ifname, NULL if unknown)? */
+/** Which VM sent a packet from addr that came in on ifname (NULL if
+ * unknown)? On an interface some VM's `interface:` names, only the
+ * addresses of the VMs that name it: any other is NULL (spoofed). */
 const struct vm *policy_find_vm(const struct vm *vms, size_t nvms,
 	const struct ipaddr *addr, const char *ifname);
 
