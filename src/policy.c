@@ -462,6 +462,42 @@ policy_find_vm(const struct vm *vms, size_t nvms, const struct ipaddr *addr,
 	return iface_claimed(vms, nvms, ifname) ? NULL : vm;
 }
 
+struct by_iface {
+	const struct vm *vms;
+	size_t i;
+};
+
+static int
+cmp_by_iface(const void *a, const void *b)
+{
+	const struct by_iface *x = a, *y = b;
+	int c = strcmp(x->vms[x->i].iface, y->vms[y->i].iface);
+
+	if (c != 0)
+		return c;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+size_t
+policy_dispatch_order(const struct vm *vms, size_t nvms, size_t *order)
+{
+	struct by_iface *v = xcalloc(nvms + 1, sizeof(*v));
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < nvms; i++)
+		if (vms[i].iface)
+			v[n++] = (struct by_iface){.vms = vms, .i = i};
+	if (n > 0)
+		qsort(v, n, sizeof(*v), cmp_by_iface);
+	for (k = 0; k < n; k++)
+		order[k] = v[k].i;
+	for (size_t i = 0; i < nvms; i++)
+		if (!vms[i].iface)
+			order[k++] = i;
+	free(v);
+	return n;
+}
+
 static uint32_t
 ttl_clamp(const struct ttl_conf *t, uint32_t ttl)
 {

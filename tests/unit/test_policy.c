@@ -340,6 +340,34 @@ test_find_vm_claimed(void)
 	CHECK(policy_find_vm(vms, 5, &a[1], "vif3.0") == NULL);
 }
 
+/* The forward chain's order: every interface's rules before any dispatch
+ * by address alone, VMs sharing an interface next to each other. */
+static void
+test_dispatch_order(void)
+{
+	struct vm vms[6] = {
+		{.name = "alpha", .iface = "vif1.0"},
+		{.name = "bravo"},
+		{.name = "kilo", .iface = "vif6.0"},
+		{.name = "mike", .iface = "vif3.0"},
+		{.name = "yankee"},
+		{.name = "zulu", .iface = "vif6.0"},
+	};
+	size_t order[6], want[6] = {0, 3, 2, 5, 1, 4};
+	bool same = true;
+
+	CHECK(policy_dispatch_order(vms, 6, order) == 4);
+	for (int i = 0; i < 6; i++)
+		same = same && order[i] == want[i];
+	CHECK(same);
+	for (int i = 0; i < 6; i++)
+		vms[i].iface = NULL;
+	CHECK(policy_dispatch_order(vms, 6, order) == 0);
+	for (size_t i = 0; i < 6; i++)
+		CHECK(order[i] == i);
+	CHECK(policy_dispatch_order(vms, 0, order) == 0);
+}
+
 static void
 test_atoms(void)
 {
@@ -777,6 +805,7 @@ main(void)
 	test_decide();
 	test_find_vm();
 	test_find_vm_claimed();
+	test_dispatch_order();
 	test_atoms();
 	test_same();
 	test_time();
