@@ -82,12 +82,18 @@ struct victim {
 	unsigned char tuple[160];
 };
 
-/* The admitted elements, copied once per purge and sorted by VM and
- * address: judging each connection by a walk of the whole shadow made a
- * purge cost (connections judged) x (elements of every VM). The pointers
- * in them stay valid: nothing changes the shadow while a purge runs. */
+/* Admitted elements, copied and sorted by VM and address: judging each
+ * connection by a walk of the whole shadow made a purge cost (connections
+ * judged) x (elements of every VM). A copy, not pointers into the shadow:
+ * the one taken before a change outlives the shadow it was taken of. */
+struct snap_elem {
+	char vm[VM_NAME_MAX + 1];
+	struct elem_key k;
+	uint64_t left_ms;
+};
+
 struct snapshot {
-	struct admit_elem *v;
+	struct snap_elem *v;
 	size_t n, cap;
 };
 
@@ -95,33 +101,58 @@ static void
 snap_add(const struct admit_elem *e, void *arg)
 {
 	struct snapshot *s = arg;
+	struct snap_elem *x;
 
 	if (s->n == s->cap) {
 		s->cap = s->cap ? 2 * s->cap : 256;
 		s->v = xreallocarray(s->v, s->cap, sizeof(*s->v));
 	}
-	s->v[s->n++] = *e;
+	x = &s->v[s->n++];
+	memset(x, 0, sizeof(*x));
+	snprintf(x->vm, sizeof(x->vm), "%s", e->vm);
+	x->k = *e->k;
+	x->left_ms = e->left_ms;
 }
 
 static int
 snap_key_cmp(const char *vm, int family, const uint8_t *addr,
-	const struct admit_elem *e)
+	const struct snap_elem *e)
 {
 	int c = strcmp(vm, e->vm);
 
 	if (c != 0)
 		return c;
-	if (family != e->k->family)
-		return family < e->k->family ? -1 : 1;
-	return memcmp(addr, e->k->addr, family == AF_INET ? 4 : 16);
+	if (family != e->k.family)
+		return family < e->k.family ? -1 : 1;
+	return memcmp(addr, e->k.addr, family == AF_INET ? 4 : 16);
 }
 
 static int
 snap_cmp(const void *a, const void *b)
 {
-	const struct admit_elem *x = a;
+	const struct snap_elem *x = a;
 
-	return snap_key_cmp(x->vm, x->k->family, x->k->addr, b);
+	return snap_key_cmp(x->vm, x->k.family, x->k.addr, b);
+}
+
+/* The elements of c's VMs that own one of srcs, as ad holds them now. */
+static void
+snap_take(struct snapshot *s, const struct config *c, const struct ipaddr *srcs,
+	size_t nsrcs, const struct admit *ad)
+{
+	for (size_t i = 0; i < c->nvms; i++) {
+		const struct vm *vm = &c->vms[i];
+		bool mine = false;
+
+		for (size_t j = 0; j < vm->naddrs && !mine; j++)
+			for (size_t k = 0; k < nsrcs && !mine; k++)
+				mine = policy_addr_cmp(&vm->addrs[j],
+					       &srcs[k]) == 0;
+		if (mine)
+			admit_foreach(ad, vm->name, snap_add, s);
+	}
+	if (s->n > 1)
+		qsort(s->v, s->n, sizeof(*s->v), snap_cmp);
 }
 
 /* judge_elems_fn: the elements of vm at dst, by binary search. */
@@ -143,17 +174,55 @@ snap_elems(const void *src, const char *vm, const struct ipaddr *dst,
 			hi = mid;
 	}
 	for (; lo < s->n && snap_key_cmp(vm, dst->family, addr, &s->v[lo]) == 0;
-		lo++)
-		cb(&s->v[lo], arg);
+		lo++) {
+		struct admit_elem e = {.vm = s->v[lo].vm,
+			.k = &s->v[lo].k,
+			.left_ms = s->v[lo].left_ms};
+
+		cb(&e, arg);
+	}
+}
+
+struct ctpurge_before {
+	struct config *cf; /* a copy of the old configuration */
+	struct snapshot snap;
+	struct ipaddr *srcs;
+	size_t nsrcs;
+};
+
+struct ctpurge_before *
+ctpurge_before(const struct config *old, const struct config *new,
+	const struct admit *ad)
+{
+	struct ctpurge_before *b = xcalloc(1, sizeof(*b));
+
+	b->nsrcs = ctpurge_sources(old, new, &b->srcs);
+	if (b->nsrcs == 0) {
+		ctpurge_before_free(b);
+		return NULL;
+	}
+	b->cf = config_at(old, 0);
+	snap_take(&b->snap, old, b->srcs, b->nsrcs, ad);
+	return b;
+}
+
+void
+ctpurge_before_free(struct ctpurge_before *b)
+{
+	if (b == NULL)
+		return;
+	config_free(b->cf);
+	free(b->snap.v);
+	free(b->srcs);
+	free(b);
 }
 
 struct purge {
+	const struct ctpurge_before *before;
 	const struct config *cf;
 	const struct snapshot *snap;
 	const struct ipaddr *local; /* this host's addresses */
 	size_t nlocal;
-	const struct ipaddr *srcs;
-	size_t nsrcs;
 	int family;
 	struct victim *v;
 	size_t n, cap;
@@ -246,16 +315,18 @@ is_listen(const struct config *cf, const struct ipaddr *a)
 	return false;
 }
 
-/* Would the forward chain under the new policy start this connection? */
+/* Would the forward chain start this connection, under the policy cf and
+ * the elements snap? */
 static bool
-admitted(const struct purge *p, const struct tuple *t)
+admitted(const struct config *cf, const struct snapshot *snap,
+	const struct tuple *t)
 {
 	const struct vm *vm;
 	struct portspec ps = {0};
 	const struct portspec *want = NULL;
 	struct judgement j;
 
-	vm = policy_find_vm(p->cf->vms, p->cf->nvms, &t->src, NULL);
+	vm = policy_find_vm(cf->vms, cf->nvms, &t->src, NULL);
 	if (vm == NULL)
 		return false; /* an unknown source: rejected */
 	if (t->proto == IPPROTO_TCP || t->proto == IPPROTO_UDP) {
@@ -268,7 +339,7 @@ admitted(const struct purge *p, const struct tuple *t)
 		ps.proto = IPPROTO_ICMP;
 		want = &ps;
 	}
-	return judge_forward_from(vm, snap_elems, p->snap, &t->dst, want, &j) !=
+	return judge_forward_from(vm, snap_elems, snap, &t->dst, want, &j) !=
 		JUDGED_DROP;
 }
 
@@ -348,7 +419,7 @@ entry_cb(const struct nlmsghdr *nlh, void *data)
 		return MNL_CB_OK;
 	parse_tuple(tb[CTA_TUPLE_ORIG], &t);
 	if (!t.has_src || !t.has_dst || !t.has_proto ||
-		!addr_in(&t.src, p->srcs, p->nsrcs))
+		!addr_in(&t.src, p->before->srcs, p->before->nsrcs))
 		return MNL_CB_OK;
 	p->st->judged += p->first;
 	if (tb[CTA_STATUS] != NULL &&
@@ -362,9 +433,11 @@ entry_cb(const struct nlmsghdr *nlh, void *data)
 	}
 	/* A connection to the firewall itself (DNS at a listen address, or
 	 * redirected to this host by the capture chain) is the input
-	 * chain's, not the forward chain's to end. */
+	 * chain's, not the forward chain's to end. Of the others, only what
+	 * the change took away ends: admitted before it, not after. */
 	if (is_listen(p->cf, &t.dst) || addr_in(&t.dst, p->local, p->nlocal) ||
-		admitted(p, &t)) {
+		!admitted(p->before->cf, &p->before->snap, &t) ||
+		admitted(p->cf, p->snap, &t)) {
 		p->st->kept += p->first;
 		return MNL_CB_OK;
 	}
@@ -458,22 +531,18 @@ delete_one(struct mnl_socket *nl, const struct victim *v, uint32_t seq)
 }
 
 int
-ctpurge_run(const struct config *cf, const struct ipaddr *srcs, size_t nsrcs,
+ctpurge_run(const struct ctpurge_before *b, const struct config *cf,
 	const struct admit *ad, struct ctpurge_stats *st)
 {
 	struct snapshot snap = {0};
 	struct ipaddr *local = NULL;
-	struct purge p = {.cf = cf,
-		.snap = &snap,
-		.srcs = srcs,
-		.nsrcs = nsrcs,
-		.st = st};
+	struct purge p = {.before = b, .cf = cf, .snap = &snap, .st = st};
 	struct mnl_socket *nl;
 	uint32_t seq = (uint32_t)time(NULL);
 	int ret = 0, saved;
 
 	memset(st, 0, sizeof(*st));
-	if (nsrcs == 0)
+	if (b == NULL)
 		return 0;
 	if ((nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC)) == NULL ||
 		mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
@@ -485,9 +554,7 @@ ctpurge_run(const struct config *cf, const struct ipaddr *srcs, size_t nsrcs,
 	}
 	p.nlocal = local_addrs(&local);
 	p.local = local;
-	admit_foreach(ad, NULL, snap_add, &snap);
-	if (snap.n > 1)
-		qsort(snap.v, snap.n, sizeof(*snap.v), snap_cmp);
+	snap_take(&snap, cf, b->srcs, b->nsrcs, ad);
 	/* The whole table first, then the deletes: no delete while a dump
 	 * is being read on the same socket. At most CTPURGE_MAX deletes a
 	 * round; while a round leaves some over, another reads the table

@@ -3,7 +3,10 @@
 # VM's connections the new policy no longer admits (a net rule removed, a
 # name denied), and only those: its still-admitted connections, another
 # VM's (even one whose element has expired meanwhile: an unchanged VM is
-# not judged again), and with the key off every connection go on. A
+# not judged again), the changed VM's own connection to a name whose
+# element expired before the change (the change did not take it away:
+# conntrack kept it, not the policy), and with the key off every
+# connection go on. A
 # connection another table DNATed is judged by where it was sent. Each
 # connection is a `probe talk` (a round trip every 300 ms); a cut one
 # fails its next round trip (2 s), a kept one completes all of them.
@@ -55,6 +58,7 @@ ok "work resolves www and mail" dns_is "$VM_work" NOERROR www.good.example
 ok "... mail" dns_is "$VM_work" NOERROR mail.good.example
 
 ok "dev resolves short (TTL 5)" dns_is "$VM_dev" NOERROR short.good.example
+ok "... and so does work" dns_is "$VM_work" NOERROR short.good.example
 
 # talk NAME VM ADDR PORT: a background connection, 40 round trips.
 declare -A talk_pid
@@ -88,12 +92,17 @@ talk www "$VM_work" 192.0.2.10 443
 talk mail "$VM_work" 192.0.2.11 443
 talk dev993 "$VM_dev" 192.0.2.20 993
 talk devshort "$VM_dev" 192.0.2.12 443
+talk workshort "$VM_work" 192.0.2.12 443
 for _ in $(seq 100); do
-	[ "$(elem_expires dev_v4_ports "192.0.2.12 . tcp . 443")" = -1 ] && break
+	[ "$(elem_expires dev_v4_ports "192.0.2.12 . tcp . 443")" = -1 ] &&
+		[ "$(elem_expires work_v4_ports "192.0.2.12 . tcp . 443")" = -1 ] &&
+		break
 	sleep 0.1
 done
 ok "dev's element for short has expired" \
 	test "$(elem_expires dev_v4_ports "192.0.2.12 . tcp . 443")" = -1
+ok "... and work's" \
+	test "$(elem_expires work_v4_ports "192.0.2.12 . tcp . 443")" = -1
 
 # work loses tcp/993 and mail (a deny: its element is pruned).
 work_policy <<'P'
@@ -111,6 +120,7 @@ ok "work's tcp/443 connection (net rule kept) goes on" talk_is net443 0
 ok "work's connection to www (still admitted) goes on" talk_is www 0
 ok "dev's tcp/993 connection (dev unchanged) goes on" talk_is dev993 0
 ok "dev's connection to short (its element expired, dev unchanged) goes on" talk_is devshort 0
+ok "work's connection to short (its element expired before the change) goes on" talk_is workshort 0
 blocked "a new tcp/993 connection from work is dropped" reach_tcp "$VM_work" 192.0.2.20 993
 
 # With the key off, a narrowing leaves open connections alone.
