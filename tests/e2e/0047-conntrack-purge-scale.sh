@@ -48,15 +48,16 @@ tb_daemon_start
 ok "dev resolves www" dns_is "$VM_dev" NOERROR www.good.example
 
 # dev's set gets NELEM more elements (as if it had resolved that many
-# names), adopted at the next start.
+# names), adopted at the next start. Public addresses (198.18.0.0/15):
+# private ones would be pruned by the rebinding guard at that start.
 tb_daemon_stop TERM
 python3 - "$NELEM" >"$TB_DIR/elems.nft" <<'PY'
 import sys
 n = int(sys.argv[1])
 for s in range(0, n, 2000):
     print("add element inet dnsfence dev_v4_ports { %s }" % ", ".join(
-        '10.%d.%d.%d . tcp . 443 timeout 1h comment "www.good.example"'
-        % (200 + i // 65536, i // 256 % 256, i % 256)
+        '198.%d.%d.%d . tcp . 443 timeout 1h comment "www.good.example"'
+        % (18 + i // 65536, i // 256 % 256, i % 256)
         for i in range(s, min(n, s + 2000))))
 PY
 ok "$NELEM elements added to dev's set" nsx "$FW" nft -f "$TB_DIR/elems.nft"
