@@ -769,6 +769,7 @@ U32_KEY(k_set_size, limits.set_size, 16, 1000000)
 U32_KEY(k_addrs_per_answer, limits.addrs_per_answer, 1, 4096)
 U32_KEY(k_inflight, limits.inflight_per_vm, 1, 100000)
 U32_KEY(k_tcp_clients, limits.tcp_clients, 1, 100000)
+U32_KEY(k_tcp_per_vm, limits.tcp_per_vm, 1, 100000)
 U32_KEY(k_tcp_idle, limits.tcp_idle, 1, 3600)
 
 static const struct keyspec ttl_keys[] = {
@@ -794,6 +795,7 @@ static const struct keyspec limits_keys[] = {
 	{"addresses-per-answer", YN_SCALAR, k_addrs_per_answer, false},
 	{"queries-per-vm", YN_SCALAR, k_inflight, false},
 	{"tcp-clients", YN_SCALAR, k_tcp_clients, false},
+	{"tcp-clients-per-vm", YN_SCALAR, k_tcp_per_vm, false},
 	{"tcp-idle", YN_SCALAR, k_tcp_idle, false},
 	{NULL, 0, NULL, false},
 };
@@ -1374,6 +1376,7 @@ config_defaults(struct config *c, const char *dir)
 		.addrs_per_answer = 256,
 		.inflight_per_vm = 256,
 		.tcp_clients = 64,
+		.tcp_per_vm = 16,
 		.tcp_idle = 10,
 	};
 }
@@ -1654,10 +1657,11 @@ config_dump(const struct config *c, FILE *out)
 		c->ttl.max, c->ttl.grace);
 	fprintf(out,
 		"limits:\n  set-size: %u\n  addresses-per-answer: %u\n"
-		"  queries-per-vm: %u\n  tcp-clients: %u\n  tcp-idle: %u\n",
+		"  queries-per-vm: %u\n  tcp-clients: %u\n"
+		"  tcp-clients-per-vm: %u\n  tcp-idle: %u\n",
 		c->limits.set_size, c->limits.addrs_per_answer,
 		c->limits.inflight_per_vm, c->limits.tcp_clients,
-		c->limits.tcp_idle);
+		c->limits.tcp_per_vm, c->limits.tcp_idle);
 	fprintf(out, "vms:%s\n", c->nvms ? "" : " {}");
 	for (size_t i = 0; i < c->nvms; i++)
 		dump_vm(&c->vms[i], out);

@@ -36,6 +36,7 @@ struct limits {
 	uint32_t addrs_per_answer; /* addresses admitted from one answer */
 	uint32_t inflight_per_vm;  /* queries being resolved per VM */
 	uint32_t tcp_clients;	   /* open DNS-over-TCP connections */
+	uint32_t tcp_per_vm;	   /* ... of one VM */
 	uint32_t tcp_idle;	   /* seconds */
 };
 

@@ -238,6 +238,37 @@ status_stripped(struct ctlcmd *c, struct ctl_conn *cc)
 	}
 }
 
+/* The VMs that met a fairness limit, and which. */
+static void
+status_limits(struct ctlcmd *c, struct ctl_conn *cc)
+{
+	const struct config *cf = conf(c);
+	const struct fe_stats *fs = server_fe_stats(c->srv);
+	bool head = false;
+
+	for (size_t i = 0; i < cf->nvms; i++) {
+		const struct server_vm_stats *st = vm_stats(c, cf->vms[i].name);
+
+		if (st == NULL ||
+			(st->tcp.conns == 0 && st->tcp.refused == 0 &&
+				st->tcp.evicted == 0))
+			continue;
+		if (!head)
+			ctl_out(cc, "\nlimits (per VM):\n");
+		head = true;
+		ctl_out(cc, "  %-20s TCP %u open, %llu refused, %llu evicted\n",
+			cf->vms[i].name, st->tcp.conns,
+			(unsigned long long)st->tcp.refused,
+			(unsigned long long)st->tcp.evicted);
+	}
+	if (fs->tcp_unknown + fs->tcp_full > 0)
+		ctl_out(cc,
+			"\nDNS over TCP: %llu connections from addresses of "
+			"no VM closed, %llu refused (all slots taken)\n",
+			(unsigned long long)fs->tcp_unknown,
+			(unsigned long long)fs->tcp_full);
+}
+
 static void
 status_human(struct ctlcmd *c, struct ctl_conn *cc)
 {
@@ -288,6 +319,7 @@ status_human(struct ctlcmd *c, struct ctl_conn *cc)
 	}
 	free(drops);
 	status_stripped(c, cc);
+	status_limits(c, cc);
 	if (c->status_more)
 		c->status_more(cc, false, c->arg);
 }
@@ -346,14 +378,21 @@ status_json(struct ctlcmd *c, struct ctl_conn *cc)
 			ctl_out(cc, "%s\"%s\":%llu", k ? "," : "",
 				dl_stripped_name(k),
 				(unsigned long long)st->stripped[k]);
-		ctl_out(cc, "},\"dropped\":");
+		ctl_out(cc,
+			"},\"tcp\":{\"open\":%u,\"refused\":%llu,"
+			"\"evicted\":%llu}",
+			st->tcp.conns, (unsigned long long)st->tcp.refused,
+			(unsigned long long)st->tcp.evicted);
+		ctl_out(cc, ",\"dropped\":");
 		if (drops != NULL)
 			ctl_out(cc, "%llu}", (unsigned long long)drops[i]);
 		else
 			ctl_out(cc, "null}");
 	}
 	free(drops);
-	ctl_out(cc, "}");
+	ctl_out(cc, "},\"tcp\":{\"unknown\":%llu,\"full\":%llu}",
+		(unsigned long long)server_fe_stats(c->srv)->tcp_unknown,
+		(unsigned long long)server_fe_stats(c->srv)->tcp_full);
 	if (c->status_more)
 		c->status_more(cc, true, c->arg);
 	ctl_out(cc, "}\n");
@@ -878,6 +917,25 @@ metrics_vms(struct ctlcmd *c, struct metrics_out *m)
 				"class=\"%s\"} %llu\n",
 				st[i]->name, dl_stripped_name(k),
 				(unsigned long long)st[i]->stripped[k]);
+	metrics_head(m, "dnsfence_tcp_connections", "gauge",
+		"DNS-over-TCP connections of each VM open now.");
+	for (size_t i = 0; i < n; i++)
+		metrics_printf(m, "dnsfence_tcp_connections{vm=\"%s\"} %u\n",
+			st[i]->name, st[i]->tcp.conns);
+	metrics_head(m, "dnsfence_tcp_refused", "counter",
+		"DNS-over-TCP connections of each VM closed at accept (its "
+		"tcp-clients-per-vm, or every tcp-clients slot taken).");
+	for (size_t i = 0; i < n; i++)
+		metrics_printf(m,
+			"dnsfence_tcp_refused_total{vm=\"%s\"} %llu\n",
+			st[i]->name, (unsigned long long)st[i]->tcp.refused);
+	metrics_head(m, "dnsfence_tcp_evicted", "counter",
+		"DNS-over-TCP connections of each VM closed to give their "
+		"slot to a VM holding fewer.");
+	for (size_t i = 0; i < n; i++)
+		metrics_printf(m,
+			"dnsfence_tcp_evicted_total{vm=\"%s\"} %llu\n",
+			st[i]->name, (unsigned long long)st[i]->tcp.evicted);
 	metrics_head(m, "dnsfence_elements", "gauge",
 		"Elements in each VM's sets now.");
 	for (size_t i = 0; i < cf->nvms; i++)
@@ -915,6 +973,17 @@ metrics_admission(struct ctlcmd *c, struct metrics_out *m)
 		"Queries from addresses no policy names (REFUSED).");
 	metrics_printf(m, "dnsfence_unknown_client_queries_total %llu\n",
 		(unsigned long long)ss->refused_unknown);
+	metrics_head(m, "dnsfence_tcp_unknown_client_connections", "counter",
+		"DNS-over-TCP connections from addresses no policy names, "
+		"closed at accept.");
+	metrics_printf(m,
+		"dnsfence_tcp_unknown_client_connections_total %llu\n",
+		(unsigned long long)server_fe_stats(c->srv)->tcp_unknown);
+	metrics_head(m, "dnsfence_tcp_full", "counter",
+		"DNS-over-TCP connections refused: every slot taken by VMs "
+		"holding no more than theirs (tcp-clients).");
+	metrics_printf(m, "dnsfence_tcp_full_total %llu\n",
+		(unsigned long long)server_fe_stats(c->srv)->tcp_full);
 	metrics_head(m, "dnsfence_reloads", "counter", "Reloads, by outcome.");
 	metrics_printf(m,
 		"dnsfence_reloads_total{result=\"ok\"} %llu\n"

@@ -580,7 +580,7 @@ struct vmc {
 	struct vmc *next;
 };
 
-static struct server_vm_stats *
+static struct vmc *
 vm_count(struct server *s, const char *name)
 {
 	uint32_t h = 2166136261u;
@@ -591,7 +591,7 @@ vm_count(struct server *s, const char *name)
 	h %= VMC_SLOTS;
 	for (v = s->vmc[h]; v; v = v->next)
 		if (strcmp(v->st.name, name) == 0)
-			return &v->st;
+			return v;
 	/* Queries in flight point at their VM's counters: growing the
 	 * array must not move them. */
 	v = xcalloc(1, sizeof(*v));
@@ -601,7 +601,7 @@ vm_count(struct server *s, const char *name)
 	s->counts =
 		xreallocarray(s->counts, s->ncounts + 1, sizeof(*s->counts));
 	s->counts[s->ncounts++] = &v->st;
-	return &v->st;
+	return v;
 }
 
 static bool
@@ -649,6 +649,19 @@ decide(struct query *q)
 	return true;
 }
 
+/* A TCP connection belongs to the VM of its source address (no interface
+ * check: a spoofed source cannot complete the handshake); from any other
+ * address it is closed at accept, before it costs a query. */
+static struct fe_tcp_owner *
+owner_cb(const struct ipaddr *src, void *arg)
+{
+	struct server *s = arg;
+	const struct config *c = s->gen->conf;
+	const struct vm *vm = policy_find_vm(c->vms, c->nvms, src, NULL);
+
+	return vm == NULL ? NULL : &vm_count(s, vm->name)->st.tcp;
+}
+
 static void
 query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 {
@@ -656,6 +669,7 @@ query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 	struct query *q = xcalloc(1, sizeof(*q));
 	const struct config *c = s->gen->conf;
 	struct timeval tv = {.tv_sec = QUERY_TIMEOUT_S};
+	struct vmc *v;
 	int rc;
 
 	q->srv = s;
@@ -686,7 +700,8 @@ query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 		query_unref(q);
 		return;
 	}
-	q->vc = vm_count(s, q->vm->name);
+	v = vm_count(s, q->vm->name);
+	q->vc = &v->st;
 	q->vc->queries++;
 	if (!decide(q)) {
 		query_unref(q);
@@ -735,7 +750,7 @@ server_new(struct event_base *base, struct nft *nft, struct admit *admit,
 
 	s->base = base;
 	s->nft = nft;
-	s->fe = frontend_new(base, c, query_cb, s);
+	s->fe = frontend_new(base, c, query_cb, owner_cb, s);
 	if (s->fe == NULL) {
 		free(s);
 		return NULL;
@@ -783,6 +798,7 @@ server_swap(struct server *s, struct config *c, struct ub_ctx *ctx)
 		old->ctx = NULL;
 	}
 	s->gen = gen_new(c, ctx);
+	frontend_set_limits(s->fe, c);
 	old->next = s->retired;
 	s->retired = old;
 	gen_unref(s, old);
@@ -811,6 +827,12 @@ const struct server_stats *
 server_stats(const struct server *s)
 {
 	return &s->st;
+}
+
+const struct fe_stats *
+server_fe_stats(const struct server *s)
+{
+	return frontend_stats(s->fe);
 }
 
 size_t

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "frontend.h"
 #include "nft.h"
 
 struct event_base;
@@ -56,6 +57,7 @@ struct server_vm_stats {
 	/* addresses the rebinding guard removed from them: private,
 	 * reserved, internal (enum addr_class - 1) */
 	uint64_t stripped[3];
+	struct fe_tcp_owner tcp; /* its DNS-over-TCP connections */
 };
 
 struct admit;
@@ -80,6 +82,8 @@ void server_set_learn(struct server *s, struct learn *l);
 const struct config *server_config(const struct server *s);
 struct admit *server_admit(struct server *s);
 const struct server_stats *server_stats(const struct server *s);
+/** The frontend's counters (TCP connections refused at accept). */
+const struct fe_stats *server_fe_stats(const struct server *s);
 /** The counters of every VM that has asked anything since start (kept
  * across reloads, so that they only grow), in no particular order. */
 size_t server_vm_stats(const struct server *s,
