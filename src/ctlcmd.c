@@ -250,14 +250,16 @@ status_limits(struct ctlcmd *c, struct ctl_conn *cc)
 		const struct server_vm_stats *st = vm_stats(c, cf->vms[i].name);
 
 		if (st == NULL ||
-			(st->tcp.conns == 0 && st->tcp.refused == 0 &&
-				st->tcp.evicted == 0))
+			(st->inflight == 0 && st->tcp.conns == 0 &&
+				st->tcp.refused == 0 && st->tcp.evicted == 0))
 			continue;
 		if (!head)
 			ctl_out(cc, "\nlimits (per VM):\n");
 		head = true;
-		ctl_out(cc, "  %-20s TCP %u open, %llu refused, %llu evicted\n",
-			cf->vms[i].name, st->tcp.conns,
+		ctl_out(cc,
+			"  %-20s %u in flight; TCP %u open, %llu refused, "
+			"%llu evicted\n",
+			cf->vms[i].name, st->inflight, st->tcp.conns,
 			(unsigned long long)st->tcp.refused,
 			(unsigned long long)st->tcp.evicted);
 	}
@@ -379,9 +381,10 @@ status_json(struct ctlcmd *c, struct ctl_conn *cc)
 				dl_stripped_name(k),
 				(unsigned long long)st->stripped[k]);
 		ctl_out(cc,
-			"},\"tcp\":{\"open\":%u,\"refused\":%llu,"
-			"\"evicted\":%llu}",
-			st->tcp.conns, (unsigned long long)st->tcp.refused,
+			"},\"inflight\":%u,\"tcp\":{\"open\":%u,\"refused\":"
+			"%llu,\"evicted\":%llu}",
+			st->inflight, st->tcp.conns,
+			(unsigned long long)st->tcp.refused,
 			(unsigned long long)st->tcp.evicted);
 		ctl_out(cc, ",\"dropped\":");
 		if (drops != NULL)
@@ -917,6 +920,12 @@ metrics_vms(struct ctlcmd *c, struct metrics_out *m)
 				"class=\"%s\"} %llu\n",
 				st[i]->name, dl_stripped_name(k),
 				(unsigned long long)st[i]->stripped[k]);
+	metrics_head(m, "dnsfence_queries_inflight", "gauge",
+		"Queries of each VM libunbound is working on (until it calls "
+		"back, past the SERVFAIL at the timeout too).");
+	for (size_t i = 0; i < n; i++)
+		metrics_printf(m, "dnsfence_queries_inflight{vm=\"%s\"} %u\n",
+			st[i]->name, st[i]->inflight);
 	metrics_head(m, "dnsfence_tcp_connections", "gauge",
 		"DNS-over-TCP connections of each VM open now.");
 	for (size_t i = 0; i < n; i++)

@@ -41,7 +41,7 @@ struct query {
 	const struct vm *vm;
 	struct verdict v;
 	struct server_vm_stats *vc; /* its VM's, once known */
-	bool counted;		    /* in vc->inflight */
+	bool counted;		    /* libunbound has it: in vc->inflight */
 	uint32_t timeout_s;	    /* of the elements admitted */
 	struct dns_addr dl_addrs[DL_ADDRS];
 	uint32_t dl_naddrs;
@@ -136,16 +136,26 @@ max_answer(const struct query *q)
 	return q->cl->tcp ? DNS_MAXMSG : q->q.udp_size;
 }
 
-/* The VM has its answer: it no longer counts against its limit, even if
- * libunbound is still working (its callback frees the query later). */
+/* The VM has its answer (the query itself may live on: libunbound still
+ * working after the timeout, or admission). */
 static void
 answered(struct query *q)
 {
 	q->cl = NULL;
-	if (q->counted) {
-		q->vc->inflight--;
-		q->counted = false;
-	}
+}
+
+/* libunbound is done with the query (it called back, or never took it):
+ * from now on it costs libunbound nothing, so it no longer counts against
+ * queries-per-vm. Not before: a VM answered SERVFAIL at the timeout while
+ * libunbound still works on its queries could otherwise keep sending
+ * more, without bound. */
+static void
+uncount(struct query *q)
+{
+	if (!q->counted)
+		return;
+	q->counted = false;
+	q->vc->inflight--;
 }
 
 static void
@@ -158,6 +168,7 @@ query_unref(struct query *q)
 	if (q->cl)
 		frontend_reply(q->cl, NULL, 0);
 	answered(q);
+	uncount(q);
 	if (q->prev)
 		q->prev->next = q->next;
 	else
@@ -554,6 +565,7 @@ resolve_cb(void *arg, int rcode, void *pkt, int len, int sec, char *why,
 {
 	struct query *q = arg;
 
+	uncount(q);
 	q->refs++; /* admission may finish inside resolved() */
 	if (!resolved(q, rcode, pkt, len > 0 ? (size_t)len : 0, sec, why))
 		query_unref(q);

@@ -49,7 +49,9 @@ const char *server_cause_name(enum srv_cause c);
 
 struct server_vm_stats {
 	char name[VM_NAME_MAX + 1];
-	uint32_t inflight; /* queries being resolved (queries-per-vm) */
+	/* queries libunbound is working on, until it calls back (answered
+	 * or not: queries-per-vm) */
+	uint32_t inflight;
 	uint64_t queries;
 	uint64_t result[RES_COUNT];
 	uint64_t servfail[SF_COUNT];
