@@ -250,17 +250,24 @@ status_limits(struct ctlcmd *c, struct ctl_conn *cc)
 		const struct server_vm_stats *st = vm_stats(c, cf->vms[i].name);
 
 		if (st == NULL ||
-			(st->inflight == 0 && st->tcp.conns == 0 &&
+			(st->inflight == 0 &&
+				st->result[RES_RATELIMITED] == 0 &&
+				st->over_inflight == 0 &&
+				st->over_upstream == 0 && st->tcp.conns == 0 &&
 				st->tcp.refused == 0 && st->tcp.evicted == 0))
 			continue;
 		if (!head)
 			ctl_out(cc, "\nlimits (per VM):\n");
 		head = true;
 		ctl_out(cc,
-			"  %-20s %u in flight; TCP %u open, %llu refused, "
-			"%llu evicted\n",
-			cf->vms[i].name, st->inflight, st->tcp.conns,
-			(unsigned long long)st->tcp.refused,
+			"  %-20s %u in flight; over queries-per-vm %llu, "
+			"upstream-queries %llu, query-rate %llu; TCP %u "
+			"open, %llu refused, %llu evicted\n",
+			cf->vms[i].name, st->inflight,
+			(unsigned long long)st->over_inflight,
+			(unsigned long long)st->over_upstream,
+			(unsigned long long)st->result[RES_RATELIMITED],
+			st->tcp.conns, (unsigned long long)st->tcp.refused,
 			(unsigned long long)st->tcp.evicted);
 	}
 	if (fs->tcp_unknown + fs->tcp_full > 0)
@@ -381,9 +388,14 @@ status_json(struct ctlcmd *c, struct ctl_conn *cc)
 				dl_stripped_name(k),
 				(unsigned long long)st->stripped[k]);
 		ctl_out(cc,
-			"},\"inflight\":%u,\"tcp\":{\"open\":%u,\"refused\":"
-			"%llu,\"evicted\":%llu}",
-			st->inflight, st->tcp.conns,
+			"},\"inflight\":%u,\"ratelimited\":%llu,"
+			"\"over_queries_per_vm\":%llu,\"over_upstream\":%llu,"
+			"\"tcp\":{\"open\":%u,\"refused\":%llu,\"evicted\":"
+			"%llu}",
+			st->inflight,
+			(unsigned long long)st->result[RES_RATELIMITED],
+			(unsigned long long)st->over_inflight,
+			(unsigned long long)st->over_upstream, st->tcp.conns,
 			(unsigned long long)st->tcp.refused,
 			(unsigned long long)st->tcp.evicted);
 		ctl_out(cc, ",\"dropped\":");
@@ -393,7 +405,9 @@ status_json(struct ctlcmd *c, struct ctl_conn *cc)
 			ctl_out(cc, "null}");
 	}
 	free(drops);
-	ctl_out(cc, "},\"tcp\":{\"unknown\":%llu,\"full\":%llu}",
+	ctl_out(cc,
+		"},\"upstream\":%u,\"tcp\":{\"unknown\":%llu,\"full\":%llu}",
+		server_stats(c->srv)->upstream,
 		(unsigned long long)server_fe_stats(c->srv)->tcp_unknown,
 		(unsigned long long)server_fe_stats(c->srv)->tcp_full);
 	if (c->status_more)
@@ -926,6 +940,18 @@ metrics_vms(struct ctlcmd *c, struct metrics_out *m)
 	for (size_t i = 0; i < n; i++)
 		metrics_printf(m, "dnsfence_queries_inflight{vm=\"%s\"} %u\n",
 			st[i]->name, st[i]->inflight);
+	metrics_head(m, "dnsfence_limited_queries", "counter",
+		"Queries of each VM answered SERVFAIL at a limit on what "
+		"libunbound works on: the VM's own (queries-per-vm), every "
+		"VM's (upstream-queries).");
+	for (size_t i = 0; i < n; i++)
+		metrics_printf(m,
+			"dnsfence_limited_queries_total{vm=\"%s\",limit="
+			"\"queries-per-vm\"} %llu\n"
+			"dnsfence_limited_queries_total{vm=\"%s\",limit="
+			"\"upstream-queries\"} %llu\n",
+			st[i]->name, (unsigned long long)st[i]->over_inflight,
+			st[i]->name, (unsigned long long)st[i]->over_upstream);
 	metrics_head(m, "dnsfence_tcp_connections", "gauge",
 		"DNS-over-TCP connections of each VM open now.");
 	for (size_t i = 0; i < n; i++)
@@ -982,6 +1008,9 @@ metrics_admission(struct ctlcmd *c, struct metrics_out *m)
 		"Queries from addresses no policy names (REFUSED).");
 	metrics_printf(m, "dnsfence_unknown_client_queries_total %llu\n",
 		(unsigned long long)ss->refused_unknown);
+	metrics_head(m, "dnsfence_upstream_queries", "gauge",
+		"Queries libunbound is working on, every VM's.");
+	metrics_printf(m, "dnsfence_upstream_queries %u\n", ss->upstream);
 	metrics_head(m, "dnsfence_tcp_unknown_client_connections", "counter",
 		"DNS-over-TCP connections from addresses no policy names, "
 		"closed at accept.");

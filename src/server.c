@@ -41,8 +41,8 @@ struct query {
 	const struct vm *vm;
 	struct verdict v;
 	struct server_vm_stats *vc; /* its VM's, once known */
-	bool counted;		    /* libunbound has it: in vc->inflight */
-	uint32_t timeout_s;	    /* of the elements admitted */
+	bool counted; /* libunbound has it: in vc->inflight and s->upstream */
+	uint32_t timeout_s; /* of the elements admitted */
 	struct dns_addr dl_addrs[DL_ADDRS];
 	uint32_t dl_naddrs;
 	/* addresses the rebinding guard removed from the answer, by class:
@@ -74,8 +74,8 @@ struct server {
 	struct declog *log;
 	struct query *queries;
 	bool reloading;
-	struct query *parked; /* answers waiting for the reload's outcome */
-	struct server_stats st;
+	struct query *parked;	/* answers waiting for the reload's outcome */
+	struct server_stats st; /* st.upstream: queries libunbound has */
 	uint8_t out[DNS_MAXMSG];
 };
 
@@ -156,6 +156,7 @@ uncount(struct query *q)
 		return;
 	q->counted = false;
 	q->vc->inflight--;
+	q->srv->st.upstream--;
 }
 
 static void
@@ -187,6 +188,7 @@ query_unref(struct query *q)
 #define WHY_ANSWER (-1)
 #define WHY_POLICY (-2)
 #define WHY_ERROR (-3)
+#define WHY_RATE (-4)
 
 /* What the answer for the policy's name rules says admitted it. */
 static void
@@ -224,6 +226,7 @@ record(struct query *q, int why, int rcode, const char *text)
 	enum srv_result r = why == WHY_ANSWER ? RES_ANSWERED
 		: why == WHY_POLICY	      ? RES_REFUSED
 		: why == WHY_ERROR	      ? RES_ERROR
+		: why == WHY_RATE	      ? RES_RATELIMITED
 					      : RES_SERVFAIL;
 	struct dl_entry e;
 
@@ -586,9 +589,12 @@ timo_cb(evutil_socket_t fd, short ev, void *arg)
 /* ---- queries ------------------------------------------------------------- */
 
 /* A VM's counters, found by name in a hash: every query looks its VM's
- * up. */
+ * up. With its query-rate bucket: like the counters, it stays with the
+ * VM's name across reloads. */
 struct vmc {
 	struct server_vm_stats st;
+	uint64_t tokens; /* thousandths of a query */
+	uint64_t tokens_ms;
 	struct vmc *next;
 };
 
@@ -613,7 +619,57 @@ vm_count(struct server *s, const char *name)
 	s->counts =
 		xreallocarray(s->counts, s->ncounts + 1, sizeof(*s->counts));
 	s->counts[s->ncounts++] = &v->st;
+	v->tokens = UINT64_MAX; /* a full bucket, whatever the burst */
 	return v;
+}
+
+/* The VM's token bucket (limits: query-rate, query-burst): may it ask
+ * one more? Every query counts, those its policy refuses too: each costs
+ * us a read, a decision and an answer. */
+static bool
+rate_take(struct vmc *v, const struct limits *l, uint64_t now)
+{
+	uint64_t cap = (uint64_t)l->query_burst * 1000;
+
+	if (now > v->tokens_ms) {
+		uint64_t add = (now - v->tokens_ms) * l->query_rate;
+
+		v->tokens = add >= cap || v->tokens >= cap - add
+			? cap
+			: v->tokens + add;
+		v->tokens_ms = now;
+	}
+	if (v->tokens > cap) /* a new VM, or the burst made smaller */
+		v->tokens = cap;
+	if (v->tokens < 1000)
+		return false;
+	v->tokens -= 1000;
+	return true;
+}
+
+/* Why libunbound may not take one more query of the VM now, or NULL.
+ * The last eighth of upstream-queries is kept for the VMs holding few
+ * (fewer than a 64th of it, or than 4: one stuck query of a VM asking one
+ * at a time must not shut it out): those that filled the rest
+ * wait for their own queries, and the others still get theirs through. */
+static const char *
+over_limits(struct server *s, struct server_vm_stats *vc,
+	const struct limits *l)
+{
+	uint32_t few = l->upstream / 64 > 4 ? l->upstream / 64 : 4;
+
+	if (vc->inflight >= l->inflight_per_vm) {
+		vc->over_inflight++;
+		return "too many queries in flight (limits: queries-per-vm)";
+	}
+	if (s->st.upstream >= l->upstream ||
+		(s->st.upstream >= l->upstream - l->upstream / 8 &&
+			vc->inflight >= few)) {
+		vc->over_upstream++;
+		return "too many queries in flight for all VMs (limits: "
+		       "upstream-queries)";
+	}
+	return NULL;
 }
 
 static bool
@@ -681,6 +737,7 @@ query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 	struct query *q = xcalloc(1, sizeof(*q));
 	const struct config *c = s->gen->conf;
 	struct timeval tv = {.tv_sec = QUERY_TIMEOUT_S};
+	const char *over;
 	struct vmc *v;
 	int rc;
 
@@ -715,18 +772,28 @@ query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 	v = vm_count(s, q->vm->name);
 	q->vc = &v->st;
 	q->vc->queries++;
+	if (!rate_take(v, &c->limits, util_now_ms())) {
+		/* REFUSED, not dropped: the source is the VM's own (no one
+		 * else is reflected at), and a stub told REFUSED stops where
+		 * one told nothing retries, adding to the load. */
+		reply_error(q, WHY_RATE, DNS_R_REFUSED, EDE_OTHER,
+			"over this VM's query rate (limits: query-rate, "
+			"query-burst)");
+		query_unref(q);
+		return;
+	}
 	if (!decide(q)) {
 		query_unref(q);
 		return;
 	}
-	if (q->vc->inflight >= c->limits.inflight_per_vm) {
+	if ((over = over_limits(s, q->vc, &c->limits)) != NULL) {
 		s->st.servfail_limit++;
-		reply_error(q, SF_LIMITS, DNS_R_SERVFAIL, EDE_OTHER,
-			"too many queries in flight (limits: queries-per-vm)");
+		reply_error(q, SF_LIMITS, DNS_R_SERVFAIL, EDE_OTHER, over);
 		query_unref(q);
 		return;
 	}
 	q->vc->inflight++;
+	s->st.upstream++;
 	q->counted = true;
 	q->timo = evtimer_new(s->base, timo_cb, q);
 	evtimer_add(q->timo, &tv);
@@ -869,6 +936,7 @@ server_result_name(enum srv_result r)
 		[RES_REFUSED] = "refused",
 		[RES_SERVFAIL] = "servfail",
 		[RES_ERROR] = "error",
+		[RES_RATELIMITED] = "ratelimited",
 	};
 
 	return (unsigned)r < RES_COUNT ? names[r] : "?";

@@ -18,6 +18,7 @@ struct server;
 #define QUERY_TIMEOUT_S 10
 
 struct server_stats {
+	uint32_t upstream; /* queries libunbound is working on, every VM's */
 	uint64_t queries, refused_unknown, refused_policy, servfail_bogus,
 		servfail_insecure, servfail_upstream, servfail_admit,
 		servfail_limit, formerr, answered;
@@ -28,7 +29,8 @@ enum srv_result {
 	RES_ANSWERED, /* the resolver's answer */
 	RES_REFUSED,  /* by policy: REFUSED or NXDOMAIN, as `unlisted` says */
 	RES_SERVFAIL,
-	RES_ERROR, /* FORMERR, class not IN, ANY and zone transfers */
+	RES_ERROR,	 /* FORMERR, class not IN, ANY and zone transfers */
+	RES_RATELIMITED, /* REFUSED: over its query-rate */
 	RES_COUNT
 };
 
@@ -39,7 +41,7 @@ enum srv_cause {
 	SF_UPSTREAM, /* resolution failed */
 	SF_TIMEOUT,
 	SF_ADMISSION, /* the addresses could not be put in the sets */
-	SF_LIMITS,    /* queries-per-vm, addresses-per-answer */
+	SF_LIMITS, /* queries-per-vm, upstream-queries, addresses-per-answer */
 	SF_MALFORMED, /* the resolver's answer could not be rebuilt */
 	SF_COUNT
 };
@@ -56,6 +58,9 @@ struct server_vm_stats {
 	uint64_t result[RES_COUNT];
 	uint64_t servfail[SF_COUNT];
 	uint64_t admitted; /* addresses in answers it was given */
+	/* SERVFAIL at the limits on queries libunbound works on: its own
+	 * (queries-per-vm), every VM's (upstream-queries) */
+	uint64_t over_inflight, over_upstream;
 	/* addresses the rebinding guard removed from them: private,
 	 * reserved, internal (enum addr_class - 1) */
 	uint64_t stripped[3];
