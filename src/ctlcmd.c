@@ -352,7 +352,8 @@ status_json(struct ctlcmd *c, struct ctl_conn *cc)
 	ctl_out(cc,
 		",\"kernel\":{\"timeout_update\":%s},\"table_ok\":%s,"
 		"\"admission\":{\"answers\":%llu,\"noop\":%llu,\"batches\":"
-		"%llu,\"elements\":%llu,\"failed_batches\":%llu,\"full\":%llu},"
+		"%llu,\"elements\":%llu,\"failed_batches\":%llu,\"full\":%llu,"
+		"\"names_unkept\":%llu},"
 		"\"reloads\":{\"ok\":%llu,\"failed\":%llu},\"vms\":{",
 		c->deladd ? "false" : "true",
 		admit_is_broken(c->admit) ? "false" : "true",
@@ -360,6 +361,7 @@ status_json(struct ctlcmd *c, struct ctl_conn *cc)
 		(unsigned long long)as->batches,
 		(unsigned long long)as->elements,
 		(unsigned long long)as->failures, (unsigned long long)as->full,
+		(unsigned long long)as->names_unkept,
 		(unsigned long long)c->reloads_ok,
 		(unsigned long long)c->reloads_failed);
 	for (size_t i = 0; i < cf->nvms; i++) {
@@ -995,9 +997,12 @@ metrics_admission(struct ctlcmd *c, struct metrics_out *m)
 		{"dnsfence_admission_failed_batches",
 			"Transactions the kernel refused."},
 		{"dnsfence_admission_set_full", "Answers refused: set full."},
+		{"dnsfence_admission_names_unkept",
+			"Names that admitted an element and were not recorded "
+			"with it (its VM's names at their bound)."},
 	};
 	uint64_t v[] = {as->requests, as->noop, as->batches, as->elements,
-		as->failures, as->full};
+		as->failures, as->full, as->names_unkept};
 
 	for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
 		metrics_head(m, help[i][0], "counter", help[i][1]);

@@ -5,7 +5,8 @@
 # query-rate bucket (REFUSED past it); a query counts against queries-per-vm
 # until libunbound calls back, not until the VM got SERVFAIL at the
 # timeout; upstream-queries bounds every VM's together, and keeps room for
-# the VMs holding few. Then A floods (UDP at a high rate, TCP connections
+# the VMs holding few; the names an element remembers are bounded by
+# set-size (past the first, for the VM's elements together). Then A floods (UDP at a high rate, TCP connections
 # up to and beyond its cap, many distinct names, slow-upstream names) while
 # everything B asks is answered NOERROR, over UDP and TCP. B's latency
 # under the flood is measured by tests/bench/fairness, not asserted here.
@@ -20,9 +21,10 @@ mi_serve_slow "$TB_DIR/mi" 12
 tb_vm a 1
 tb_vm b 2
 tb_vm stranger 3 # no policy names it
-limits() {
+limits() { # limits QUERIES-PER-VM UPSTREAM-QUERIES TCP-CLIENTS [SET-SIZE]
 	dw_config <<-C
 	limits:
+	  set-size: ${4:-65536}
 	  queries-per-vm: $1
 	  upstream-queries: $2
 	  query-rate: 100
@@ -31,7 +33,7 @@ limits() {
 	  tcp-clients-per-vm: 4
 	C
 }
-limits 10 1000 6
+limits 10 1000 6 16
 tb_policy a <<'P'
 addresses: [10.137.1.10]
 interface: vif1.0
@@ -60,6 +62,24 @@ for k in sys.argv[2:]:
 print(v if isinstance(v, int) else -1)' "$@"
 }
 flood() { nsx "$1" python3 "$FLOOD" "${@:2}"; }
+
+# --- the names an element remembers: m1..m20.many.good.example all give
+# 192.0.2.50; with set-size 16, B's element keeps its first name and 16
+# more, and the 3 others are counted (its rules decide its prunes).
+for i in $(seq 1 20); do dig_vm "$VM_b" "m$i.many.good.example" >/dev/null; done
+names_of() {
+	ctl -j list b | python3 -c '
+import json, sys
+for e in json.load(sys.stdin)["elements"]:
+    if e["address"] == "192.0.2.50":
+        print(len(e["names"]), e["name"])'
+}
+ok "an element reached through 20 names keeps the first and 16 more (set-size 16)" \
+	test "$(names_of)" = "17 m1.many.good.example"
+unkept() { ctl -j status | python3 -c 'import json,sys; print(json.load(sys.stdin)["admission"].get("names_unkept"))'; }
+ok "... the 3 others are counted (status: names_unkept)" test "$(unkept)" = 3
+ok "... why still names the first" \
+	eval 'ctl why b 192.0.2.50 tcp/443 | grep -q "admitted by m1.many.good.example"'
 
 # --- a connection from an address no policy names: closed at accept
 closed_at_once() {

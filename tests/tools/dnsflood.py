@@ -31,6 +31,10 @@ and every mode a bounded duration. Run inside a VM namespace; the server is
   dnsflood.py tcpquery N
       Opens N TCP connections (kept open together), one query on each;
       prints one JSON line: how many were answered. Exit 1 unless all.
+  dnsflood.py resolve FILE [WINDOW]
+      Asks every name in FILE (one a line, AAAA) over UDP, WINDOW (200)
+      at a time, each once more after 3 s without an answer; prints one
+      JSON line: answers by rcode, names never answered, seconds taken.
 """
 import json
 import random
@@ -321,6 +325,47 @@ def mode_tcpquery(count):
     return 0 if ok == count else 1
 
 
+def mode_resolve(path, window):
+    with open(path) as f:
+        names = [ln.strip() for ln in f if ln.strip()]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    u.connect(SERVER)
+    t0 = time.monotonic()
+    out = {}  # qid -> [index, sent_at, tries]
+    nxt = 0
+    res = {"rcodes": {}, "unanswered": 0}
+    free = list(range(window))  # qids
+    while nxt < len(names) or out:
+        while free and nxt < len(names):
+            qid = free.pop()
+            out[qid] = [nxt, time.monotonic(), 1]
+            u.send(query(names[nxt], qid, 28))
+            nxt += 1
+        r, _, _ = select.select([u], [], [], 0.2)
+        if r:
+            m = u.recv(4096)
+            qid = struct.unpack(">H", m[:2])[0]
+            if qid in out:
+                del out[qid]
+                free.append(qid)
+                rc = rcode(m)
+                res["rcodes"][rc] = res["rcodes"].get(rc, 0) + 1
+        now = time.monotonic()
+        for qid, o in list(out.items()):
+            if now - o[1] > 3:
+                if o[2] >= 2:
+                    res["unanswered"] += 1
+                    del out[qid]
+                    free.append(qid)
+                else:
+                    o[1], o[2] = now, 2
+                    u.send(query(names[o[0]], qid, 28))
+    res["seconds"] = round(time.monotonic() - t0, 1)
+    print(json.dumps(res), flush=True)
+    return 0
+
+
 def main():
     a = sys.argv[1:]
     if len(a) >= 2 and a[0] == "--server":
@@ -343,6 +388,8 @@ def main():
         return mode_tcphold(int(a[1]), float(a[2]))
     if m == "tcpquery":
         return mode_tcpquery(int(a[1]))
+    if m == "resolve":
+        return mode_resolve(a[1], int(a[2]) if len(a) > 2 else 200)
     sys.exit(__doc__)
 
 
