@@ -177,7 +177,14 @@ ok "once libunbound has called back, A is answered again" \
 # slow, with libunbound at once).
 limits 100 80 4
 tb_reload
-tb_bg "$TB_DIR/flood.log" "$VM_a" python3 "$FLOOD" flood 14 1500 8 --slow 3
+# Under a wrapper (valgrind: some 30 times slower) the daemon could not
+# even read 1,500 queries a second: the kernel would drop from the socket
+# all VMs share, B's queries too. What is checked here is how the daemon
+# shares out what it reads, so A floods at a fifth of the rate then
+# (still three times its query-rate).
+rate=1500
+[ -z "${DNSFENCE_WRAP:-}" ] || rate=300
+tb_bg "$TB_DIR/flood.log" "$VM_a" python3 "$FLOOD" flood 14 "$rate" 8 --slow 3
 sleep 2
 names=(www.good.example mail.good.example www.other.example)
 for i in $(seq 1 60); do names+=("n$i.fresh.good.example"); done
