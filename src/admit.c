@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <linux/netfilter.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,16 @@
 #define MAX_NAMES 64
 #define MAX_RULES 16
 
+/* The names elements remember are interned per VM, each stored once. An
+ * element's first name is always recorded (dnsfencectl list and why show
+ * it, its comment in the kernel carries it); its others only while the
+ * VM's elements hold fewer than set-size such further names together
+ * (most have one name; a CDN's address many). Past that an element's new
+ * names are not recorded, as past MAX_NAMES: its rules decide. So the
+ * memory of a VM's shadow is bounded by set-size, whatever it resolves:
+ * per element (4 sets of set-size), its entry and first name, and a
+ * quarter of a name and its pointer more. */
+
 /* An element closer than this to its end is not deleted by a reload or
  * at start-up (it goes on its own): the delete could reach the kernel
  * after it expired and fail the whole transaction with ENOENT. */
@@ -29,15 +40,29 @@
 struct abatch;
 struct vmset;
 
-/* One element of one VM set. */
+/* A name that admitted elements of one VM, stored once however many of
+ * them it admitted (a name's A and AAAA, each port range of its rules, a
+ * CDN's many names on a few addresses): elements point at its text. */
+struct iname {
+	struct iname *next; /* hash chain of its VM's table */
+	uint32_t hash;
+	uint32_t refs; /* elements that point at it */
+	char s[];      /* the name, NUL-terminated */
+};
+
+/* One element of one VM set. Most have one name and one rule: those live
+ * in the entry itself (name1, rule1), a separate array only past one. */
 struct entry {
 	struct elem_key k;
 	struct vmset *vs;
 	uint64_t expiry;	/* ms, monotonic: what we asked for */
 	uint64_t committed;	/* what the kernel has acknowledged; 0: none */
 	struct abatch *pending; /* the latest batch carrying it */
-	char **names;		/* that admitted it */
-	uint64_t *rules;	/* ... and the rules that did */
+	char **names;		/* that admitted it: &name1, or an array */
+	char *name1;		/* interned (struct iname's text) */
+	uint64_t *rules;	/* ... and the rules that did: &rule1, or an
+				 * array */
+	uint64_t rule1;
 	uint8_t nnames, nrules;
 	bool names_over, rules_over; /* more than we keep */
 	bool forever;		     /* in the kernel without a timeout */
@@ -53,6 +78,10 @@ struct vmset {
 	struct vmset *next_open;
 	/* During admit_prune: this VM in the new and old configurations. */
 	const struct vm *prune_vm, *prune_old;
+	/* the names its elements remember, each once */
+	struct iname **names;
+	size_t nnames_slots, nnames;
+	size_t extra; /* names of its elements past their first */
 };
 
 struct admit_req {
@@ -97,6 +126,7 @@ struct admit {
 	bool deladd;	    /* the kernel ignores the timeout on re-add */
 	char *broken;	    /* why nothing is admitted now, or NULL */
 	uint64_t damage;    /* foreign changes seen */
+	size_t extra_max;   /* names per VM past its elements' first */
 	struct admit_stats st;
 };
 
@@ -123,6 +153,81 @@ static uint32_t
 name_hash(const char *s)
 {
 	return hash_bytes(2166136261u, s, strlen(s));
+}
+
+/* ---- the names, interned per VM ------------------------------------------ */
+
+static struct iname *
+name_find(const struct vmset *vs, const char *s, uint32_t h)
+{
+	if (vs->nnames_slots == 0)
+		return NULL;
+	for (struct iname *n = vs->names[h & (vs->nnames_slots - 1)]; n;
+		n = n->next)
+		if (n->hash == h && strcmp(n->s, s) == 0)
+			return n;
+	return NULL;
+}
+
+static void
+names_grow(struct vmset *vs)
+{
+	size_t ns = vs->nnames_slots ? vs->nnames_slots * 2 : 64;
+	struct iname **t = xcalloc(ns, sizeof(*t));
+
+	for (size_t i = 0; i < vs->nnames_slots; i++) {
+		while (vs->names[i]) {
+			struct iname *n = vs->names[i];
+
+			vs->names[i] = n->next;
+			n->next = t[n->hash & (ns - 1)];
+			t[n->hash & (ns - 1)] = n;
+		}
+	}
+	free(vs->names);
+	vs->names = t;
+	vs->nnames_slots = ns;
+}
+
+/* A new name in vs's table, with no reference yet. */
+static struct iname *
+name_add(struct vmset *vs, const char *s, uint32_t h)
+{
+	size_t len = strlen(s) + 1;
+	struct iname *n;
+
+	if (vs->nnames >= vs->nnames_slots)
+		names_grow(vs);
+	n = xcalloc(1, offsetof(struct iname, s) + len);
+	memcpy(n->s, s, len);
+	n->hash = h;
+	n->next = vs->names[h & (vs->nnames_slots - 1)];
+	vs->names[h & (vs->nnames_slots - 1)] = n;
+	vs->nnames++;
+	return n;
+}
+
+static void
+names_limit(struct admit *a, const struct config *c)
+{
+	a->extra_max = c->limits.set_size;
+}
+
+/* An element no longer points at s (the text of one of vs's names). */
+static void
+name_unref(struct vmset *vs, char *s)
+{
+	struct iname *n =
+		(struct iname *)(void *)(s - offsetof(struct iname, s));
+	struct iname **pp = &vs->names[n->hash & (vs->nnames_slots - 1)];
+
+	if (--n->refs > 0)
+		return;
+	while (*pp != n)
+		pp = &(*pp)->next;
+	*pp = n->next;
+	vs->nnames--;
+	free(n);
 }
 
 static void
@@ -184,9 +289,13 @@ entry_free(struct admit *a, struct entry *e)
 	e->vs->count[elem_set_index(&e->k)]--;
 	a->nentries--;
 	for (int i = 0; i < e->nnames; i++)
-		free(e->names[i]);
-	free(e->names);
-	free(e->rules);
+		name_unref(e->vs, e->names[i]);
+	if (e->nnames > 1)
+		e->vs->extra -= (size_t)e->nnames - 1;
+	if (e->names != &e->name1)
+		free(e->names);
+	if (e->rules != &e->rule1)
+		free(e->rules);
 	free(e);
 }
 
@@ -222,7 +331,18 @@ entry_rule(struct entry *e, uint64_t id)
 		e->rules_over = true;
 		return;
 	}
-	e->rules = xreallocarray(e->rules, e->nrules + 1, sizeof(*e->rules));
+	if (e->nrules == 0) {
+		/* (an array rules_still() emptied) */
+		if (e->rules != &e->rule1)
+			free(e->rules);
+		e->rules = &e->rule1;
+	} else if (e->rules == &e->rule1) {
+		e->rules = xcalloc(2, sizeof(*e->rules));
+		e->rules[0] = e->rule1;
+	} else {
+		e->rules = xreallocarray(e->rules, e->nrules + 1,
+			sizeof(*e->rules));
+	}
 	e->rules[e->nrules++] = id;
 }
 
@@ -259,7 +379,8 @@ entry_rules_of(struct entry *e, const struct vm *vm, const char *name)
 static void
 entry_forget_rules(struct entry *e)
 {
-	free(e->rules);
+	if (e->rules != &e->rule1)
+		free(e->rules);
 	e->rules = NULL;
 	e->nrules = 0;
 	e->rules_over = false;
@@ -268,21 +389,42 @@ entry_forget_rules(struct entry *e)
 /* Record that name admitted e; vm (NULL when unknown: an adopted
  * comment) gives the rules it came through. */
 static void
-entry_name(struct entry *e, const char *name, const struct vm *vm)
+entry_name(struct admit *a, struct entry *e, const char *name,
+	const struct vm *vm)
 {
-	for (int i = 0; i < e->nnames; i++)
-		if (strcmp(e->names[i], name) == 0)
+	struct vmset *vs = e->vs;
+	uint32_t h = name_hash(name);
+	struct iname *n = name_find(vs, name, h);
+
+	for (int i = 0; n != NULL && i < e->nnames; i++)
+		if (e->names[i] == n->s)
 			return;
 	if (vm != NULL)
 		entry_rules_of(e, vm, name);
 	else
 		e->rules_over = true; /* rules unknown */
-	if (e->nnames == MAX_NAMES) {
+	if (e->nnames == MAX_NAMES ||
+		(e->nnames > 0 && vs->extra >= a->extra_max)) {
+		if (e->nnames < MAX_NAMES)
+			a->st.names_unkept++;
 		e->names_over = true;
 		return;
 	}
-	e->names = xreallocarray(e->names, e->nnames + 1, sizeof(*e->names));
-	e->names[e->nnames++] = xstrdup(name);
+	if (n == NULL)
+		n = name_add(vs, name, h);
+	n->refs++;
+	if (e->nnames > 0)
+		vs->extra++;
+	if (e->nnames == 0) {
+		e->names = &e->name1;
+	} else if (e->names == &e->name1) {
+		e->names = xcalloc(2, sizeof(*e->names));
+		e->names[0] = e->name1;
+	} else {
+		e->names = xreallocarray(e->names, e->nnames + 1,
+			sizeof(*e->names));
+	}
+	e->names[e->nnames++] = n->s;
 }
 
 static struct vmset *
@@ -372,6 +514,7 @@ admit_free(struct admit *a)
 			struct vmset *vs = a->vmsets[b];
 
 			a->vmsets[b] = vs->next;
+			free(vs->names); /* emptied with the entries */
 			free(vs);
 		}
 	}
@@ -457,7 +600,7 @@ touch(struct abatch *b, struct entry *e, uint64_t value, const char *name,
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	e->expiry = value;
 	e->pending = b;
-	entry_name(e, name, vm);
+	entry_name(b->a, e, name, vm);
 }
 
 /* The elements one address needs for the given ports; out has room for
@@ -514,6 +657,7 @@ admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 	size_t grow[SET_COUNT] = {0};
 
 	a->st.requests++;
+	names_limit(a, c);
 	r->cb = cb;
 	r->arg = arg;
 	r->nwait = 1; /* held until the loop below is done */
@@ -563,7 +707,7 @@ admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 				 * never release an answer early. */
 				if (e->pending != NULL)
 					batch_wait(e->pending, r);
-				entry_name(e, name, vm);
+				entry_name(a, e, name, vm);
 				continue;
 			}
 			if (e == NULL)
@@ -789,7 +933,7 @@ adopt_cb(const struct elem_key *k, uint64_t left_ms, const char *comment,
 	}
 	e->committed = e->expiry = ad->now + left_ms;
 	if (comment && policy_normalise_name(comment, norm, sizeof(norm)) == 0)
-		entry_name(e, norm, NULL);
+		entry_name(ad->a, e, norm, NULL);
 	ad->n++;
 }
 
@@ -800,6 +944,7 @@ admit_adopt(struct admit *a, const struct config *c,
 	struct adopt ad = {.a = a, .now = util_now_ms()};
 	char sn[SET_NAME_MAX];
 
+	names_limit(a, c);
 	for (size_t i = 0; i < c->nvms; i++) {
 		ad.vs = vmset_get(a, c->vms[i].name, true);
 		for (int k = 0; k < SET_COUNT; k++)
@@ -940,7 +1085,7 @@ recut(struct admit *a, struct admit_plan *p, struct elems_msgs *m,
 		if (n->expiry >= e->expiry)
 			continue;
 		for (int j = 0; j < e->nnames; j++)
-			entry_name(n, e->names[j], vm);
+			entry_name(a, n, e->names[j], vm);
 		n->names_over |= e->names_over;
 		n->expiry = e->expiry;
 		plan_add(p, m, n, e->expiry, now);
@@ -1037,6 +1182,7 @@ admit_prune(struct admit *a, const struct config *old, const struct config *c,
 	struct entry **all = xcalloc(a->nentries + 1, sizeof(*all));
 
 	p->conf = c;
+	names_limit(a, c);
 	/* Each VM looked up once, not once per element: with thousands
 	 * of VMs a walk over them per element would cost more than the
 	 * prune itself. */
@@ -1168,7 +1314,7 @@ restore_cb(const struct elem_key *k, uint64_t left_ms, const char *comment,
 		e->expiry = r->now + left_ms;
 		if (comment &&
 			policy_normalise_name(comment, norm, sizeof(norm)) == 0)
-			entry_name(e, norm, NULL);
+			entry_name(r->a, e, norm, NULL);
 	}
 	e->committed = r->now + left_ms;
 }
@@ -1204,6 +1350,7 @@ admit_restore(struct admit *a, const struct config *c,
 
 	p->restore = true;
 	p->damage = a->damage;
+	names_limit(a, c);
 	for (size_t v = 0; v < c->nvms; v++) {
 		struct vmset *vs = vmset_get(a, c->vms[v].name, true);
 		bool have[SET_COUNT];

@@ -124,6 +124,9 @@ void admit_names_for(const struct admit *a, const char *vm,
 
 struct admit_stats {
 	uint64_t requests, noop, batches, elements, failures, full, broken;
+	/* names that admitted an element but were not recorded with it: its
+	 * VM's elements hold set-size names past their first already */
+	uint64_t names_unkept;
 };
 const struct admit_stats *admit_stats(const struct admit *a);
 

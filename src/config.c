@@ -768,7 +768,11 @@ U32_KEY(k_ttl_grace, ttl.grace, 0, 3600)
 U32_KEY(k_set_size, limits.set_size, 16, 1000000)
 U32_KEY(k_addrs_per_answer, limits.addrs_per_answer, 1, 4096)
 U32_KEY(k_inflight, limits.inflight_per_vm, 1, 100000)
+U32_KEY(k_upstream, limits.upstream, 1, 100000)
+U32_KEY(k_query_rate, limits.query_rate, 1, 1000000)
+U32_KEY(k_query_burst, limits.query_burst, 1, 1000000)
 U32_KEY(k_tcp_clients, limits.tcp_clients, 1, 100000)
+U32_KEY(k_tcp_per_vm, limits.tcp_per_vm, 1, 100000)
 U32_KEY(k_tcp_idle, limits.tcp_idle, 1, 3600)
 
 static const struct keyspec ttl_keys[] = {
@@ -793,7 +797,11 @@ static const struct keyspec limits_keys[] = {
 	{"set-size", YN_SCALAR, k_set_size, false},
 	{"addresses-per-answer", YN_SCALAR, k_addrs_per_answer, false},
 	{"queries-per-vm", YN_SCALAR, k_inflight, false},
+	{"upstream-queries", YN_SCALAR, k_upstream, false},
+	{"query-rate", YN_SCALAR, k_query_rate, false},
+	{"query-burst", YN_SCALAR, k_query_burst, false},
 	{"tcp-clients", YN_SCALAR, k_tcp_clients, false},
+	{"tcp-clients-per-vm", YN_SCALAR, k_tcp_per_vm, false},
 	{"tcp-idle", YN_SCALAR, k_tcp_idle, false},
 	{NULL, 0, NULL, false},
 };
@@ -1373,7 +1381,11 @@ config_defaults(struct config *c, const char *dir)
 		.set_size = 65536,
 		.addrs_per_answer = 256,
 		.inflight_per_vm = 256,
+		.upstream = 1000,
+		.query_rate = 200,
+		.query_burst = 1000,
 		.tcp_clients = 64,
+		.tcp_per_vm = 16,
 		.tcp_idle = 10,
 	};
 }
@@ -1654,9 +1666,13 @@ config_dump(const struct config *c, FILE *out)
 		c->ttl.max, c->ttl.grace);
 	fprintf(out,
 		"limits:\n  set-size: %u\n  addresses-per-answer: %u\n"
-		"  queries-per-vm: %u\n  tcp-clients: %u\n  tcp-idle: %u\n",
+		"  queries-per-vm: %u\n  upstream-queries: %u\n"
+		"  query-rate: %u\n  query-burst: %u\n  tcp-clients: %u\n"
+		"  tcp-clients-per-vm: %u\n  tcp-idle: %u\n",
 		c->limits.set_size, c->limits.addrs_per_answer,
-		c->limits.inflight_per_vm, c->limits.tcp_clients,
+		c->limits.inflight_per_vm, c->limits.upstream,
+		c->limits.query_rate, c->limits.query_burst,
+		c->limits.tcp_clients, c->limits.tcp_per_vm,
 		c->limits.tcp_idle);
 	fprintf(out, "vms:%s\n", c->nvms ? "" : " {}");
 	for (size_t i = 0; i < c->nvms; i++)

@@ -35,7 +35,11 @@ struct limits {
 	uint32_t set_size;	   /* elements per VM set (kernel-enforced) */
 	uint32_t addrs_per_answer; /* addresses admitted from one answer */
 	uint32_t inflight_per_vm;  /* queries being resolved per VM */
+	uint32_t upstream;	   /* ... every VM's together */
+	uint32_t query_rate;	   /* queries per second per VM, on average */
+	uint32_t query_burst;	   /* ... and at once */
 	uint32_t tcp_clients;	   /* open DNS-over-TCP connections */
+	uint32_t tcp_per_vm;	   /* ... of one VM */
 	uint32_t tcp_idle;	   /* seconds */
 };
 

@@ -238,6 +238,46 @@ status_stripped(struct ctlcmd *c, struct ctl_conn *cc)
 	}
 }
 
+/* The VMs that met a fairness limit, and which. */
+static void
+status_limits(struct ctlcmd *c, struct ctl_conn *cc)
+{
+	const struct config *cf = conf(c);
+	const struct fe_stats *fs = server_fe_stats(c->srv);
+	bool head = false;
+
+	for (size_t i = 0; i < cf->nvms; i++) {
+		const struct server_vm_stats *st = vm_stats(c, cf->vms[i].name);
+
+		if (st == NULL ||
+			(st->inflight == 0 &&
+				st->result[RES_RATELIMITED] == 0 &&
+				st->over_inflight == 0 &&
+				st->over_upstream == 0 && st->tcp.conns == 0 &&
+				st->tcp.refused == 0 && st->tcp.evicted == 0))
+			continue;
+		if (!head)
+			ctl_out(cc, "\nlimits (per VM):\n");
+		head = true;
+		ctl_out(cc,
+			"  %-20s %u in flight; over queries-per-vm %llu, "
+			"upstream-queries %llu, query-rate %llu; TCP %u "
+			"open, %llu refused, %llu evicted\n",
+			cf->vms[i].name, st->inflight,
+			(unsigned long long)st->over_inflight,
+			(unsigned long long)st->over_upstream,
+			(unsigned long long)st->result[RES_RATELIMITED],
+			st->tcp.conns, (unsigned long long)st->tcp.refused,
+			(unsigned long long)st->tcp.evicted);
+	}
+	if (fs->tcp_unknown + fs->tcp_full > 0)
+		ctl_out(cc,
+			"\nDNS over TCP: %llu connections from addresses of "
+			"no VM closed, %llu refused (all slots taken)\n",
+			(unsigned long long)fs->tcp_unknown,
+			(unsigned long long)fs->tcp_full);
+}
+
 static void
 status_human(struct ctlcmd *c, struct ctl_conn *cc)
 {
@@ -288,6 +328,7 @@ status_human(struct ctlcmd *c, struct ctl_conn *cc)
 	}
 	free(drops);
 	status_stripped(c, cc);
+	status_limits(c, cc);
 	if (c->status_more)
 		c->status_more(cc, false, c->arg);
 }
@@ -311,7 +352,8 @@ status_json(struct ctlcmd *c, struct ctl_conn *cc)
 	ctl_out(cc,
 		",\"kernel\":{\"timeout_update\":%s},\"table_ok\":%s,"
 		"\"admission\":{\"answers\":%llu,\"noop\":%llu,\"batches\":"
-		"%llu,\"elements\":%llu,\"failed_batches\":%llu,\"full\":%llu},"
+		"%llu,\"elements\":%llu,\"failed_batches\":%llu,\"full\":%llu,"
+		"\"names_unkept\":%llu},"
 		"\"reloads\":{\"ok\":%llu,\"failed\":%llu},\"vms\":{",
 		c->deladd ? "false" : "true",
 		admit_is_broken(c->admit) ? "false" : "true",
@@ -319,6 +361,7 @@ status_json(struct ctlcmd *c, struct ctl_conn *cc)
 		(unsigned long long)as->batches,
 		(unsigned long long)as->elements,
 		(unsigned long long)as->failures, (unsigned long long)as->full,
+		(unsigned long long)as->names_unkept,
 		(unsigned long long)c->reloads_ok,
 		(unsigned long long)c->reloads_failed);
 	for (size_t i = 0; i < cf->nvms; i++) {
@@ -346,14 +389,29 @@ status_json(struct ctlcmd *c, struct ctl_conn *cc)
 			ctl_out(cc, "%s\"%s\":%llu", k ? "," : "",
 				dl_stripped_name(k),
 				(unsigned long long)st->stripped[k]);
-		ctl_out(cc, "},\"dropped\":");
+		ctl_out(cc,
+			"},\"inflight\":%u,\"ratelimited\":%llu,"
+			"\"over_queries_per_vm\":%llu,\"over_upstream\":%llu,"
+			"\"tcp\":{\"open\":%u,\"refused\":%llu,\"evicted\":"
+			"%llu}",
+			st->inflight,
+			(unsigned long long)st->result[RES_RATELIMITED],
+			(unsigned long long)st->over_inflight,
+			(unsigned long long)st->over_upstream, st->tcp.conns,
+			(unsigned long long)st->tcp.refused,
+			(unsigned long long)st->tcp.evicted);
+		ctl_out(cc, ",\"dropped\":");
 		if (drops != NULL)
 			ctl_out(cc, "%llu}", (unsigned long long)drops[i]);
 		else
 			ctl_out(cc, "null}");
 	}
 	free(drops);
-	ctl_out(cc, "}");
+	ctl_out(cc,
+		"},\"upstream\":%u,\"tcp\":{\"unknown\":%llu,\"full\":%llu}",
+		server_stats(c->srv)->upstream,
+		(unsigned long long)server_fe_stats(c->srv)->tcp_unknown,
+		(unsigned long long)server_fe_stats(c->srv)->tcp_full);
 	if (c->status_more)
 		c->status_more(cc, true, c->arg);
 	ctl_out(cc, "}\n");
@@ -878,6 +936,43 @@ metrics_vms(struct ctlcmd *c, struct metrics_out *m)
 				"class=\"%s\"} %llu\n",
 				st[i]->name, dl_stripped_name(k),
 				(unsigned long long)st[i]->stripped[k]);
+	metrics_head(m, "dnsfence_queries_inflight", "gauge",
+		"Queries of each VM libunbound is working on (until it calls "
+		"back, past the SERVFAIL at the timeout too).");
+	for (size_t i = 0; i < n; i++)
+		metrics_printf(m, "dnsfence_queries_inflight{vm=\"%s\"} %u\n",
+			st[i]->name, st[i]->inflight);
+	metrics_head(m, "dnsfence_limited_queries", "counter",
+		"Queries of each VM answered SERVFAIL at a limit on what "
+		"libunbound works on: the VM's own (queries-per-vm), every "
+		"VM's (upstream-queries).");
+	for (size_t i = 0; i < n; i++)
+		metrics_printf(m,
+			"dnsfence_limited_queries_total{vm=\"%s\",limit="
+			"\"queries-per-vm\"} %llu\n"
+			"dnsfence_limited_queries_total{vm=\"%s\",limit="
+			"\"upstream-queries\"} %llu\n",
+			st[i]->name, (unsigned long long)st[i]->over_inflight,
+			st[i]->name, (unsigned long long)st[i]->over_upstream);
+	metrics_head(m, "dnsfence_tcp_connections", "gauge",
+		"DNS-over-TCP connections of each VM open now.");
+	for (size_t i = 0; i < n; i++)
+		metrics_printf(m, "dnsfence_tcp_connections{vm=\"%s\"} %u\n",
+			st[i]->name, st[i]->tcp.conns);
+	metrics_head(m, "dnsfence_tcp_refused", "counter",
+		"DNS-over-TCP connections of each VM closed at accept (its "
+		"tcp-clients-per-vm, or every tcp-clients slot taken).");
+	for (size_t i = 0; i < n; i++)
+		metrics_printf(m,
+			"dnsfence_tcp_refused_total{vm=\"%s\"} %llu\n",
+			st[i]->name, (unsigned long long)st[i]->tcp.refused);
+	metrics_head(m, "dnsfence_tcp_evicted", "counter",
+		"DNS-over-TCP connections of each VM closed to give their "
+		"slot to a VM holding fewer.");
+	for (size_t i = 0; i < n; i++)
+		metrics_printf(m,
+			"dnsfence_tcp_evicted_total{vm=\"%s\"} %llu\n",
+			st[i]->name, (unsigned long long)st[i]->tcp.evicted);
 	metrics_head(m, "dnsfence_elements", "gauge",
 		"Elements in each VM's sets now.");
 	for (size_t i = 0; i < cf->nvms; i++)
@@ -902,9 +997,12 @@ metrics_admission(struct ctlcmd *c, struct metrics_out *m)
 		{"dnsfence_admission_failed_batches",
 			"Transactions the kernel refused."},
 		{"dnsfence_admission_set_full", "Answers refused: set full."},
+		{"dnsfence_admission_names_unkept",
+			"Names that admitted an element and were not recorded "
+			"with it (its VM's names at their bound)."},
 	};
 	uint64_t v[] = {as->requests, as->noop, as->batches, as->elements,
-		as->failures, as->full};
+		as->failures, as->full, as->names_unkept};
 
 	for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
 		metrics_head(m, help[i][0], "counter", help[i][1]);
@@ -915,6 +1013,20 @@ metrics_admission(struct ctlcmd *c, struct metrics_out *m)
 		"Queries from addresses no policy names (REFUSED).");
 	metrics_printf(m, "dnsfence_unknown_client_queries_total %llu\n",
 		(unsigned long long)ss->refused_unknown);
+	metrics_head(m, "dnsfence_upstream_queries", "gauge",
+		"Queries libunbound is working on, every VM's.");
+	metrics_printf(m, "dnsfence_upstream_queries %u\n", ss->upstream);
+	metrics_head(m, "dnsfence_tcp_unknown_client_connections", "counter",
+		"DNS-over-TCP connections from addresses no policy names, "
+		"closed at accept.");
+	metrics_printf(m,
+		"dnsfence_tcp_unknown_client_connections_total %llu\n",
+		(unsigned long long)server_fe_stats(c->srv)->tcp_unknown);
+	metrics_head(m, "dnsfence_tcp_full", "counter",
+		"DNS-over-TCP connections refused: every slot taken by VMs "
+		"holding no more than theirs (tcp-clients).");
+	metrics_printf(m, "dnsfence_tcp_full_total %llu\n",
+		(unsigned long long)server_fe_stats(c->srv)->tcp_full);
 	metrics_head(m, "dnsfence_reloads", "counter", "Reloads, by outcome.");
 	metrics_printf(m,
 		"dnsfence_reloads_total{result=\"ok\"} %llu\n"

@@ -33,22 +33,25 @@ struct fe_tcp {
 	struct frontend *fe;
 	struct bufferevent *bev;
 	struct ipaddr src;
+	struct fe_tcp_owner *owner; /* its VM's count */
 	int inflight;
-	bool dead;
+	bool dead; /* closed; freed once no query on it is in flight */
 	struct fe_tcp *prev, *next;
 };
 
 struct frontend {
 	struct event_base *base;
 	fe_query_cb cb;
+	fe_owner_cb owner;
 	void *arg;
 	struct fe_udp *udp;
 	size_t nudp;
 	struct evconnlistener **tcp;
 	size_t ntcp;
-	struct fe_tcp *conns;
-	size_t nconns;
-	uint32_t max_conns, idle;
+	struct fe_tcp *conns; /* newest first; closed ones included */
+	size_t nconns;	      /* open */
+	uint32_t max_conns, max_per_vm, idle;
+	struct fe_stats st;
 };
 
 static socklen_t
@@ -200,16 +203,22 @@ tcp_free(struct fe_tcp *c)
 		fe->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	fe->nconns--;
 	free(c);
 }
 
+/* The slot is free once the socket is: a connection whose queries are
+ * still being answered holds memory, not a descriptor (and those queries
+ * count against its VM's queries-per-vm). */
 static void
 tcp_close(struct fe_tcp *c)
 {
 	if (c->bev) {
 		bufferevent_free(c->bev);
 		c->bev = NULL;
+	}
+	if (!c->dead) {
+		c->fe->nconns--;
+		c->owner->conns--;
 	}
 	c->dead = true;
 	if (c->inflight == 0)
@@ -271,29 +280,86 @@ tcp_event_cb(struct bufferevent *bev, short what, void *arg)
 	tcp_close(arg);
 }
 
+/* Every slot is taken: the oldest connection of the VM holding the most
+ * gives its slot up, if that VM holds at least two more than the
+ * newcomer's would (else they would only trade places). So a VM that
+ * fills the slots keeps them only until another VM wants one: the global
+ * cap bounds descriptors without letting one VM shut the others out. */
+static bool
+tcp_make_room(struct frontend *fe, const struct fe_tcp_owner *o)
+{
+	struct fe_tcp *victim = NULL;
+
+	for (struct fe_tcp *c = fe->conns; c; c = c->next)
+		if (!c->dead &&
+			(victim == NULL ||
+				c->owner->conns >= victim->owner->conns))
+			victim = c; /* the last of the most: the oldest */
+	if (victim == NULL || victim->owner->conns < o->conns + 2)
+		return false;
+	victim->owner->evicted++;
+	tcp_close(victim);
+	return true;
+}
+
+/* Refused at accept: an address of no VM, a VM at its own cap, or every
+ * slot taken by VMs holding no more than this one. */
+static struct fe_tcp_owner *
+tcp_admit(struct frontend *fe, const struct sockaddr *sa, struct ipaddr *src)
+{
+	struct fe_tcp_owner *o;
+	char a[INET6_ADDRSTRLEN];
+
+	ipaddr_from_sa(sa, src);
+	if ((o = fe->owner(src, fe->arg)) == NULL) {
+		fe->st.tcp_unknown++;
+		log_debug("DNS over TCP from %s: no VM has that address",
+			policy_addr_str(src, a, sizeof(a)));
+		return NULL;
+	}
+	if (o->conns >= fe->max_per_vm) {
+		o->refused++;
+		log_debug("DNS over TCP from %s: its VM has %u connections "
+			  "(limits: tcp-clients-per-vm)",
+			policy_addr_str(src, a, sizeof(a)), o->conns);
+		return NULL;
+	}
+	if (fe->nconns >= fe->max_conns && !tcp_make_room(fe, o)) {
+		o->refused++;
+		fe->st.tcp_full++;
+		log_debug("DNS over TCP: %u connections (limits: "
+			  "tcp-clients), refusing another",
+			fe->max_conns);
+		return NULL;
+	}
+	return o;
+}
+
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	int salen, void *arg)
 {
 	struct frontend *fe = arg;
 	struct timeval idle = {.tv_sec = fe->idle};
+	struct fe_tcp_owner *o;
+	struct ipaddr src;
 	struct fe_tcp *c;
 
-	if (fe->nconns >= fe->max_conns) {
-		log_debug("DNS over TCP: %u connections, refusing another",
-			fe->max_conns);
+	if ((o = tcp_admit(fe, sa, &src)) == NULL) {
 		close(fd);
 		return;
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->fe = fe;
-	ipaddr_from_sa(sa, &c->src);
+	c->src = src;
 	c->bev = bufferevent_socket_new(fe->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		close(fd);
 		free(c);
 		return;
 	}
+	c->owner = o;
+	o->conns++;
 	c->next = fe->conns;
 	if (fe->conns)
 		fe->conns->prev = c;
@@ -333,18 +399,32 @@ frontend_reply(struct fe_client *cl, const uint8_t *pkt, size_t len)
 
 /* ---- set-up ---------------------------------------------------------------- */
 
+void
+frontend_set_limits(struct frontend *fe, const struct config *c)
+{
+	fe->max_conns = c->limits.tcp_clients;
+	fe->max_per_vm = c->limits.tcp_per_vm;
+	fe->idle = c->limits.tcp_idle;
+}
+
+const struct fe_stats *
+frontend_stats(const struct frontend *fe)
+{
+	return &fe->st;
+}
+
 struct frontend *
 frontend_new(struct event_base *base, const struct config *c, fe_query_cb cb,
-	void *arg)
+	fe_owner_cb owner, void *arg)
 {
 	struct frontend *fe = xcalloc(1, sizeof(*fe));
 	char a[INET6_ADDRSTRLEN];
 
 	fe->base = base;
 	fe->cb = cb;
+	fe->owner = owner;
 	fe->arg = arg;
-	fe->max_conns = c->limits.tcp_clients;
-	fe->idle = c->limits.tcp_idle;
+	frontend_set_limits(fe, c);
 	fe->udp = xcalloc(c->nlisten, sizeof(*fe->udp));
 	fe->tcp = xcalloc(c->nlisten, sizeof(*fe->tcp));
 	for (size_t i = 0; i < c->nlisten; i++) {

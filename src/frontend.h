@@ -32,10 +32,33 @@ struct fe_client {
 typedef void (*fe_query_cb)(struct fe_client *cl, const uint8_t *pkt,
 	size_t len, void *arg);
 
-/** Bind every listen address of c (UDP and TCP). NULL and a log line if
- * any cannot be bound. */
+/** The DNS-over-TCP connections of one VM, counted by the frontend
+ * (limits: tcp-clients-per-vm). The owner (the server) keeps it alive as
+ * long as the frontend. */
+struct fe_tcp_owner {
+	uint32_t conns;	  /* open now */
+	uint64_t refused; /* closed at accept: its cap, or every slot taken */
+	uint64_t evicted; /* closed to give its slot to a VM holding fewer */
+};
+
+/** Whose is a new connection from src? NULL: nobody's (no VM has that
+ * address), and it is closed at once, before anything is read. */
+typedef struct fe_tcp_owner *(
+	*fe_owner_cb)(const struct ipaddr *src, void *arg);
+
+struct fe_stats {
+	uint64_t tcp_unknown; /* connections from addresses of no VM */
+	uint64_t tcp_full;    /* refused: every slot taken (tcp-clients) */
+};
+
+/** Bind every listen address of c (UDP and TCP). Every TCP connection is
+ * owned (owner); its queries go to cb. NULL and a log line if any address
+ * cannot be bound. */
 struct frontend *frontend_new(struct event_base *base, const struct config *c,
-	fe_query_cb cb, void *arg);
+	fe_query_cb cb, fe_owner_cb owner, void *arg);
+/** Take c's TCP limits (a reload); open connections stay. */
+void frontend_set_limits(struct frontend *fe, const struct config *c);
+const struct fe_stats *frontend_stats(const struct frontend *fe);
 void frontend_free(struct frontend *fe);
 
 /** Send the answer (if pkt is not NULL) and release cl. */

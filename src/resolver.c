@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unbound-event.h>
 #include <unbound.h>
 
@@ -56,6 +57,41 @@ set_options(struct ub_ctx *ctx, const struct config *c, struct diag *d)
 	}
 }
 
+/* Descriptors kept for everything but libunbound's outgoing UDP ports:
+ * listeners, TCP clients, control connections, netlink, logs. */
+#define FDS_RESERVED 256
+
+/* libunbound's library defaults are 16 outgoing UDP ports and 2 TCP
+ * connections for the whole context: queries beyond wait in one queue.
+ * One VM asking names under a slow zone fills them, and every VM's
+ * queries wait behind its (measured: 100 slow queries of one VM, and
+ * another VM's fresh names took 2 to 5 s, then timed out). So: as many
+ * ports as the unbound daemon has for its 1024 queries (4 per query
+ * dnsfenced lets libunbound have, for retries and the lookups a
+ * validation needs), as far as the descriptor limit allows, and the
+ * daemon's 10 TCP connections. `options` may still set either. */
+static void
+set_sizes(struct ub_ctx *ctx, const struct config *c)
+{
+	uint64_t ports = (uint64_t)c->limits.upstream * 4;
+	uint64_t keep = FDS_RESERVED + (uint64_t)c->limits.tcp_clients;
+	struct rlimit rl;
+	char v[32];
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		rl.rlim_cur != RLIM_INFINITY) {
+		uint64_t avail = rl.rlim_cur > keep ? rl.rlim_cur - keep : 0;
+
+		if (ports > avail)
+			ports = avail;
+	}
+	if (ports < 16)
+		ports = 16;
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)ports);
+	ub_ctx_set_option(ctx, "outgoing-range:", v);
+	ub_ctx_set_option(ctx, "outgoing-num-tcp:", "10");
+}
+
 struct ub_ctx *
 resolver_ctx_new(const struct config *c, struct diag *d,
 	struct event_base *base)
@@ -102,6 +138,7 @@ resolver_ctx_new(const struct config *c, struct diag *d,
 					"by libunbound: %s",
 					z->zone, z->addrs[j], ub_strerror(rc));
 	}
+	set_sizes(ctx, c);
 	set_options(ctx, c, d);
 	if (d->n != before) {
 		ub_ctx_delete(ctx);

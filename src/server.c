@@ -41,8 +41,8 @@ struct query {
 	const struct vm *vm;
 	struct verdict v;
 	struct server_vm_stats *vc; /* its VM's, once known */
-	bool counted;		    /* in vc->inflight */
-	uint32_t timeout_s;	    /* of the elements admitted */
+	bool counted; /* libunbound has it: in vc->inflight and s->upstream */
+	uint32_t timeout_s; /* of the elements admitted */
 	struct dns_addr dl_addrs[DL_ADDRS];
 	uint32_t dl_naddrs;
 	/* addresses the rebinding guard removed from the answer, by class:
@@ -74,8 +74,8 @@ struct server {
 	struct declog *log;
 	struct query *queries;
 	bool reloading;
-	struct query *parked; /* answers waiting for the reload's outcome */
-	struct server_stats st;
+	struct query *parked;	/* answers waiting for the reload's outcome */
+	struct server_stats st; /* st.upstream: queries libunbound has */
 	uint8_t out[DNS_MAXMSG];
 };
 
@@ -136,16 +136,27 @@ max_answer(const struct query *q)
 	return q->cl->tcp ? DNS_MAXMSG : q->q.udp_size;
 }
 
-/* The VM has its answer: it no longer counts against its limit, even if
- * libunbound is still working (its callback frees the query later). */
+/* The VM has its answer (the query itself may live on: libunbound still
+ * working after the timeout, or admission). */
 static void
 answered(struct query *q)
 {
 	q->cl = NULL;
-	if (q->counted) {
-		q->vc->inflight--;
-		q->counted = false;
-	}
+}
+
+/* libunbound is done with the query (it called back, or never took it):
+ * from now on it costs libunbound nothing, so it no longer counts against
+ * queries-per-vm. Not before: a VM answered SERVFAIL at the timeout while
+ * libunbound still works on its queries could otherwise keep sending
+ * more, without bound. */
+static void
+uncount(struct query *q)
+{
+	if (!q->counted)
+		return;
+	q->counted = false;
+	q->vc->inflight--;
+	q->srv->st.upstream--;
 }
 
 static void
@@ -158,6 +169,7 @@ query_unref(struct query *q)
 	if (q->cl)
 		frontend_reply(q->cl, NULL, 0);
 	answered(q);
+	uncount(q);
 	if (q->prev)
 		q->prev->next = q->next;
 	else
@@ -176,6 +188,7 @@ query_unref(struct query *q)
 #define WHY_ANSWER (-1)
 #define WHY_POLICY (-2)
 #define WHY_ERROR (-3)
+#define WHY_RATE (-4)
 
 /* What the answer for the policy's name rules says admitted it. */
 static void
@@ -213,6 +226,7 @@ record(struct query *q, int why, int rcode, const char *text)
 	enum srv_result r = why == WHY_ANSWER ? RES_ANSWERED
 		: why == WHY_POLICY	      ? RES_REFUSED
 		: why == WHY_ERROR	      ? RES_ERROR
+		: why == WHY_RATE	      ? RES_RATELIMITED
 					      : RES_SERVFAIL;
 	struct dl_entry e;
 
@@ -554,6 +568,7 @@ resolve_cb(void *arg, int rcode, void *pkt, int len, int sec, char *why,
 {
 	struct query *q = arg;
 
+	uncount(q);
 	q->refs++; /* admission may finish inside resolved() */
 	if (!resolved(q, rcode, pkt, len > 0 ? (size_t)len : 0, sec, why))
 		query_unref(q);
@@ -574,13 +589,16 @@ timo_cb(evutil_socket_t fd, short ev, void *arg)
 /* ---- queries ------------------------------------------------------------- */
 
 /* A VM's counters, found by name in a hash: every query looks its VM's
- * up. */
+ * up. With its query-rate bucket: like the counters, it stays with the
+ * VM's name across reloads. */
 struct vmc {
 	struct server_vm_stats st;
+	uint64_t tokens; /* thousandths of a query */
+	uint64_t tokens_ms;
 	struct vmc *next;
 };
 
-static struct server_vm_stats *
+static struct vmc *
 vm_count(struct server *s, const char *name)
 {
 	uint32_t h = 2166136261u;
@@ -591,7 +609,7 @@ vm_count(struct server *s, const char *name)
 	h %= VMC_SLOTS;
 	for (v = s->vmc[h]; v; v = v->next)
 		if (strcmp(v->st.name, name) == 0)
-			return &v->st;
+			return v;
 	/* Queries in flight point at their VM's counters: growing the
 	 * array must not move them. */
 	v = xcalloc(1, sizeof(*v));
@@ -601,7 +619,57 @@ vm_count(struct server *s, const char *name)
 	s->counts =
 		xreallocarray(s->counts, s->ncounts + 1, sizeof(*s->counts));
 	s->counts[s->ncounts++] = &v->st;
-	return &v->st;
+	v->tokens = UINT64_MAX; /* a full bucket, whatever the burst */
+	return v;
+}
+
+/* The VM's token bucket (limits: query-rate, query-burst): may it ask
+ * one more? Every query counts, those its policy refuses too: each costs
+ * us a read, a decision and an answer. */
+static bool
+rate_take(struct vmc *v, const struct limits *l, uint64_t now)
+{
+	uint64_t cap = (uint64_t)l->query_burst * 1000;
+
+	if (now > v->tokens_ms) {
+		uint64_t add = (now - v->tokens_ms) * l->query_rate;
+
+		v->tokens = add >= cap || v->tokens >= cap - add
+			? cap
+			: v->tokens + add;
+		v->tokens_ms = now;
+	}
+	if (v->tokens > cap) /* a new VM, or the burst made smaller */
+		v->tokens = cap;
+	if (v->tokens < 1000)
+		return false;
+	v->tokens -= 1000;
+	return true;
+}
+
+/* Why libunbound may not take one more query of the VM now, or NULL.
+ * The last eighth of upstream-queries is kept for the VMs holding few
+ * (fewer than a 64th of it, or than 4: one stuck query of a VM asking one
+ * at a time must not shut it out): those that filled the rest
+ * wait for their own queries, and the others still get theirs through. */
+static const char *
+over_limits(struct server *s, struct server_vm_stats *vc,
+	const struct limits *l)
+{
+	uint32_t few = l->upstream / 64 > 4 ? l->upstream / 64 : 4;
+
+	if (vc->inflight >= l->inflight_per_vm) {
+		vc->over_inflight++;
+		return "too many queries in flight (limits: queries-per-vm)";
+	}
+	if (s->st.upstream >= l->upstream ||
+		(s->st.upstream >= l->upstream - l->upstream / 8 &&
+			vc->inflight >= few)) {
+		vc->over_upstream++;
+		return "too many queries in flight for all VMs (limits: "
+		       "upstream-queries)";
+	}
+	return NULL;
 }
 
 static bool
@@ -649,6 +717,19 @@ decide(struct query *q)
 	return true;
 }
 
+/* A TCP connection belongs to the VM of its source address (no interface
+ * check: a spoofed source cannot complete the handshake); from any other
+ * address it is closed at accept, before it costs a query. */
+static struct fe_tcp_owner *
+owner_cb(const struct ipaddr *src, void *arg)
+{
+	struct server *s = arg;
+	const struct config *c = s->gen->conf;
+	const struct vm *vm = policy_find_vm(c->vms, c->nvms, src, NULL);
+
+	return vm == NULL ? NULL : &vm_count(s, vm->name)->st.tcp;
+}
+
 static void
 query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 {
@@ -656,6 +737,8 @@ query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 	struct query *q = xcalloc(1, sizeof(*q));
 	const struct config *c = s->gen->conf;
 	struct timeval tv = {.tv_sec = QUERY_TIMEOUT_S};
+	const char *over;
+	struct vmc *v;
 	int rc;
 
 	q->srv = s;
@@ -686,20 +769,31 @@ query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 		query_unref(q);
 		return;
 	}
-	q->vc = vm_count(s, q->vm->name);
+	v = vm_count(s, q->vm->name);
+	q->vc = &v->st;
 	q->vc->queries++;
+	if (!rate_take(v, &c->limits, util_now_ms())) {
+		/* REFUSED, not dropped: the source is the VM's own (no one
+		 * else is reflected at), and a stub told REFUSED stops where
+		 * one told nothing retries, adding to the load. */
+		reply_error(q, WHY_RATE, DNS_R_REFUSED, EDE_OTHER,
+			"over this VM's query rate (limits: query-rate, "
+			"query-burst)");
+		query_unref(q);
+		return;
+	}
 	if (!decide(q)) {
 		query_unref(q);
 		return;
 	}
-	if (q->vc->inflight >= c->limits.inflight_per_vm) {
+	if ((over = over_limits(s, q->vc, &c->limits)) != NULL) {
 		s->st.servfail_limit++;
-		reply_error(q, SF_LIMITS, DNS_R_SERVFAIL, EDE_OTHER,
-			"too many queries in flight (limits: queries-per-vm)");
+		reply_error(q, SF_LIMITS, DNS_R_SERVFAIL, EDE_OTHER, over);
 		query_unref(q);
 		return;
 	}
 	q->vc->inflight++;
+	s->st.upstream++;
 	q->counted = true;
 	q->timo = evtimer_new(s->base, timo_cb, q);
 	evtimer_add(q->timo, &tv);
@@ -735,7 +829,7 @@ server_new(struct event_base *base, struct nft *nft, struct admit *admit,
 
 	s->base = base;
 	s->nft = nft;
-	s->fe = frontend_new(base, c, query_cb, s);
+	s->fe = frontend_new(base, c, query_cb, owner_cb, s);
 	if (s->fe == NULL) {
 		free(s);
 		return NULL;
@@ -783,6 +877,7 @@ server_swap(struct server *s, struct config *c, struct ub_ctx *ctx)
 		old->ctx = NULL;
 	}
 	s->gen = gen_new(c, ctx);
+	frontend_set_limits(s->fe, c);
 	old->next = s->retired;
 	s->retired = old;
 	gen_unref(s, old);
@@ -813,6 +908,12 @@ server_stats(const struct server *s)
 	return &s->st;
 }
 
+const struct fe_stats *
+server_fe_stats(const struct server *s)
+{
+	return frontend_stats(s->fe);
+}
+
 size_t
 server_vm_stats(const struct server *s,
 	const struct server_vm_stats *const **out)
@@ -835,6 +936,7 @@ server_result_name(enum srv_result r)
 		[RES_REFUSED] = "refused",
 		[RES_SERVFAIL] = "servfail",
 		[RES_ERROR] = "error",
+		[RES_RATELIMITED] = "ratelimited",
 	};
 
 	return (unsigned)r < RES_COUNT ? names[r] : "?";

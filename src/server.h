@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "frontend.h"
 #include "nft.h"
 
 struct event_base;
@@ -17,6 +18,7 @@ struct server;
 #define QUERY_TIMEOUT_S 10
 
 struct server_stats {
+	uint32_t upstream; /* queries libunbound is working on, every VM's */
 	uint64_t queries, refused_unknown, refused_policy, servfail_bogus,
 		servfail_insecure, servfail_upstream, servfail_admit,
 		servfail_limit, formerr, answered;
@@ -27,7 +29,8 @@ enum srv_result {
 	RES_ANSWERED, /* the resolver's answer */
 	RES_REFUSED,  /* by policy: REFUSED or NXDOMAIN, as `unlisted` says */
 	RES_SERVFAIL,
-	RES_ERROR, /* FORMERR, class not IN, ANY and zone transfers */
+	RES_ERROR,	 /* FORMERR, class not IN, ANY and zone transfers */
+	RES_RATELIMITED, /* REFUSED: over its query-rate */
 	RES_COUNT
 };
 
@@ -38,7 +41,7 @@ enum srv_cause {
 	SF_UPSTREAM, /* resolution failed */
 	SF_TIMEOUT,
 	SF_ADMISSION, /* the addresses could not be put in the sets */
-	SF_LIMITS,    /* queries-per-vm, addresses-per-answer */
+	SF_LIMITS, /* queries-per-vm, upstream-queries, addresses-per-answer */
 	SF_MALFORMED, /* the resolver's answer could not be rebuilt */
 	SF_COUNT
 };
@@ -48,14 +51,20 @@ const char *server_cause_name(enum srv_cause c);
 
 struct server_vm_stats {
 	char name[VM_NAME_MAX + 1];
-	uint32_t inflight; /* queries being resolved (queries-per-vm) */
+	/* queries libunbound is working on, until it calls back (answered
+	 * or not: queries-per-vm) */
+	uint32_t inflight;
 	uint64_t queries;
 	uint64_t result[RES_COUNT];
 	uint64_t servfail[SF_COUNT];
 	uint64_t admitted; /* addresses in answers it was given */
+	/* SERVFAIL at the limits on queries libunbound works on: its own
+	 * (queries-per-vm), every VM's (upstream-queries) */
+	uint64_t over_inflight, over_upstream;
 	/* addresses the rebinding guard removed from them: private,
 	 * reserved, internal (enum addr_class - 1) */
 	uint64_t stripped[3];
+	struct fe_tcp_owner tcp; /* its DNS-over-TCP connections */
 };
 
 struct admit;
@@ -80,6 +89,8 @@ void server_set_learn(struct server *s, struct learn *l);
 const struct config *server_config(const struct server *s);
 struct admit *server_admit(struct server *s);
 const struct server_stats *server_stats(const struct server *s);
+/** The frontend's counters (TCP connections refused at accept). */
+const struct fe_stats *server_fe_stats(const struct server *s);
 /** The counters of every VM that has asked anything since start (kept
  * across reloads, so that they only grow), in no particular order. */
 size_t server_vm_stats(const struct server *s,

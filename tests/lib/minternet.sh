@@ -14,6 +14,10 @@
 #                      delay, what a second nsd at 192.0.2.55 answers
 #                      (*.slow.example A 192.0.2.60); started only by
 #                      mi_serve_slow
+#   bulk.example.      not signed, no DS (insecure): with MI_BULK=N set,
+#                      h1 .. hN.bulk.example AAAA 2001:db8:b::I (I in hex,
+#                      as two groups), and any name below hI the same address
+#                      (a wildcard); without it, empty
 # and mi_serve starts nsd in the "up" namespace at 192.0.2.53 (every zone
 # on one server; resolvers follow the DS chain all the same). Writes
 # DIR/root.key (the trust anchor) and DIR/root.hints.
@@ -98,6 +102,12 @@ mi_build() {
 	  echo "www.insecure.example. 300 IN A 192.0.2.40"; } >"$z/insecure.example"
 	{ mi_soa slow.example.
 	  echo "*.slow.example. 300 IN A 192.0.2.60"; } >"$z/slow.example"
+	{ mi_soa bulk.example.
+	  awk -v n="${MI_BULK:-0}" 'BEGIN { for (i = 1; i <= n; i++) {
+		a = sprintf("2001:db8:b::%x:%x", int(i / 65536), i % 65536)
+		printf "h%d.bulk.example. 300 IN AAAA %s\n", i, a
+		printf "*.h%d.bulk.example. 300 IN AAAA %s\n", i, a } }'
+	} >"$z/bulk.example"
 	for c in good other bogus; do
 		mi_sign "$c.example." "$z/$c.example" || return 1
 	done
@@ -107,7 +117,7 @@ mi_build() {
 	grep -q "192.0.2.31" "$z/bogus.example.signed" || return 1
 
 	{ mi_soa example.
-	  for c in good other bogus insecure; do
+	  for c in good other bogus insecure bulk; do
 		echo "$c.example. 300 IN NS ns.root."
 	  done
 	  # A delegation to a server that never answers (insecure: no DS).
@@ -151,7 +161,7 @@ mi_build() {
 	C
 	for zn in root:. example:example. good.example:good.example. \
 		other.example:other.example. bogus.example:bogus.example. \
-		insecure.example:insecure.example.; do
+		insecure.example:insecure.example. bulk.example:bulk.example.; do
 		local f=${zn%%:*} n=${zn#*:} file
 		file=$f
 		[ -f "$z/$f.signed" ] && file=$f.signed
