@@ -3,7 +3,8 @@
 # mi_build DIR makes, with ldns tools, a signed zone tree under DIR:
 #   .                  root, signed; its DNSKEY is the trust anchor
 #   example.           TLD, signed, DS in the root
-#   good.example.      signed, DS in example.: www, mail, a CNAME chain
+#   good.example.      signed, DS in example.: www, mail, a CNAME chain,
+#                      *.wild (any name, 192.0.2.62)
 #   other.example.     signed: the target of cross-zone CNAMEs
 #   bogus.example.     signed, DS in example., but a record altered after
 #                      signing: validation must fail
@@ -84,6 +85,8 @@ mi_build() {
 	  for i in $(seq 1 20); do
 		echo "m$i.many.good.example. 300 IN A 192.0.2.50"
 	  done
+	  # Names without end, one address (tests/bench/soak).
+	  echo "*.wild.good.example. 300 IN A 192.0.2.62"
 	  for i in $(seq 1 40); do
 		echo "big.good.example. 300 IN A 203.0.113.$i"
 	  done
