@@ -1,5 +1,5 @@
 #!/bin/bash
-# Fault: a reload storm (issue 10, item 5). 100 reloads, SIGHUP and
+# Fault: a reload storm (issue 10, item 5). 100 reload requests, SIGHUP and
 # `dnsfencectl reload` mixed, each flipping the policies between two
 # versions (a name rule and a port in and out for work, a name rule for
 # dev, a third VM added and removed), while work and dev each ask a loop of
