@@ -548,6 +548,15 @@ resolved(struct query *q, int rcode, const uint8_t *pkt, size_t len, int sec,
 		reply_error(q, SF_BOGUS, DNS_R_SERVFAIL, EDE_DNSSEC_BOGUS, why);
 		return false;
 	}
+	if (len >= 12 && (pkt[3] & 0xF) == DNS_R_SERVFAIL) {
+		/* A failure libunbound remembers (for 5 s after it gave up)
+		 * comes back as a packet with rcode 0 here and SERVFAIL in
+		 * its header: the same failure, said the same way. */
+		s->st.servfail_upstream++;
+		reply_error(q, SF_UPSTREAM, DNS_R_SERVFAIL, EDE_OTHER,
+			"resolution failed (a failure the resolver cached)");
+		return false;
+	}
 	q->pkt = xcalloc(1, len);
 	memcpy(q->pkt, pkt, len);
 	q->len = len;

@@ -5,7 +5,8 @@
 # that port's element even when the port still exists in another rule; a
 # restart adopts elements, so a reload right after it (no query between)
 # still prunes what it no longer admits; and expired elements stop
-# counting against set-size.
+# counting against set-size (and only they: the set is full again after
+# one more).
 . "$(dirname "$0")/../lib/testbed.sh"
 . "$(dirname "$0")/../lib/dnsworld.sh"
 
@@ -88,5 +89,16 @@ sleep 17
 ok "once an element has expired, a new name is admitted again" \
 	dns_is "$VM_work" NOERROR n14.fresh.good.example
 ok "... and reachable" reach_tcp "$VM_work" 192.0.2.114 443
+# The sweep freed exactly what expired: full again, with the EDE saying
+# which limit, and nothing that had not expired lost.
+full_ede() { [[ $(dig_vm "$VM_work" n15.fresh.good.example) == *"status: SERVFAIL"*"(limits: set-size 16)"* ]]; }
+ok "... and the set is full again: the next name SERVFAIL, EDE naming set-size" full_ede
+kept16() {
+	local a
+	for a in 192.0.2.10 192.0.2.11 $(seq -f '192.0.2.%g' 101 114); do
+		[ "$(dw_expires work "$a" tcp 443)" -gt 0 ] || { echo "# lost: $a"; return 1; }
+	done
+}
+ok "... the 16 live elements all still there" kept16
 
 tb_done

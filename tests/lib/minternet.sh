@@ -3,7 +3,8 @@
 # mi_build DIR makes, with ldns tools, a signed zone tree under DIR:
 #   .                  root, signed; its DNSKEY is the trust anchor
 #   example.           TLD, signed, DS in the root
-#   good.example.      signed, DS in example.: www, mail, a CNAME chain
+#   good.example.      signed, DS in example.: www, mail, a CNAME chain,
+#                      *.wild (any name, 192.0.2.62)
 #   other.example.     signed: the target of cross-zone CNAMEs
 #   bogus.example.     signed, DS in example., but a record altered after
 #                      signing: validation must fail
@@ -19,8 +20,9 @@
 #                      as two groups), and any name below hI the same address
 #                      (a wildcard); without it, empty
 # and mi_serve starts nsd in the "up" namespace at 192.0.2.53 (every zone
-# on one server; resolvers follow the DS chain all the same). Writes
-# DIR/root.key (the trust anchor) and DIR/root.hints.
+# on one server; resolvers follow the DS chain all the same; mi_stop and
+# mi_start stop it and start it again). Writes DIR/root.key (the trust
+# anchor) and DIR/root.hints.
 
 MI_NS=192.0.2.53
 MI_DEAD=192.0.2.99
@@ -87,6 +89,8 @@ mi_build() {
 	  for i in $(seq 1 20); do
 		echo "m$i.many.good.example. 300 IN A 192.0.2.50"
 	  done
+	  # Names without end, one address (tests/bench/soak).
+	  echo "*.wild.good.example. 300 IN A 192.0.2.62"
 	  for i in $(seq 1 40); do
 		echo "big.good.example. 300 IN A 203.0.113.$i"
 	  done
@@ -200,8 +204,13 @@ mi_serve_slow() {
 
 # Start nsd in the upstream namespace; log queries to DIR/nsd.log.
 mi_serve() {
-	local d=$1
 	tb_host "$MI_NS"
+	mi_start "$1"
+}
+
+# mi_start DIR: start nsd (again, after mi_stop) and wait until it answers.
+mi_start() {
+	local d=$1
 	nsd-checkconf "$d/nsd.conf" || return 1
 	tb_bg "$d/nsd.out" "$UP" nsd -d -c "$d/nsd.conf"
 	MI_PID=$TB_LAST
@@ -213,4 +222,24 @@ mi_serve() {
 	echo "nsd did not come up" >&2
 	cat "$d/nsd.out" >&2
 	return 1
+}
+
+# mi_stop: stop the nsd mi_start started (SIGTERM to its PID) and wait
+# until it is gone; its address stays, so queries to it are refused (ICMP
+# port unreachable). The PID leaves the test bed's list: it is not ours to
+# kill at exit once reaped.
+mi_stop() {
+	local p keep=()
+	kill "$MI_PID" 2>/dev/null || return 1
+	for _ in $(seq 50); do
+		kill -0 "$MI_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$MI_PID" 2>/dev/null && return 1
+	wait "$MI_PID" 2>/dev/null || true
+	for p in "${TB_PIDS[@]}"; do
+		[ "$p" = "$MI_PID" ] || keep+=("$p")
+	done
+	TB_PIDS=("${keep[@]}")
+	MI_PID=
 }
