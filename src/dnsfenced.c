@@ -230,11 +230,11 @@ waiters_end(struct waiter **list, int err, const char *msg)
 /* The connections of the VMs whose policy just changed that it no longer
  * admits end (ctpurge.h). */
 static void
-purge(struct daemon *d, const struct ipaddr *srcs, size_t nsrcs)
+purge(struct daemon *d, const struct ctpurge_before *b)
 {
 	struct ctpurge_stats st;
 
-	if (ctpurge_run(server_config(d->srv), srcs, nsrcs, d->admit, &st) < 0)
+	if (ctpurge_run(b, server_config(d->srv), d->admit, &st) < 0)
 		log_warn("conntrack purge: reading the conntrack table");
 	if (st.deleted > 0)
 		log_info("conntrack purge: ended %zu of %zu connections of the "
@@ -250,8 +250,7 @@ static void
 reload_done(int err, const char *msg, void *arg)
 {
 	struct daemon *d = arg;
-	struct ipaddr *srcs = NULL;
-	size_t nsrcs = 0;
+	struct ctpurge_before *before = NULL;
 
 	/* Our table changed under the transaction (its notification may
 	 * still be queued): not the new configuration's fault. The repair
@@ -292,9 +291,11 @@ reload_done(int err, const char *msg, void *arg)
 		config_free(d->inst);
 	} else {
 		log_ended(d);
+		/* What the running policy admitted, before the new one
+		 * and the prunes replace it. */
 		if (d->inst->ct_purge)
-			nsrcs = ctpurge_sources(server_config(d->srv), d->inst,
-				&srcs);
+			before = ctpurge_before(server_config(d->srv), d->inst,
+				d->admit);
 		if (d->inst_reload) {
 			log_info("reloaded: %zu VM policies", d->inst->nvms);
 			config_free(d->loaded);
@@ -308,9 +309,9 @@ reload_done(int err, const char *msg, void *arg)
 	d->until_failed = err != 0 && !d->inst_reload;
 	admit_plan_done(d->admit, d->plan, err == 0);
 	d->plan = NULL;
-	if (nsrcs > 0)
-		purge(d, srcs, nsrcs);
-	free(srcs);
+	if (before != NULL)
+		purge(d, before);
+	ctpurge_before_free(before);
 	if (d->inst_reload)
 		d->next = NULL;
 	d->inst = NULL;

@@ -97,8 +97,24 @@ elem_rule(const struct vm *vm, const struct admit_elem *e)
 	return NULL;
 }
 
+static void
+admit_elems(const void *src, const char *vm, const struct ipaddr *dst,
+	admit_elem_cb cb, void *arg)
+{
+	(void)dst;
+	admit_foreach(src, vm, cb, arg);
+}
+
 enum judged_by
 judge_forward(const struct vm *vm, const struct admit *ad,
+	const struct ipaddr *dst, const struct portspec *want,
+	struct judgement *out)
+{
+	return judge_forward_from(vm, admit_elems, ad, dst, want, out);
+}
+
+enum judged_by
+judge_forward_from(const struct vm *vm, judge_elems_fn elems, const void *src,
 	const struct ipaddr *dst, const struct portspec *want,
 	struct judgement *out)
 {
@@ -114,7 +130,7 @@ judge_forward(const struct vm *vm, const struct admit *ad,
 			return out->by = JUDGED_NET;
 		}
 	}
-	admit_foreach(ad, vm->name, elem_cb, &g);
+	elems(src, vm->name, dst, elem_cb, &g);
 	if (g.hit) {
 		out->rule = elem_rule(vm, &out->hit);
 		return out->by = JUDGED_NAME;

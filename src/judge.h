@@ -44,4 +44,17 @@ enum judged_by judge_forward(const struct vm *vm, const struct admit *ad,
 	const struct ipaddr *dst, const struct portspec *want,
 	struct judgement *out);
 
+/** Where judge_forward_from finds the VM's elements: calls cb for every
+ * element of VM vm the kernel holds at address dst (others may be passed
+ * too: they are skipped). */
+typedef void (*judge_elems_fn)(const void *src, const char *vm,
+	const struct ipaddr *dst, admit_elem_cb cb, void *arg);
+
+/** judge_forward with the elements from elems(src, ...) instead of a walk
+ * of the whole shadow: the conntrack purge judges many connections
+ * against one snapshot, looked up by address. */
+enum judged_by judge_forward_from(const struct vm *vm, judge_elems_fn elems,
+	const void *src, const struct ipaddr *dst, const struct portspec *want,
+	struct judgement *out);
+
 #endif

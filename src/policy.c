@@ -432,23 +432,70 @@ addr_eq(const struct ipaddr *a, const struct ipaddr *b)
 	return memcmp(&a->v6, &b->v6, sizeof(a->v6)) == 0;
 }
 
+static bool
+iface_claimed(const struct vm *vms, size_t nvms, const char *ifname)
+{
+	for (size_t i = 0; i < nvms; i++)
+		if (vms[i].iface && strcmp(vms[i].iface, ifname) == 0)
+			return true;
+	return false;
+}
+
 const struct vm *
 policy_find_vm(const struct vm *vms, size_t nvms, const struct ipaddr *addr,
 	const char *ifname)
 {
-	for (size_t i = 0; i < nvms; i++) {
-		for (size_t j = 0; j < vms[i].naddrs; j++) {
-			if (!addr_eq(&vms[i].addrs[j], addr))
-				continue;
-			/* Addresses are unique across VMs, so a mismatch
-			 * on the interface means a spoofed source. */
-			if (vms[i].iface && ifname &&
-				strcmp(vms[i].iface, ifname) != 0)
-				return NULL;
-			return &vms[i];
-		}
-	}
-	return NULL;
+	const struct vm *vm = NULL;
+
+	for (size_t i = 0; i < nvms && vm == NULL; i++)
+		for (size_t j = 0; j < vms[i].naddrs && vm == NULL; j++)
+			if (addr_eq(&vms[i].addrs[j], addr))
+				vm = &vms[i];
+	if (vm == NULL || ifname == NULL)
+		return vm;
+	/* Addresses are unique across VMs; an interface is the VMs' that
+	 * claim it. Anything else arriving on it, the address of a VM
+	 * without interface:, too, is a spoofed source: as in the forward
+	 * chain, whatever the order of the files. */
+	if (vm->iface)
+		return strcmp(vm->iface, ifname) == 0 ? vm : NULL;
+	return iface_claimed(vms, nvms, ifname) ? NULL : vm;
+}
+
+struct by_iface {
+	const struct vm *vms;
+	size_t i;
+};
+
+static int
+cmp_by_iface(const void *a, const void *b)
+{
+	const struct by_iface *x = a, *y = b;
+	int c = strcmp(x->vms[x->i].iface, y->vms[y->i].iface);
+
+	if (c != 0)
+		return c;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+size_t
+policy_dispatch_order(const struct vm *vms, size_t nvms, size_t *order)
+{
+	struct by_iface *v = xcalloc(nvms + 1, sizeof(*v));
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < nvms; i++)
+		if (vms[i].iface)
+			v[n++] = (struct by_iface){.vms = vms, .i = i};
+	if (n > 0)
+		qsort(v, n, sizeof(*v), cmp_by_iface);
+	for (k = 0; k < n; k++)
+		order[k] = v[k].i;
+	for (size_t i = 0; i < nvms; i++)
+		if (!vms[i].iface)
+			order[k++] = i;
+	free(v);
+	return n;
 }
 
 static uint32_t

@@ -193,9 +193,17 @@ const char *policy_addr_class_name(enum addr_class c);
 /** Order of addresses: family, then bytes (4 or 16 of them). */
 int policy_addr_cmp(const struct ipaddr *a, const struct ipaddr *b);
 
-/** Which VM sent a packet from addr (and ifname, NULL if unknown)? */
+/** Which VM sent a packet from addr that came in on ifname (NULL if
+ * unknown)? On an interface some VM's `interface:` names, only the
+ * addresses of the VMs that name it: any other is NULL (spoofed). */
 const struct vm *policy_find_vm(const struct vm *vms, size_t nvms,
 	const struct ipaddr *addr, const char *ifname);
+/** The order in which the forward chain dispatches by source: fills
+ * order[0..nvms) with indices into vms, those with an interface first,
+ * grouped by interface (by name; a group in file order), then those
+ * without, in file order. Returns how many have one. Every check of an
+ * interface so comes before any dispatch by address alone. */
+size_t policy_dispatch_order(const struct vm *vms, size_t nvms, size_t *order);
 
 /** The VM of that name, or NULL. */
 const struct vm *policy_vm_by_name(const struct vm *vms, size_t nvms,

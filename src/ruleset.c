@@ -1106,12 +1106,68 @@ vm_rules(struct builder *bd, const struct vm *vm)
 	rule_drop(bd, chain, vm->name, cmt, true);
 }
 
+/* [iifname "<if>"] ip saddr <address> goto vm_<vm>, per address. */
+static void
+forward_goto(struct builder *bd, const struct vm *vm)
+{
+	char chain[64];
+
+	vm_chain(chain, sizeof(chain), vm);
+	for (size_t i = 0; i < vm->naddrs; i++) {
+		struct nftnl_rule *r = rule_new(bd, "forward");
+
+		if (vm->iface)
+			m_iifname(r, vm->iface);
+		m_addr(r, &vm->addrs[i], false);
+		e_verdict(r, NFT_GOTO, chain);
+		rule_commit(bd, r, vm->name);
+	}
+}
+
+/* After the gotos of every VM that claims ifname: anything else from it
+ * carries a source address that is none of theirs, of either family.
+ * Counted for the VM when one claims it (vm), else for the interface
+ * ("interface <if>: ", which no VM name can be). Never rejected: no ICMP
+ * towards a spoofed address. */
+static void
+forward_spoofed(struct builder *bd, const char *ifname, const char *vm)
+{
+	struct nftnl_rule *r = rule_new(bd, "forward");
+	char cmt[128];
+
+	if (vm != NULL)
+		snprintf(cmt, sizeof(cmt), "%s: spoofed source", vm);
+	else
+		snprintf(cmt, sizeof(cmt), "interface %s: spoofed source",
+			ifname);
+	m_iifname(r, ifname);
+	e_counter(r);
+	e_verdict(r, NF_DROP, NULL);
+	rule_commit(bd, r, cmt);
+}
+
+/* The rules of one interface: the VMs of order[i..] that claim it, then
+ * its drop. Returns where the next interface's VMs begin. */
+static size_t
+forward_iface(struct builder *bd, const size_t *order, size_t i, size_t n)
+{
+	const struct vm *vms = bd->c->vms;
+	const char *ifname = vms[order[i]].iface;
+	size_t j = i;
+
+	while (j < n && strcmp(vms[order[j]].iface, ifname) == 0)
+		forward_goto(bd, &vms[order[j++]]);
+	forward_spoofed(bd, ifname, j - i == 1 ? vms[order[i]].name : NULL);
+	return j;
+}
+
 static void
 forward_rules(struct builder *bd)
 {
 	const struct config *c = bd->c;
 	struct nftnl_rule *r;
-	char chain[64], cmt[128];
+	char cmt[128];
+	size_t *order, niface;
 
 	if (c->has_from_group) {
 		/* Only the VMs' interfaces are ours to judge; the rest goes
@@ -1136,31 +1192,17 @@ forward_rules(struct builder *bd)
 	e_verdict(r, NF_DROP, NULL);
 	rule_commit(bd, r, "invalid");
 
-	for (size_t v = 0; v < c->nvms; v++) {
-		const struct vm *vm = &c->vms[v];
-
-		vm_chain(chain, sizeof(chain), vm);
-		snprintf(cmt, sizeof(cmt), "%s", vm->name);
-		for (size_t i = 0; i < vm->naddrs; i++) {
-			r = rule_new(bd, "forward");
-			if (vm->iface)
-				m_iifname(r, vm->iface);
-			m_addr(r, &vm->addrs[i], false);
-			e_verdict(r, NFT_GOTO, chain);
-			rule_commit(bd, r, cmt);
-		}
-		if (vm->iface) {
-			/* Anything else from the VM's interface carries a
-			 * source address that is not the VM's. */
-			snprintf(cmt, sizeof(cmt), "%s: spoofed source",
-				vm->name);
-			r = rule_new(bd, "forward");
-			m_iifname(r, vm->iface);
-			e_counter(r);
-			e_verdict(r, NF_DROP, NULL);
-			rule_commit(bd, r, cmt);
-		}
-	}
+	/* Interfaces first, then addresses alone: in any order of the
+	 * files, a packet that came in on an interface some VM claims meets
+	 * only the rules of that interface, and never the dispatch of a VM
+	 * without interface: whose address it borrowed. */
+	order = xcalloc(c->nvms + 1, sizeof(*order));
+	niface = policy_dispatch_order(c->vms, c->nvms, order);
+	for (size_t i = 0; i < niface;)
+		i = forward_iface(bd, order, i, niface);
+	for (size_t i = niface; i < c->nvms; i++)
+		forward_goto(bd, &c->vms[order[i]]);
+	free(order);
 	rule_drop(bd, "forward", "forward",
 		"unknown source, or a new connection towards a VM", true);
 }

@@ -21,7 +21,8 @@ struct nft_batch *ruleset_build(struct nft *n, const struct config *c,
 /** The counted drop rules of our table, as the kernel counts them: cb
  * gets the VM (NULL for the table-wide ones), what the rule drops
  * ("not admitted", "spoofed source", "unknown source, or a new connection
- * towards a VM", "invalid", "only DNS"), and its packets and bytes.
+ * towards a VM", "invalid", "only DNS", "interface <if>: spoofed source"
+ * for an interface several VMs share), and its packets and bytes.
  * -1 if the table could not be read. */
 int ruleset_counters(const char *table,
 	void (*cb)(const char *vm, const char *what, uint64_t packets,

@@ -157,13 +157,13 @@ table_is() {
 	chain vm_work - - -
 	rule forward | replies and related traffic | accept
 	rule forward | invalid | drop
-	rule forward | banking | goto vm_banking
-	rule forward | red | goto vm_red
-	rule forward | red | goto vm_red
-	rule forward | red: spoofed source | drop
 	rule forward | work | goto vm_work
 	rule forward | work | goto vm_work
 	rule forward | work: spoofed source | drop
+	rule forward | red | goto vm_red
+	rule forward | red | goto vm_red
+	rule forward | red: spoofed source | drop
+	rule forward | banking | goto vm_banking
 	rule forward | unknown source, or a new connection towards a VM | drop
 	rule input | DNS at 10.139.1.1 | accept
 	rule input | DNS at 10.139.1.1 | accept

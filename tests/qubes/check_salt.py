@@ -69,14 +69,16 @@ env.filters["load_yaml_text"] = lambda text: yaml.safe_load(str(text))
 # dom0 as qvm-prefs sees it: {vm: {prop: value}}; a missing VM prints
 # nothing on stdout (cmd.run_stdout drops the error on stderr).
 DOM0 = {"work": {"qid": "12", "ip": "10.137.0.12"},
-        "personal": {"qid": "13", "ip": "10.137.0.13"}}
+        "personal": {"qid": "13", "ip": "10.137.0.13"},
+        "debian-13-xfce": {"supported-service.dnsfence": "1"}}
 
 
 def salt_funcs(dom0, pillar):
     def run_stdout(cmd, python_shell=False, ignore_retcode=False):
         assert python_shell is False and ignore_retcode is True, cmd
         argv = shlex.split(cmd)
-        assert argv[:2] == ["qvm-prefs", "--"] and len(argv) == 4, argv
+        assert argv[:2] in (["qvm-prefs", "--"], ["qvm-features", "--"]) \
+            and len(argv) == 4, argv
         return dom0.get(argv[2], {}).get(argv[3], "")
 
     def pillar_get(key, default=None):
@@ -288,25 +290,36 @@ print("ok", FW, "(extras bound to their VM, the directory cleaned)")
 
 # ---- dnsfence.dom0: the mode ------------------------------------------------
 # takeover (the default) turns the qubes-firewall service off in the qube,
-# layered turns it on; hard capture is independent of it.
-for mode in (None, "takeover", "layered"):
-    for hard in (False, True):
-        p = copy.deepcopy(base_pillar)
-        p["dnsfence"].pop("mode", None)
-        if mode:
-            p["dnsfence"]["mode"] = mode
-        p["dnsfence"]["hard-capture"] = hard
-        doc = render("user_salt/dnsfence/dom0.sls", p)
-        feats = args(doc.get("dnsfence-sys-dnsfence-features", {}),
-                     "qvm.features")
-        on, off = feats.get("enable", []), feats.get("disable", [])
-        layered = mode == "layered"
-        check(("service.qubes-firewall" in on) == layered and
-              ("service.qubes-firewall" in off) != layered and
-              ("service.dnsfence-hard-capture" in on) == hard and
-              ("service.dnsfence-hard-capture" in off) != hard and
-              "service.dnsfence" in on,
-              f"dom0.sls mode={mode} hard-capture={hard}: enable {on}, "
-              f"disable {off}")
+# but only once the template advertises dnsfence (else it stays on and the
+# state fails, saying why); layered keeps it on; hard capture is
+# independent of both.
+for advertised in (True, False):
+    dom0 = copy.deepcopy(DOM0)
+    if not advertised:
+        dom0["debian-13-xfce"] = {}
+    for mode in (None, "takeover", "layered"):
+        for hard in (False, True):
+            p = copy.deepcopy(base_pillar)
+            p["dnsfence"].pop("mode", None)
+            if mode:
+                p["dnsfence"]["mode"] = mode
+            p["dnsfence"]["hard-capture"] = hard
+            out = env.get_template("user_salt/dnsfence/dom0.sls").render(
+                salt=salt_funcs(dom0, p), pillar=p)
+            doc = yaml.safe_load(out) or {}
+            feats = args(doc.get("dnsfence-sys-dnsfence-features", {}),
+                         "qvm.features")
+            on, off = feats.get("enable", []), feats.get("disable", [])
+            takeover = mode != "layered" and advertised
+            pending = "dnsfence-sys-dnsfence-takeover-pending" in doc
+            check(("service.qubes-firewall" in on) != takeover and
+                  ("service.qubes-firewall" in off) == takeover and
+                  ("service.dnsfence-hard-capture" in on) == hard and
+                  ("service.dnsfence-hard-capture" in off) != hard and
+                  "service.dnsfence" in on and
+                  pending == (mode != "layered" and not advertised),
+                  f"dom0.sls mode={mode} hard-capture={hard} "
+                  f"advertised={advertised}: enable {on}, disable {off}, "
+                  f"pending {pending}")
 print("ok user_salt/dnsfence/dom0.sls (modes)")
 sys.exit(1 if failures else 0)

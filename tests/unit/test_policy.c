@@ -282,6 +282,92 @@ test_find_vm(void)
 	CHECK(policy_find_vm(vms, 2, &a3, NULL) == NULL);
 }
 
+/* A source address is its VM's only where it may come from, whatever the
+ * order of the files: on an interface some VMs claim, only theirs. */
+static void
+test_find_vm_claimed(void)
+{
+	struct ipaddr a[5], b6, c6;
+	struct ipaddr alpha[1], bravo[2], mike[1], yankee[2], zulu[1];
+	struct vm vms[5] = {
+		{.name = "alpha",
+			.addrs = alpha,
+			.naddrs = 1,
+			.iface = "vif1.0"},
+		{.name = "bravo", .addrs = bravo, .naddrs = 2},
+		{.name = "mike", .addrs = mike, .naddrs = 1, .iface = "vif3.0"},
+		{.name = "yankee", .addrs = yankee, .naddrs = 2},
+		{.name = "zulu", .addrs = zulu, .naddrs = 1, .iface = "vif5.0"},
+	};
+
+	for (int i = 0; i < 5; i++) {
+		char s[32];
+
+		snprintf(s, sizeof(s), "10.137.%d.10", i + 1);
+		policy_parse_addr(s, &a[i]);
+	}
+	policy_parse_addr("2001:db8:a:2::10", &b6);
+	policy_parse_addr("2001:db8:a:4::10", &c6);
+	alpha[0] = a[0];
+	bravo[0] = a[1], bravo[1] = b6;
+	mike[0] = a[2];
+	yankee[0] = a[3], yankee[1] = c6;
+	zulu[0] = a[4];
+
+	/* mike's interface: mike, and nobody else, before or after it */
+	CHECK(policy_find_vm(vms, 5, &a[2], "vif3.0") == &vms[2]);
+	CHECK(policy_find_vm(vms, 5, &a[0], "vif3.0") == NULL);
+	CHECK(policy_find_vm(vms, 5, &a[1], "vif3.0") == NULL);
+	CHECK(policy_find_vm(vms, 5, &b6, "vif3.0") == NULL);
+	CHECK(policy_find_vm(vms, 5, &a[3], "vif3.0") == NULL);
+	CHECK(policy_find_vm(vms, 5, &c6, "vif3.0") == NULL);
+	CHECK(policy_find_vm(vms, 5, &a[4], "vif3.0") == NULL);
+	/* a VM without interface: from any interface nobody claims */
+	CHECK(policy_find_vm(vms, 5, &a[1], "vif2.0") == &vms[1]);
+	CHECK(policy_find_vm(vms, 5, &b6, "vif4.0") == &vms[1]);
+	CHECK(policy_find_vm(vms, 5, &c6, "eth0") == &vms[3]);
+	CHECK(policy_find_vm(vms, 5, &a[3], "?") == &vms[3]);
+	CHECK(policy_find_vm(vms, 5, &a[1], "vif5.0") == NULL);
+	/* unknown interface (TCP, why, conntrack): the address alone */
+	CHECK(policy_find_vm(vms, 5, &a[1], NULL) == &vms[1]);
+	CHECK(policy_find_vm(vms, 5, &a[4], NULL) == &vms[4]);
+
+	/* two VMs behind one interface: both theirs there, nobody else's */
+	vms[3].iface = "vif3.0";
+	CHECK(policy_find_vm(vms, 5, &a[2], "vif3.0") == &vms[2]);
+	CHECK(policy_find_vm(vms, 5, &c6, "vif3.0") == &vms[3]);
+	CHECK(policy_find_vm(vms, 5, &c6, "vif4.0") == NULL);
+	CHECK(policy_find_vm(vms, 5, &a[1], "vif3.0") == NULL);
+}
+
+/* The forward chain's order: every interface's rules before any dispatch
+ * by address alone, VMs sharing an interface next to each other. */
+static void
+test_dispatch_order(void)
+{
+	struct vm vms[6] = {
+		{.name = "alpha", .iface = "vif1.0"},
+		{.name = "bravo"},
+		{.name = "kilo", .iface = "vif6.0"},
+		{.name = "mike", .iface = "vif3.0"},
+		{.name = "yankee"},
+		{.name = "zulu", .iface = "vif6.0"},
+	};
+	size_t order[6], want[6] = {0, 3, 2, 5, 1, 4};
+	bool same = true;
+
+	CHECK(policy_dispatch_order(vms, 6, order) == 4);
+	for (int i = 0; i < 6; i++)
+		same = same && order[i] == want[i];
+	CHECK(same);
+	for (int i = 0; i < 6; i++)
+		vms[i].iface = NULL;
+	CHECK(policy_dispatch_order(vms, 6, order) == 0);
+	for (size_t i = 0; i < 6; i++)
+		CHECK(order[i] == i);
+	CHECK(policy_dispatch_order(vms, 0, order) == 0);
+}
+
 static void
 test_atoms(void)
 {
@@ -718,6 +804,8 @@ main(void)
 	test_ttl_cap();
 	test_decide();
 	test_find_vm();
+	test_find_vm_claimed();
+	test_dispatch_order();
 	test_atoms();
 	test_same();
 	test_time();
