@@ -14,12 +14,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cfgfs.h"
 #include "yamltree.h"
 
 #define DEFAULT_TRUST_ANCHOR "/usr/share/dns/root.key"
 
 /* Where loading stands: the file being read and where to collect problems. */
 struct loader {
+	struct cfgfs *fs; /* where the files are read from */
 	struct diag *d;
 	const char *file;
 	char *dir; /* for relative paths */
@@ -180,14 +182,15 @@ path_resolve(struct loader *L, const char *p)
 static bool
 check_readable(struct loader *L, const struct ynode *n, const char *path)
 {
-	struct stat st;
+	bool regular;
+	int err = cfgfs_access(L->fs, path, &regular);
 
-	if (access(path, R_OK) != 0) {
-		lerr(L, n, "cannot read '%s': %s", path, strerror(errno));
+	if (err != 0) {
+		lerr(L, n, "cannot read '%s': %s", path, strerror(err));
 		return false;
 	}
 	/* A directory is readable, and no file of settings. */
-	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+	if (!regular) {
 		lerr(L, n, "cannot read '%s': not a regular file", path);
 		return false;
 	}
@@ -556,44 +559,23 @@ ta_depth(const char *s, size_t len, int depth)
  * inside parentheses go on the record before them and are not looked at
  * on their own. */
 static const char *
-anchor_problem(const char *path, char *why, size_t size)
+anchor_problem(struct cfgfs *fs, const char *path, char *why, size_t size)
 {
-	struct stat st;
-	size_t len = 0, i, eol;
+	size_t len, i, eol;
 	bool found = false;
-	int fd, depth = 0;
-	ssize_t r;
+	int err, depth = 0;
 	char *buf;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		snprintf(why, size, "cannot be read: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return why;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > YAML_MAX_FILE) {
+	if ((err = cfgfs_read(fs, path, YAML_MAX_FILE, &buf, &len)) != 0) {
 		snprintf(why, size, "%s",
-			S_ISREG(st.st_mode) ? "is larger than 1 MiB"
-					    : "is not a regular file");
-		close(fd);
+			err == EFBIG		? "is larger than 1 MiB"
+				: err == EINVAL ? "is not a regular file"
+						: "cannot be read: ");
+		if (err != EFBIG && err != EINVAL)
+			snprintf(why + strlen(why), size - strlen(why), "%s",
+				strerror(err));
 		return why;
 	}
-	buf = xcalloc(1, (size_t)st.st_size + 1);
-	while (len < (size_t)st.st_size &&
-		(r = read(fd, buf + len, (size_t)st.st_size - len)) != 0) {
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			snprintf(why, size, "cannot be read: %s",
-				strerror(errno));
-			close(fd);
-			free(buf);
-			return why;
-		}
-		len += (size_t)r;
-	}
-	close(fd);
 	for (i = 0; i < len && !found; i = eol + 1) {
 		const char *nl = memchr(buf + i, '\n', len - i);
 
@@ -623,8 +605,8 @@ k_trust_anchor(struct loader *L, const struct ynode *v, void *obj)
 	c->trust_anchor = path_resolve(L, v->value);
 	c->trust_anchor_pos = (struct srcpos){v->line, v->col};
 	if (check_readable(L, v, c->trust_anchor) &&
-		(why = anchor_problem(c->trust_anchor, buf, sizeof(buf))) !=
-			NULL)
+		(why = anchor_problem(L->fs, c->trust_anchor, buf,
+			 sizeof(buf))) != NULL)
 		lerr(L, v, "trust-anchor-file %s %s", c->trust_anchor, why);
 }
 
@@ -1304,30 +1286,32 @@ check_claims(struct config *c, struct diag *d)
 }
 
 static void
-load_policies(struct config *c, struct diag *d)
+load_policies(struct cfgfs *fs, struct config *c, struct diag *d)
 {
-	char **names = NULL;
-	size_t n = 0;
-	struct dirent *de;
-	DIR *dir;
+	char **all = NULL, **names = NULL;
+	size_t nall = 0, n = 0;
+	int err;
 
-	if ((dir = opendir(c->policies)) == NULL) {
+	if ((err = cfgfs_list(fs, c->policies, &all, &nall)) != 0) {
 		diag_add(d, c->policies, 0, 0,
 			"cannot open the policies "
 			"directory: %s",
-			strerror(errno));
+			strerror(err));
 		return;
 	}
-	while ((de = readdir(dir)) != NULL)
-		if (!ignorable(de->d_name))
-			*ARRAY_PUSH(names, n) = xstrdup(de->d_name);
-	closedir(dir);
+	for (size_t i = 0; i < nall; i++) {
+		if (!ignorable(all[i]))
+			*ARRAY_PUSH(names, n) = all[i];
+		else
+			free(all[i]);
+	}
+	free(all);
 	if (n > 0)
 		qsort(names, n, sizeof(*names), name_cmp);
 	for (size_t i = 0; i < n; i++) {
 		char *path = xasprintf("%s/%s", c->policies, names[i]);
 		size_t fl = strlen(names[i]);
-		struct loader L = {.d = d, .file = path, .conf = c};
+		struct loader L = {.fs = fs, .d = d, .file = path, .conf = c};
 		struct ydoc doc;
 		struct vm *vm;
 
@@ -1353,7 +1337,7 @@ load_policies(struct config *c, struct diag *d)
 		vm->file = path;
 		L.vm = vm;
 		L.dir = xstrdup(c->policies);
-		if (ydoc_load(&doc, path, d) == 0)
+		if (ydoc_load_fs(&doc, fs, path, d) == 0)
 			load_policy_doc(&L, &doc);
 		ydoc_finish(&doc);
 		free(L.dir);
@@ -1393,19 +1377,31 @@ config_defaults(struct config *c, const char *dir)
 struct config *
 config_load(const char *path, struct diag *d)
 {
+	struct cfgfs *fs = cfgfs_real();
+	struct config *c = config_load_fs(fs, path, d);
+
+	cfgfs_free(fs);
+	return c;
+}
+
+struct config *
+config_load_fs(struct cfgfs *fs, const char *path, struct diag *d)
+{
 	struct config *c = xcalloc(1, sizeof(*c));
-	struct loader L = {.d = d, .file = path, .conf = c};
+	struct loader L = {.fs = fs, .d = d, .file = path, .conf = c};
 	char *tmp = xstrdup(path), *abs;
 	size_t before = d->n;
 	struct ydoc doc;
+	bool regular;
+	int err;
 
-	abs = realpath(path, NULL);
+	abs = cfgfs_realpath(fs, path);
 	c->file = abs ? abs : xstrdup(path);
 	c->conf_file = xstrdup(path);
 	L.dir = xstrdup(dirname(tmp));
 	free(tmp);
 	config_defaults(c, L.dir);
-	if (ydoc_load(&doc, path, d) == 0) {
+	if (ydoc_load_fs(&doc, fs, path, d) == 0) {
 		static const struct ynode empty = {.type = YN_MAP,
 			.line = 1,
 			.col = 1};
@@ -1417,13 +1413,14 @@ config_load(const char *path, struct diag *d)
 		check_capture(&L, c);
 		if (c->trust_anchor == NULL) {
 			c->trust_anchor = xstrdup(DEFAULT_TRUST_ANCHOR);
-			if (access(c->trust_anchor, R_OK) < 0)
+			if ((err = cfgfs_access(fs, c->trust_anchor,
+				     &regular)) != 0)
 				diag_add(d, path, 0, 0,
 					"cannot read the "
 					"default trust anchor %s: %s (set "
 					"resolver: trust-anchor-file)",
-					c->trust_anchor, strerror(errno));
-			else if ((why = anchor_problem(c->trust_anchor, buf,
+					c->trust_anchor, strerror(err));
+			else if ((why = anchor_problem(fs, c->trust_anchor, buf,
 					  sizeof(buf))) != NULL)
 				diag_add(d, path, 0, 0,
 					"the default trust "
@@ -1435,7 +1432,7 @@ config_load(const char *path, struct diag *d)
 	ydoc_finish(&doc);
 	free(L.dir);
 	if (d->n == before)
-		load_policies(c, d);
+		load_policies(fs, c, d);
 	if (d->n != before) {
 		config_free(c);
 		return NULL;

@@ -97,6 +97,11 @@ struct config {
 /** Load the configuration and every policy. Returns NULL when d holds at
  * least one problem. */
 struct config *config_load(const char *path, struct diag *d);
+struct cfgfs;
+/** The same, with every file read through fs (cfgfs.h): recorded from
+ * the file system, or replayed from such a record. */
+struct config *config_load_fs(struct cfgfs *fs, const char *path,
+	struct diag *d);
 /** Load one policy file for VM name (exposed for tests and fuzzing). */
 int config_load_policy_buf(struct vm *vm, const char *name, const char *file,
 	const char *buf, size_t len, struct diag *d);

@@ -1,5 +1,6 @@
 #include "yamltree.h"
 
+#include "cfgfs.h"
 #include "log.h"
 
 #include <errno.h>
@@ -180,47 +181,38 @@ ydoc_parse(struct ydoc *doc, const char *file, const char *buf, size_t len,
 }
 
 int
-ydoc_load(struct ydoc *doc, const char *path, struct diag *d)
+ydoc_load_fs(struct ydoc *doc, struct cfgfs *fs, const char *path,
+	struct diag *d)
 {
-	struct stat st;
 	char *buf;
-	ssize_t r;
-	size_t len = 0;
-	int fd, rc;
+	size_t len;
+	int err, rc;
 
 	memset(doc, 0, sizeof(*doc));
 	doc->file = xstrdup(path);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
-		diag_add(d, path, 0, 0, "cannot read: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > YAML_MAX_FILE) {
-		diag_add(d, path, 0, 0,
-			S_ISREG(st.st_mode) ? "file larger than 1 MiB"
-					    : "not a regular file");
-		close(fd);
-		return -1;
-	}
-	buf = xcalloc(1, (size_t)st.st_size + 1);
-	while (len < (size_t)st.st_size &&
-		(r = read(fd, buf + len, (size_t)st.st_size - len)) != 0) {
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
+	if ((err = cfgfs_read(fs, path, YAML_MAX_FILE, &buf, &len)) != 0) {
+		if (err == EFBIG)
+			diag_add(d, path, 0, 0, "file larger than 1 MiB");
+		else if (err == EINVAL)
+			diag_add(d, path, 0, 0, "not a regular file");
+		else
 			diag_add(d, path, 0, 0, "cannot read: %s",
-				strerror(errno));
-			close(fd);
-			free(buf);
-			return -1;
-		}
-		len += (size_t)r;
+				strerror(err));
+		return -1;
 	}
-	close(fd);
 	free(doc->file);
 	rc = ydoc_parse(doc, path, buf, len, d);
 	free(buf);
+	return rc;
+}
+
+int
+ydoc_load(struct ydoc *doc, const char *path, struct diag *d)
+{
+	struct cfgfs *fs = cfgfs_real();
+	int rc = ydoc_load_fs(doc, fs, path, d);
+
+	cfgfs_free(fs);
 	return rc;
 }
 

@@ -36,6 +36,10 @@ int ydoc_parse(struct ydoc *doc, const char *file, const char *buf, size_t len,
 	struct diag *d);
 /** Read and parse a file (at most YAML_MAX_FILE bytes). */
 int ydoc_load(struct ydoc *doc, const char *path, struct diag *d);
+struct cfgfs;
+/** The same, read through fs (cfgfs.h). */
+int ydoc_load_fs(struct ydoc *doc, struct cfgfs *fs, const char *path,
+	struct diag *d);
 void ydoc_finish(struct ydoc *doc);
 
 const char *ynode_type_name(enum ynode_type t);
