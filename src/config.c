@@ -1792,6 +1792,7 @@ config_at(const struct config *c, int64_t now)
 	struct config *o = xcalloc(1, sizeof(*o));
 
 	*o = *c;
+	o->at = now;
 	o->file = xstrdup_null(c->file);
 	o->conf_file = xstrdup_null(c->conf_file);
 	o->listen = xmemdup(c->listen, c->nlisten, sizeof(*c->listen));

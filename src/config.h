@@ -56,6 +56,10 @@ struct capture {
 };
 
 struct config {
+	/* Which files and when: the privileged process numbers each load
+	 * (the engine installs generation gen), config_at() sets at. */
+	uint32_t gen;
+	int64_t at;
 	char *file;
 	char *conf_file; /* as named on the command line, for messages */
 	struct listen_addr *listen;

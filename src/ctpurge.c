@@ -14,6 +14,8 @@
 
 #include "elems.h"
 #include "judge.h"
+#include "nft.h"
+#include "privproto.h"
 #include "util.h"
 
 /* ---- which sources ----------------------------------------------------- */
@@ -469,65 +471,26 @@ entry_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-static struct nlmsghdr *
-ct_msg(char *buf, uint16_t type, uint16_t flags, int family, uint32_t seq)
-{
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct nfgenmsg *g;
-
-	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | type;
-	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
-	nlh->nlmsg_seq = seq;
-	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
-	g->nfgen_family = (uint8_t)family;
-	g->version = NFNETLINK_V0;
-	g->res_id = 0;
-	return nlh;
-}
-
 /* Read one family's table. */
 static int
-read_family(struct mnl_socket *nl, struct purge *p, int family, uint32_t *seq)
+read_family(struct nft_ct *ct, struct purge *p, int family)
 {
-	static char buf[65536];
-	uint32_t portid = mnl_socket_get_portid(nl);
-	struct nlmsghdr *nlh;
-	ssize_t r;
-	int ret = MNL_CB_OK;
-
 	p->family = family;
-	nlh = ct_msg(buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, family, ++*seq);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		return -1;
-	while ((r = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
-		ret = mnl_cb_run(buf, (size_t)r, *seq, portid, entry_cb, p);
-		if (ret <= MNL_CB_STOP)
-			break;
-	}
-	return r < 0 || ret < 0 ? -1 : 0;
+	return nft_ct_dump(ct, family, entry_cb, p);
 }
 
-/* Delete one entry; an entry gone meanwhile (ENOENT) counts as deleted. */
+/* Delete one entry; an entry gone meanwhile counts as deleted. */
 static int
-delete_one(struct mnl_socket *nl, const struct victim *v, uint32_t seq)
+delete_one(struct nft_ct *ct, const struct victim *v)
 {
-	char buf[8192];
-	struct nlmsghdr *nlh;
-	ssize_t r;
+	struct priv_ctdel d = {.family = v->family,
+		.has_zone = v->has_zone,
+		.zone = v->zone,
+		.id = v->id,
+		.len = v->len};
 
-	nlh = ct_msg(buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, v->family, seq);
-	mnl_attr_put(nlh, CTA_TUPLE_ORIG | NLA_F_NESTED, v->len, v->tuple);
-	mnl_attr_put_u32(nlh, CTA_ID, v->id);
-	if (v->has_zone)
-		mnl_attr_put_u16(nlh, CTA_ZONE, v->zone);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		return -1;
-	if ((r = mnl_socket_recvfrom(nl, buf, sizeof(buf))) < 0)
-		return -1;
-	if (mnl_cb_run(buf, (size_t)r, seq, mnl_socket_get_portid(nl), NULL,
-		    NULL) < 0)
-		return errno == ENOENT ? 0 : -1;
-	return 0;
+	memcpy(d.tuple, v->tuple, v->len);
+	return nft_ct_delete(ct, &d);
 }
 
 int
@@ -537,21 +500,14 @@ ctpurge_run(const struct ctpurge_before *b, const struct config *cf,
 	struct snapshot snap = {0};
 	struct ipaddr *local = NULL;
 	struct purge p = {.before = b, .cf = cf, .snap = &snap, .st = st};
-	struct mnl_socket *nl;
-	uint32_t seq = (uint32_t)time(NULL);
+	struct nft_ct *ct;
 	int ret = 0, saved;
 
 	memset(st, 0, sizeof(*st));
 	if (b == NULL)
 		return 0;
-	if ((nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC)) == NULL ||
-		mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		saved = errno;
-		if (nl != NULL)
-			mnl_socket_close(nl);
-		errno = saved;
+	if ((ct = nft_ct_open()) == NULL)
 		return -1;
-	}
 	p.nlocal = local_addrs(&local);
 	p.local = local;
 	snap_take(&snap, cf, b->srcs, b->nsrcs, ad);
@@ -567,13 +523,13 @@ ctpurge_run(const struct ctpurge_before *b, const struct config *cf,
 		p.n = 0;
 		p.over = 0;
 		p.first = round == 0;
-		if (read_family(nl, &p, AF_INET, &seq) < 0 ||
-			read_family(nl, &p, AF_INET6, &seq) < 0) {
+		if (read_family(ct, &p, AF_INET) < 0 ||
+			read_family(ct, &p, AF_INET6) < 0) {
 			ret = -1;
 			saved = errno;
 		}
 		for (size_t i = 0; i < p.n; i++) {
-			if (delete_one(nl, &p.v[i], ++seq) == 0)
+			if (delete_one(ct, &p.v[i]) == 0)
 				done++;
 			else
 				st->failed++;
@@ -583,7 +539,7 @@ ctpurge_run(const struct ctpurge_before *b, const struct config *cf,
 			break;
 	}
 	st->failed += p.over;
-	mnl_socket_close(nl);
+	nft_ct_close(ct);
 	free(p.v);
 	free(snap.v);
 	free(local);

@@ -21,6 +21,9 @@
 #include "learn.h"
 #include "log.h"
 #include "nft.h"
+#include "privsep.h"
+#include "privproto.h"
+#include "cfgfs.h"
 #include "resolver.h"
 #include "ruleset.h"
 #include "server.h"
@@ -51,6 +54,7 @@ struct daemon {
 	bool installing;	 /* a reload, an until or a repair in flight */
 	bool exiting;		 /* batches complete cancelled: start nothing */
 	bool deladd;		 /* the kernel keeps old timeouts on re-add */
+	bool lost_priv;		 /* the privileged process ended */
 	struct server *srv;
 	struct admit *admit;
 	struct learn *learn; /* mode: learn data, across reloads */
@@ -149,6 +153,52 @@ load_config(const char *path, struct diag *d)
 
 	if (c == NULL)
 		return NULL;
+	if ((ctx = resolver_ctx_new(c, d, NULL)) == NULL) {
+		config_free(c);
+		return NULL;
+	}
+	ub_ctx_delete(ctx);
+	return c;
+}
+
+/* The engine cannot read the files: the privileged process reads them
+ * and sends the record of every byte it read (cfgfs.h), from which the
+ * same configuration loads here; its generation names it in installs. */
+static struct config *
+load_config_priv(const char *path, struct diag *d)
+{
+	uint8_t *rec = NULL;
+	uint32_t len = 0, gen;
+	struct cfgfs *fs;
+	struct config *c;
+	struct ub_ctx *ctx;
+	char why[256];
+
+	if (nft_priv_load(&rec, &len) < 0 || len < 8) {
+		diag_add(d, path, 0, 0,
+			"the privileged process could not read the files: %s",
+			strerror(errno));
+		free(rec);
+		return NULL;
+	}
+	memcpy(&gen, rec, 4);
+	fs = cfgfs_replay(rec + 8, len - 8, why, sizeof(why));
+	free(rec);
+	if (fs == NULL) {
+		diag_add(d, path, 0, 0, "the privileged process sent %s", why);
+		return NULL;
+	}
+	c = config_load_fs(fs, path, d);
+	cfgfs_free(fs);
+	if (c == NULL)
+		return NULL;
+	if (gen == 0) {
+		diag_add(d, path, 0, 0,
+			"the privileged process refused the files");
+		config_free(c);
+		return NULL;
+	}
+	c->gen = gen;
 	if ((ctx = resolver_ctx_new(c, d, NULL)) == NULL) {
 		config_free(c);
 		return NULL;
@@ -489,7 +539,8 @@ reload(struct daemon *d)
 	ws = d->queued;
 	d->queued = NULL;
 	log_info("reloading %s", d->conf_path);
-	c = load_config(d->conf_path, &diag);
+	c = nft_priv_active() ? load_config_priv(d->conf_path, &diag)
+			      : load_config(d->conf_path, &diag);
 	if (c == NULL) {
 		d->cmd.reloads_failed++;
 		reload_refused(&ws, &diag, NULL);
@@ -702,8 +753,17 @@ nft_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct daemon *d = arg;
 
-	if (nft_dispatch(d->nft) < 0)
+	if (nft_dispatch(d->nft) == 0)
+		return;
+	if (!nft_gone(d->nft)) {
 		log_warn("netlink");
+		return;
+	}
+	/* Nothing can be admitted any more: answers are SERVFAIL until we
+	 * are gone (systemd restarts dnsfenced; the table stays). */
+	log_warnx("the privileged process is gone: exiting");
+	d->exiting = d->lost_priv = true;
+	event_base_loopbreak(d->base);
 }
 
 static void
@@ -827,7 +887,6 @@ install(struct daemon *d)
 
 	if ((d->nft = nft_open()) == NULL)
 		return -1;
-	d->deladd = want_deladd();
 	d->admit = admit_new(d->nft, d->base, d->conf->table, d->deladd);
 	/* Listening before the install: no change to the table from now on
 	 * goes unseen. */
@@ -1270,7 +1329,8 @@ run(struct daemon *d)
 		 "addresses",
 		server_config(d->srv)->nvms, server_config(d->srv)->table,
 		server_config(d->srv)->nlisten);
-	sd_notify_ready();
+	if (nft_priv_send(PRIV_READY, NULL, 0) < 0)
+		log_warn("telling the privileged process we serve");
 	event_base_dispatch(d->base);
 	event_free(d->ev_nft);
 	event_free(d->ev_mon);
@@ -1325,8 +1385,16 @@ main(int argc, char **argv)
 		return 0;
 	}
 	warn_ended(d.loaded, util_wall_s(), log_warn_line);
-	d.conf = config_at(d.loaded, util_wall_s());
 	signal(SIGPIPE, SIG_IGN);
+	/* The kernel is probed here, with CAP_NET_ADMIN; from the fork on
+	 * this process is the engine, and the parent the privileged
+	 * process, which never returns. */
+	d.deladd = want_deladd();
+	if (privsep_start(d.conf_path, d.loaded, sd_notify_ready) < 0) {
+		config_free(d.loaded);
+		return 1;
+	}
+	d.conf = config_at(d.loaded, util_wall_s());
 	if ((d.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	d.learn = learn_new();
@@ -1346,6 +1414,7 @@ main(int argc, char **argv)
 		event_base_free(d.base);
 		return 1;
 	}
+	privsep_drop();
 	run(&d);
 	/* Batches in flight complete (cancelled) while the queries waiting
 	 * on them still exist. */
@@ -1364,5 +1433,5 @@ main(int argc, char **argv)
 	config_free(d.loaded);
 	close(d.until_fd);
 	event_base_free(d.base);
-	return 0;
+	return d.lost_priv ? 1 : 0;
 }

@@ -8,6 +8,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "privproto.h"
 #include "util.h"
 
 #define NFT_RCVBUF (4 * 1024 * 1024)
@@ -35,6 +37,9 @@ struct nft_batch {
 	nft_done_cb cb;
 	void *arg;
 	uint64_t sent_ms;
+	/* through the privileged process: PRIV_F_*, and of what */
+	uint32_t pflags, pgen;
+	int64_t pat;
 	struct nft_batch *next;
 };
 
@@ -46,7 +51,185 @@ struct nft {
 	size_t inflight_msgs; /* messages of the pending batches */
 	struct nft_batch *pending, **tail;
 	size_t npending;
+	/* the engine: everything goes through the privileged process */
+	bool priv, gone;
+	uint8_t *in; /* frames read, not yet whole */
+	size_t inlen, incap;
 };
+
+/* The engine's three socketpairs to the privileged process (privproto.h);
+ * -1 in the privileged process and when there is no split. */
+static struct {
+	int batch, sync, mon;
+} priv = {-1, -1, -1};
+
+void
+nft_use_priv(int batch_fd, int sync_fd, int mon_fd)
+{
+	priv.batch = batch_fd;
+	priv.sync = sync_fd;
+	priv.mon = mon_fd;
+}
+
+bool
+nft_priv_active(void)
+{
+	return priv.batch >= 0;
+}
+
+/* Blocking I/O on a socketpair, bounded by PRIV_IO_MS. */
+#define PRIV_IO_MS 30000
+
+static int
+io_wait(int fd, short ev, uint64_t end)
+{
+	struct pollfd pfd = {.fd = fd, .events = ev};
+	uint64_t t = util_now_ms();
+	int r;
+
+	if (t >= end) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	r = poll(&pfd, 1, (int)(end - t));
+	if (r == 0)
+		errno = ETIMEDOUT;
+	return r > 0 || (r < 0 && errno == EINTR) ? 0 : -1;
+}
+
+static int
+write_all(int fd, const uint8_t *p, size_t len)
+{
+	uint64_t end = util_now_ms() + PRIV_IO_MS;
+
+	while (len > 0) {
+		ssize_t r = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (io_wait(fd, POLLOUT, end) < 0)
+				return -1;
+			continue;
+		}
+		if (r < 0)
+			return -1;
+		p += r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+static int
+read_all(int fd, uint8_t *p, size_t len, uint64_t end)
+{
+	while (len > 0) {
+		ssize_t r = recv(fd, p, len, MSG_DONTWAIT);
+
+		if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (io_wait(fd, POLLIN, end) < 0)
+				return -1;
+			continue;
+		}
+		if (r == 0)
+			errno = EPIPE;
+		if (r <= 0)
+			return -1;
+		p += r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+/* One whole frame from a blocking exchange; *payload malloc'd. */
+static int
+read_frame(int fd, uint16_t *type, uint8_t **payload, uint32_t *len)
+{
+	uint64_t end = util_now_ms() + PRIV_IO_MS;
+	uint8_t hdr[PRIV_HDR];
+
+	if (read_all(fd, hdr, sizeof(hdr), end) < 0)
+		return -1;
+	if (priv_header(hdr, len, type) < 0) {
+		errno = EPROTO;
+		return -1;
+	}
+	*payload = xcalloc(1, (size_t)*len + 1);
+	if (read_all(fd, *payload, *len, end) < 0) {
+		free(*payload);
+		return -1;
+	}
+	return 0;
+}
+
+int
+nft_priv_send(int type, const void *p, size_t len)
+{
+	size_t flen;
+	uint8_t *f = priv_frame((uint16_t)type, p, len, NULL, 0, &flen);
+	int rc = write_all(priv.batch, f, flen);
+
+	free(f);
+	return rc;
+}
+
+/* A request on the sync channel; PRIV_DATA frames go to data (if any),
+ * and the exchange ends with a PRIV_RESULT (0 or -1 with errno and the
+ * text in msg) or, when want_config, a PRIV_CONFIG (its payload in
+ * *cfg). */
+static int
+sync_call(int type, const void *p, size_t len,
+	int (*data)(const uint8_t *, size_t, void *), void *arg,
+	uint8_t **cfg, uint32_t *cfglen)
+{
+	size_t flen;
+	uint8_t *f = priv_frame((uint16_t)type, p, len, NULL, 0, &flen);
+	int rc = write_all(priv.sync, f, flen);
+
+	free(f);
+	if (rc < 0)
+		return -1;
+	for (;;) {
+		uint16_t t;
+		uint8_t *pl;
+		uint32_t pll;
+		char msg[PRIV_MSG_MAX + 1];
+		int err;
+
+		if (read_frame(priv.sync, &t, &pl, &pll) < 0)
+			return -1;
+		if (t == PRIV_DATA) {
+			rc = data != NULL && data(pl, pll, arg) < 0 ? -1 : rc;
+			free(pl);
+			continue;
+		}
+		if (t == PRIV_CONFIG && cfg != NULL) {
+			*cfg = pl;
+			*cfglen = pll;
+			return rc;
+		}
+		if (t != PRIV_RESULT ||
+			priv_result_parse(pl, pll, &err, msg, sizeof(msg)) < 0) {
+			free(pl);
+			errno = EPROTO;
+			return -1;
+		}
+		free(pl);
+		if (err != 0) {
+			if (msg[0] != '\0')
+				log_warnx("privileged process: %s", msg);
+			errno = err;
+			return -1;
+		}
+		if (rc < 0)
+			errno = EPROTO;
+		return rc;
+	}
+}
+
+int
+nft_priv_load(uint8_t **rec, uint32_t *len)
+{
+	return sync_call(PRIV_LOAD, NULL, 0, NULL, NULL, rec, len);
+}
 
 struct nft *
 nft_open(void)
@@ -54,6 +237,12 @@ nft_open(void)
 	struct nft *n = xcalloc(1, sizeof(*n));
 	int one = 1, rcv = NFT_RCVBUF;
 
+	if (nft_priv_active()) {
+		n->priv = true;
+		n->seq = (uint32_t)time(NULL);
+		n->tail = &n->pending;
+		return n;
+	}
 	n->nl = mnl_socket_open2(NETLINK_NETFILTER,
 		SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (n->nl == NULL ||
@@ -121,13 +310,55 @@ nft_close(struct nft *n)
 	}
 	if (n->nl)
 		mnl_socket_close(n->nl);
+	free(n->in);
 	free(n);
 }
 
 int
 nft_fd(const struct nft *n)
 {
-	return mnl_socket_get_fd(n->nl);
+	return n->priv ? priv.batch : mnl_socket_get_fd(n->nl);
+}
+
+bool
+nft_is_priv(const struct nft *n)
+{
+	return n->priv;
+}
+
+bool
+nft_gone(const struct nft *n)
+{
+	return n->gone;
+}
+
+void
+nft_batch_install(struct nft_batch *b, uint32_t gen, int64_t at,
+	bool with_prev)
+{
+	b->pflags = PRIV_F_INSTALL | (with_prev ? PRIV_F_WITH_PREV : 0);
+	b->pgen = gen;
+	b->pat = at;
+}
+
+/* The batch goes to the privileged process, which checks it and sends
+ * what it admits to the kernel itself; PRIV_DONE comes back. */
+static int
+priv_send_batch(struct nft_batch *b)
+{
+	uint8_t head[PRIV_BATCH_FIXED] = {0};
+	size_t flen;
+	uint8_t *f;
+	int rc;
+
+	memcpy(head, &b->first_seq, 4);
+	memcpy(head + 4, &b->pflags, 4);
+	memcpy(head + 8, &b->pgen, 4);
+	memcpy(head + 16, &b->pat, 8);
+	f = priv_frame(PRIV_BATCH, head, sizeof(head), b->buf, b->len, &flen);
+	rc = write_all(priv.batch, f, flen);
+	free(f);
+	return rc;
 }
 
 static void
@@ -220,7 +451,7 @@ nft_batch_send(struct nft_batch *b, nft_done_cb cb, void *arg)
 
 	b->cb = cb;
 	b->arg = arg;
-	if (b->nwhat == 0) {
+	if (b->nwhat == 0 && !(b->pflags & PRIV_F_INSTALL)) {
 		complete(n, b);
 		return;
 	}
@@ -240,6 +471,19 @@ nft_batch_send(struct nft_batch *b, nft_done_cb cb, void *arg)
 	 * socket memory each): make room for all of them, so that the
 	 * outcome of every transaction is known. */
 	n->inflight_msgs += b->nwhat;
+	if (n->priv) {
+		if (n->gone || priv_send_batch(b) < 0) {
+			char msg[128];
+			int err = n->gone ? EPIPE : errno;
+
+			snprintf(msg, sizeof(msg),
+				"the privileged process: %s", strerror(err));
+			n->inflight_msgs -= b->nwhat;
+			fail_now(b, err, msg);
+			return;
+		}
+		goto sent;
+	}
 	rcvbuf_fit(n);
 	/* The whole batch goes in one datagram: the kernel handles one
 	 * datagram as one transaction. Make room for big ones. */
@@ -257,9 +501,11 @@ nft_batch_send(struct nft_batch *b, nft_done_cb cb, void *arg)
 		char msg[128];
 
 		snprintf(msg, sizeof(msg), "netlink send: %s", strerror(errno));
+		n->inflight_msgs -= b->nwhat;
 		fail_now(b, errno, msg);
 		return;
 	}
+sent:
 	free(b->buf);
 	b->buf = NULL;
 	b->sent_ms = util_now_ms();
@@ -340,10 +586,101 @@ on_error_msg(struct nft *n, const struct nlmsghdr *nlh)
 	}
 }
 
+/* Every pending batch fails with err (the kernel's answers, or the
+ * privileged process, are lost). */
+static void
+fail_pending(struct nft *n, int err, const char *what)
+{
+	while (n->pending) {
+		struct nft_batch *b = n->pending;
+
+		unlink_batch(n, b);
+		if (b->err == 0) {
+			b->err = err;
+			b->errmsg = xasprintf("%s: %s", what, strerror(err));
+		}
+		complete(n, b);
+	}
+}
+
+static void
+priv_done(struct nft *n, const uint8_t *p, size_t len)
+{
+	char msg[PRIV_MSG_MAX + 1];
+	struct nft_batch *b;
+	uint32_t seq;
+	int err;
+
+	if (priv_done_parse(p, len, &seq, &err, msg, sizeof(msg)) < 0) {
+		log_warnx("the privileged process sent a bad answer");
+		return;
+	}
+	for (b = n->pending; b; b = b->next)
+		if (b->first_seq == seq)
+			break;
+	if (b == NULL)
+		return; /* a batch we gave up on already */
+	unlink_batch(n, b);
+	b->err = err;
+	b->errmsg = err ? xstrdup(msg) : NULL;
+	complete(n, b);
+}
+
+/* The engine: PRIV_DONE frames from the privileged process. -1 once it
+ * is gone (every pending batch failed). */
+static int
+priv_dispatch(struct nft *n)
+{
+	for (;;) {
+		ssize_t r;
+		size_t off = 0;
+
+		if (n->incap - n->inlen < 65536) {
+			n->incap = n->incap ? n->incap * 2 : 65536 * 2;
+			n->in = xreallocarray(n->in, 1, n->incap);
+		}
+		r = recv(priv.batch, n->in + n->inlen, n->incap - n->inlen,
+			MSG_DONTWAIT);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (r <= 0) {
+			n->gone = true;
+			fail_pending(n, EPIPE, "the privileged process");
+			return -1;
+		}
+		n->inlen += (size_t)r;
+		for (;;) {
+			uint32_t len;
+			uint16_t type;
+
+			if (n->inlen - off < PRIV_HDR)
+				break;
+			if (priv_header(n->in + off, &len, &type) < 0 ||
+				type != PRIV_DONE) {
+				n->gone = true;
+				fail_pending(n, EPROTO,
+					"the privileged process");
+				return -1;
+			}
+			if (n->inlen - off - PRIV_HDR < len)
+				break;
+			priv_done(n, n->in + off + PRIV_HDR, len);
+			off += PRIV_HDR + len;
+		}
+		memmove(n->in, n->in + off, n->inlen - off);
+		n->inlen -= off;
+	}
+}
+
 int
 nft_dispatch(struct nft *n)
 {
 	static char buf[65536];
+
+	if (n->priv)
+		return priv_dispatch(n);
 
 	for (;;) {
 		ssize_t r = mnl_socket_recvfrom(n->nl, buf, sizeof(buf));
@@ -360,18 +697,7 @@ nft_dispatch(struct nft *n)
 			int err = errno;
 
 			log_warn("netlink receive");
-			while (n->pending) {
-				struct nft_batch *b = n->pending;
-
-				unlink_batch(n, b);
-				if (b->err == 0) {
-					b->err = err;
-					b->errmsg = xasprintf("netlink receive:"
-							      " %s",
-						strerror(err));
-				}
-				complete(n, b);
-			}
+			fail_pending(n, err, "netlink receive");
 			return err == ENOBUFS ? 0 : -1;
 		}
 		len = (int)r;
@@ -428,9 +754,45 @@ nft_expire(struct nft *n, int max_ms)
 
 /* One dump request on a short-lived blocking socket: build writes the
  * request, cb takes each reply message. */
+struct relay {
+	mnl_cb_t cb;
+	void *data;
+};
+
+/* Messages the privileged process relayed, as the kernel sent them. */
 static int
-dump(struct nlmsghdr *(*build)(char *, uint32_t, void *), void *bctx,
-	mnl_cb_t cb, void *data)
+relay_data(const uint8_t *p, size_t len, void *arg)
+{
+	struct relay *rl = arg;
+	const struct nlmsghdr *nlh = (const void *)p;
+	int left = len > INT32_MAX ? 0 : (int)len;
+
+	for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left))
+		if (rl->cb(nlh, rl->data) < MNL_CB_OK)
+			return -1;
+	return 0;
+}
+
+/* The engine: the privileged process makes the request of our table. */
+static int
+priv_dump(int kind, const char *set, mnl_cb_t cb, void *data)
+{
+	uint8_t req[8 + SET_NAME_MAX] = {0};
+	uint16_t k = (uint16_t)kind, fam = NFPROTO_INET;
+	uint16_t sl = (uint16_t)(set ? strnlen(set, SET_NAME_MAX - 1) : 0);
+	struct relay rl = {cb, data};
+
+	memcpy(req, &k, 2);
+	memcpy(req + 2, &fam, 2);
+	memcpy(req + 4, &sl, 2);
+	if (sl > 0)
+		memcpy(req + 8, set, sl);
+	return sync_call(PRIV_DUMP, req, 8u + sl, relay_data, &rl, NULL, NULL);
+}
+
+static int
+dump(int kind, struct nlmsghdr *(*build)(char *, uint32_t, void *),
+	void *bctx, mnl_cb_t cb, void *data)
 {
 	static char buf[65536];
 	struct mnl_socket *nl;
@@ -439,6 +801,12 @@ dump(struct nlmsghdr *(*build)(char *, uint32_t, void *), void *bctx,
 	ssize_t r;
 	int ret = 0;
 
+	if (nft_priv_active())
+		return priv_dump(kind,
+			kind == PRIV_DUMP_ELEMS
+				? nftnl_set_get_str(bctx, NFTNL_SET_NAME)
+				: NULL,
+			cb, data);
 	if ((nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC)) == NULL)
 		return -1;
 	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
@@ -507,7 +875,7 @@ nft_dump_sets(const char *table, struct nftnl_set_list **out)
 	struct set_dump sd = {.table = table};
 
 	*out = sd.l = nftnl_set_list_alloc();
-	if (dump(build_getset, (void *)table, set_cb, &sd) < 0) {
+	if (dump(PRIV_DUMP_SETS, build_getset, (void *)table, set_cb, &sd) < 0) {
 		nftnl_set_list_free(*out);
 		*out = NULL;
 		return errno == ENOENT ? 0 : -1;
@@ -561,7 +929,7 @@ nft_dump_chains(const char *table, struct nftnl_chain_list **out)
 	struct chain_dump cd = {.table = table};
 
 	*out = cd.l = nftnl_chain_list_alloc();
-	if (dump(build_getchain, (void *)table, chain_cb, &cd) < 0) {
+	if (dump(PRIV_DUMP_CHAINS, build_getchain, (void *)table, chain_cb, &cd) < 0) {
 		nftnl_chain_list_free(*out);
 		*out = NULL;
 		return errno == ENOENT ? 0 : -1;
@@ -614,7 +982,7 @@ nft_dump_rules(const char *table, struct nftnl_rule_list **out)
 	struct rule_dump rd = {.table = table};
 
 	*out = rd.l = nftnl_rule_list_alloc();
-	if (dump(build_getrule, (void *)table, rule_cb, &rd) < 0) {
+	if (dump(PRIV_DUMP_RULES, build_getrule, (void *)table, rule_cb, &rd) < 0) {
 		nftnl_rule_list_free(*out);
 		*out = NULL;
 		return errno == ENOENT ? 0 : -1;
@@ -642,7 +1010,61 @@ elem_cb(const struct nlmsghdr *nlh, void *data)
 int
 nft_dump_elems(struct nftnl_set *s)
 {
-	return dump(build_getelems, s, elem_cb, s);
+	return dump(PRIV_DUMP_ELEMS, build_getelems, s, elem_cb, s);
+}
+
+struct collect {
+	uint8_t *buf;
+	size_t len, cap;
+};
+
+static int
+collect_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct collect *c = data;
+
+	if (c->len + nlh->nlmsg_len > PRIV_FRAME_MAX / 2)
+		return MNL_CB_ERROR;
+	while (c->cap < c->len + NLMSG_ALIGN(nlh->nlmsg_len)) {
+		c->cap = c->cap ? c->cap * 2 : 65536;
+		c->buf = xreallocarray(c->buf, 1, c->cap);
+	}
+	memcpy(c->buf + c->len, nlh, nlh->nlmsg_len);
+	memset(c->buf + c->len + nlh->nlmsg_len, 0,
+		NLMSG_ALIGN(nlh->nlmsg_len) - nlh->nlmsg_len);
+	c->len += NLMSG_ALIGN(nlh->nlmsg_len);
+	return MNL_CB_OK;
+}
+
+int
+nft_dump_collect(int kind, const char *table, const char *set, uint8_t **out,
+	size_t *len)
+{
+	struct collect c = {0};
+	struct nftnl_set *s = NULL;
+	int rc;
+
+	switch (kind) {
+	case PRIV_DUMP_SETS:
+		rc = dump(kind, build_getset, (void *)table, collect_cb, &c);
+		break;
+	case PRIV_DUMP_CHAINS:
+		rc = dump(kind, build_getchain, (void *)table, collect_cb, &c);
+		break;
+	case PRIV_DUMP_RULES:
+		rc = dump(kind, build_getrule, (void *)table, collect_cb, &c);
+		break;
+	default:
+		s = nftnl_set_alloc();
+		nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
+		nftnl_set_set_str(s, NFTNL_SET_NAME, set);
+		nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+		rc = dump(kind, build_getelems, s, collect_cb, &c);
+		nftnl_set_free(s);
+	}
+	*out = c.buf;
+	*len = c.len;
+	return rc;
 }
 
 uint32_t
@@ -657,6 +1079,9 @@ nft_portid(const struct nft *n)
 
 struct nft_mon {
 	struct mnl_socket *nl;
+	int pfd; /* the engine: PRIV_MON frames */
+	uint8_t *in;
+	size_t inlen, incap;
 	char table[64];
 	uint32_t own;
 	nft_mon_cb cb;
@@ -673,6 +1098,11 @@ nft_mon_open(const char *table, uint32_t own_portid, nft_mon_cb cb, void *arg)
 	m->own = own_portid;
 	m->cb = cb;
 	m->arg = arg;
+	m->pfd = -1;
+	if (nft_priv_active()) {
+		m->pfd = priv.mon;
+		return m;
+	}
 	m->nl = mnl_socket_open2(NETLINK_NETFILTER,
 		SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (m->nl == NULL ||
@@ -693,7 +1123,7 @@ nft_mon_open(const char *table, uint32_t own_portid, nft_mon_cb cb, void *arg)
 int
 nft_mon_fd(const struct nft_mon *m)
 {
-	return mnl_socket_get_fd(m->nl);
+	return m->nl ? mnl_socket_get_fd(m->nl) : m->pfd;
 }
 
 void
@@ -703,7 +1133,54 @@ nft_mon_close(struct nft_mon *m)
 		return;
 	if (m->nl)
 		mnl_socket_close(m->nl);
+	free(m->in);
 	free(m);
+}
+
+/* The engine: what the privileged process saw. */
+static void
+priv_mon_dispatch(struct nft_mon *m)
+{
+	for (;;) {
+		ssize_t r;
+		size_t off = 0;
+
+		if (m->incap - m->inlen < 4096) {
+			m->incap = m->incap ? m->incap * 2 : 8192;
+			m->in = xreallocarray(m->in, 1, m->incap);
+		}
+		r = recv(m->pfd, m->in + m->inlen, m->incap - m->inlen,
+			MSG_DONTWAIT);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return; /* EOF: the batch channel tells */
+		m->inlen += (size_t)r;
+		for (;;) {
+			uint32_t len;
+			uint16_t type;
+			char what[128];
+
+			if (m->inlen - off < PRIV_HDR)
+				break;
+			if (priv_header(m->in + off, &len, &type) < 0 ||
+				type != PRIV_MON || len >= sizeof(what)) {
+				/* Whatever it is, our table may have
+				 * changed. */
+				m->cb("changed", m->arg);
+				m->inlen = 0;
+				return;
+			}
+			if (m->inlen - off - PRIV_HDR < len)
+				break;
+			memcpy(what, m->in + off + PRIV_HDR, len);
+			what[len] = '\0';
+			m->cb(what, m->arg);
+			off += PRIV_HDR + len;
+		}
+		memmove(m->in, m->in + off, m->inlen - off);
+		m->inlen -= off;
+	}
 }
 
 static const char *
@@ -765,6 +1242,10 @@ nft_mon_dispatch(struct nft_mon *m)
 {
 	static char buf[65536];
 
+	if (m->nl == NULL) {
+		priv_mon_dispatch(m);
+		return;
+	}
 	for (;;) {
 		ssize_t r = mnl_socket_recvfrom(m->nl, buf, sizeof(buf));
 		const struct nlmsghdr *nlh;
@@ -795,4 +1276,131 @@ nft_mon_dispatch(struct nft_mon *m)
 			m->cb(event_name(type), m->arg);
 		}
 	}
+}
+
+/* ---- conntrack ------------------------------------------------------------ */
+
+struct nft_ct {
+	struct mnl_socket *nl; /* NULL in the engine */
+	uint32_t seq;
+};
+
+struct nft_ct *
+nft_ct_open(void)
+{
+	struct nft_ct *ct = xcalloc(1, sizeof(*ct));
+	int saved;
+
+	ct->seq = (uint32_t)time(NULL);
+	if (nft_priv_active())
+		return ct;
+	if ((ct->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC)) ==
+			NULL ||
+		mnl_socket_bind(ct->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		saved = errno;
+		nft_ct_close(ct);
+		errno = saved;
+		return NULL;
+	}
+	return ct;
+}
+
+void
+nft_ct_close(struct nft_ct *ct)
+{
+	if (ct == NULL)
+		return;
+	if (ct->nl)
+		mnl_socket_close(ct->nl);
+	free(ct);
+}
+
+static struct nlmsghdr *
+ct_msg(char *buf, uint16_t type, uint16_t flags, int family, uint32_t seq)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nfgenmsg *g;
+
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+	nlh->nlmsg_seq = seq;
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->nfgen_family = (uint8_t)family;
+	g->version = NFNETLINK_V0;
+	g->res_id = 0;
+	return nlh;
+}
+
+int
+nft_ct_dump(struct nft_ct *ct, int family, mnl_cb_t cb, void *data)
+{
+	static char buf[65536];
+	struct nlmsghdr *nlh;
+	uint32_t portid, seq;
+	ssize_t r;
+	int ret = MNL_CB_OK;
+
+	if (ct->nl == NULL) {
+		uint32_t f = (uint32_t)family;
+		struct relay rl = {cb, data};
+
+		return sync_call(PRIV_CT_DUMP, &f, sizeof(f), relay_data, &rl,
+			NULL, NULL);
+	}
+	portid = mnl_socket_get_portid(ct->nl);
+	seq = ++ct->seq;
+	nlh = ct_msg(buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, family, seq);
+	if (mnl_socket_sendto(ct->nl, nlh, nlh->nlmsg_len) < 0)
+		return -1;
+	while ((r = mnl_socket_recvfrom(ct->nl, buf, sizeof(buf))) > 0) {
+		ret = mnl_cb_run(buf, (size_t)r, seq, portid, cb, data);
+		if (ret <= MNL_CB_STOP)
+			break;
+	}
+	return r < 0 || ret < 0 ? -1 : 0;
+}
+
+int
+nft_ct_collect(struct nft_ct *ct, int family, uint8_t **out, size_t *len)
+{
+	struct collect c = {0};
+	int rc = nft_ct_dump(ct, family, collect_cb, &c);
+
+	*out = c.buf;
+	*len = c.len;
+	return rc;
+}
+
+int
+nft_ct_delete(struct nft_ct *ct, const struct priv_ctdel *d)
+{
+	char buf[8192];
+	struct nlmsghdr *nlh;
+	ssize_t r;
+
+	if (ct->nl == NULL) {
+		uint8_t req[8 + PRIV_TUPLE_MAX];
+
+		req[0] = (uint8_t)d->family;
+		req[1] = d->has_zone;
+		memcpy(req + 2, &d->zone, 2);
+		memcpy(req + 4, &d->id, 4);
+		memcpy(req + 8, d->tuple, d->len);
+		return sync_call(PRIV_CT_DEL, req, 8 + d->len, NULL, NULL, NULL,
+			NULL);
+	}
+	nlh = ct_msg(buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, d->family,
+		++ct->seq);
+	mnl_attr_put(nlh, CTA_TUPLE_ORIG | NLA_F_NESTED, d->len, d->tuple);
+	mnl_attr_put_u32(nlh, CTA_ID, d->id);
+	if (d->has_zone)
+		mnl_attr_put_u16(nlh, CTA_ZONE, d->zone);
+	if (mnl_socket_sendto(ct->nl, nlh, nlh->nlmsg_len) < 0)
+		return -1;
+	if ((r = mnl_socket_recvfrom(ct->nl, buf, sizeof(buf))) < 0)
+		return -1;
+	if (mnl_cb_run(buf, (size_t)r, ct->seq, mnl_socket_get_portid(ct->nl),
+		    NULL, NULL) < 0)
+		return errno == ENOENT ? 0 : -1;
+	return 0;
 }

@@ -74,4 +74,45 @@ int nft_dump_rules(const char *table, struct nftnl_rule_list **out);
 struct nftnl_set;
 int nft_dump_elems(struct nftnl_set *s);
 
+/* ---- privilege separation (privproto.h) ---------------------------------
+ * In the engine, after nft_use_priv(), nothing here opens a netlink
+ * socket: nft_open() and nft_mon_open() return objects that talk to the
+ * privileged process, batches are checked there and written anew, and
+ * dumps are made there of our own table only. */
+void nft_use_priv(int batch_fd, int sync_fd, int mon_fd);
+bool nft_priv_active(void);
+bool nft_is_priv(const struct nft *n);
+/** The privileged process is gone (its channel closed or it broke the
+ * protocol): nothing can be admitted any more. */
+bool nft_gone(const struct nft *n);
+/** This batch installs generation gen of the configuration as in force
+ * at second at; the privileged process builds the rules itself (as a
+ * change of those it installed last, with_prev) before the batch's
+ * element messages. */
+void nft_batch_install(struct nft_batch *b, uint32_t gen, int64_t at,
+	bool with_prev);
+/** A frame on the batch channel (PRIV_READY). */
+int nft_priv_send(int type, const void *p, size_t len);
+/** PRIV_LOAD: the privileged process reads the files again; *rec is the
+ * PRIV_CONFIG payload (free it). */
+int nft_priv_load(uint8_t **rec, uint32_t *len);
+/** The privileged process: a dump of our table's sets, chains, rules or
+ * one set's elements (enum priv_dump), the kernel's messages as they came
+ * (malloc'd). -1 with errno (ENOENT: no such table or set). */
+int nft_dump_collect(int kind, const char *table, const char *set,
+	uint8_t **out, size_t *len);
+
+/* ---- conntrack ------------------------------------------------------------ */
+struct nft_ct;
+struct priv_ctdel;
+typedef int (*nft_msg_cb)(const struct nlmsghdr *nlh, void *data);
+struct nft_ct *nft_ct_open(void);
+void nft_ct_close(struct nft_ct *ct);
+/** Every entry of a family's table, each message to cb (MNL_CB_*). */
+int nft_ct_dump(struct nft_ct *ct, int family, nft_msg_cb cb, void *data);
+int nft_ct_collect(struct nft_ct *ct, int family, uint8_t **out, size_t *len);
+/** Delete one entry by its original tuple and id; an entry gone
+ * meanwhile counts as deleted. */
+int nft_ct_delete(struct nft_ct *ct, const struct priv_ctdel *d);
+
 #endif

@@ -1,11 +1,22 @@
-/* The protocol between dnsfenced's engine (unprivileged: VM packets,
- * upstream DNS) and its privileged process (the netlink socket), over a
- * socketpair of type SOCK_STREAM. Frames are length-prefixed and bounded;
- * the privileged process parses what the engine sends as untrusted input
- * (a compromised engine writes anything), and checks every element
- * against its own configuration (privcheck.h) before the kernel sees it.
+/* The protocol between dnsfenced's engine (unprivileged and chrooted: VM
+ * packets, upstream DNS, libunbound) and its privileged process (the
+ * netlink sockets), over three socketpairs of type SOCK_STREAM:
  *
- * A frame: a 8-byte header, then its payload.
+ *   batch  engine -> PRIV_BATCH, PRIV_READY; privileged -> PRIV_DONE
+ *   sync   engine -> PRIV_DUMP, PRIV_CT_DUMP, PRIV_CT_DEL, PRIV_LOAD;
+ *          privileged -> PRIV_DATA*, then PRIV_RESULT or PRIV_CONFIG
+ *   mon    privileged -> PRIV_MON (someone else changed our table)
+ *
+ * The privileged process reads what the engine sends as untrusted input
+ * (a compromised engine writes anything): every frame is bounded, every
+ * field checked, and nothing the engine wrote reaches the kernel as it
+ * is. A transaction's element messages are parsed, each element checked
+ * against the privileged process's own configuration (privcheck.h) and
+ * written anew; rules, chains and sets are only ever built by the
+ * privileged process itself, from its own copy of the configuration, when
+ * the engine asks for an install of a generation it loaded.
+ *
+ * A frame: an 8-byte header, then its payload.
  *   0 length of the payload (32 bits)   4 type (16 bits)   6 zero (16)
  * Integers in host byte order: both ends are one program on one machine.
  */
@@ -18,69 +29,128 @@
 
 #include "elems.h"
 
+struct config;
+struct vm;
+struct nft_batch;
+
 #define PRIV_HDR 8
 #define PRIV_FRAME_MAX (64u << 20) /* a configuration record fits */
-#define PRIV_ELEMS_MAX 65536	   /* element operations in one request */
+#define PRIV_OPS_MAX 262144	   /* element operations in one batch */
 #define PRIV_COMMENT_MAX 255
-#define PRIV_MSG_MAX 1024 /* a DONE's text */
+#define PRIV_MSG_MAX 1024 /* a DONE's or a RESULT's text */
 
 enum priv_type {
 	/* engine -> privileged */
-	PRIV_ELEMS = 1, /* seq, element operations: one transaction */
+	PRIV_BATCH = 1, /* a transaction: element changes, maybe an install */
+	PRIV_READY,	/* the engine serves: tell systemd */
+	PRIV_DUMP,	/* read part of our table */
+	PRIV_CT_DUMP,	/* read the conntrack table of a family */
+	PRIV_CT_DEL,	/* delete one conntrack entry */
+	PRIV_LOAD,	/* read the configuration files again */
 	/* privileged -> engine */
-	PRIV_DONE = 100, /* seq, err, text: the transaction's outcome */
-	PRIV_CONFIG,	 /* generation, time, a cfgfs record */
+	PRIV_DONE = 100, /* a transaction's outcome */
+	PRIV_DATA,	 /* netlink messages of a dump */
+	PRIV_RESULT,	 /* the outcome of a sync request */
+	PRIV_CONFIG,	 /* a generation and its cfgfs record */
+	PRIV_MON,	 /* a foreign change of our table */
 };
 
-enum priv_op { PRIV_OP_ADD = 1, PRIV_OP_DEL };
-
-/* One element operation. vm and comment point into the frame. */
-struct priv_elem {
-	uint8_t op;  /* enum priv_op */
-	uint8_t idx; /* the VM's set: set_index() */
-	const char *vm;
-	struct elem_key k;
-	uint64_t timeout_ms; /* PRIV_OP_ADD */
-	const char *comment; /* PRIV_OP_ADD; "" for none */
-};
-
-/** Frame header: 0 and the payload length and type when a whole header
- * is there (hdr holds PRIV_HDR bytes), -1 when it is malformed (a
- * non-zero reserved field, a payload over PRIV_FRAME_MAX). */
+/** Frame header: 0 and the payload length and type (hdr holds PRIV_HDR
+ * bytes), -1 when it is malformed (a non-zero reserved field, a payload
+ * over PRIV_FRAME_MAX). */
 int priv_header(const uint8_t *hdr, uint32_t *len, uint16_t *type);
+/** A whole frame of type, its payload a then b (either may be empty),
+ * malloc'd. */
+uint8_t *priv_frame(uint16_t type, const void *a, size_t alen, const void *b,
+	size_t blen, size_t *len);
 
-/* PRIV_ELEMS payload: seq (32), count (32), then count entries:
- *   op (8) idx (8) vm length (8) comment length (8) family (8) kind (8)
- *   proto (8) zero (8) lo (16) hi (16) addr (16 bytes) timeout_ms (64)
- *   then the VM name and the comment (no NULs in either). */
-struct priv_elems {
-	uint32_t seq;
-	size_t n;
-	struct priv_elem *v; /* malloc'd; names copied out of the frame */
-	char *strings;	     /* backing store of every vm and comment */
+/* ---- PRIV_BATCH -----------------------------------------------------------
+ * seq (32) flags (32) gen (32) zero (32) at (64), then one nf_tables batch
+ * as nft_batch builds it: BATCH_BEGIN, any number of NEWSETELEM and
+ * DELSETELEM messages for sets of our table, BATCH_END. */
+#define PRIV_BATCH_FIXED 24
+#define PRIV_F_INSTALL 1u   /* first build the rules of generation gen at */
+#define PRIV_F_WITH_PREV 2u /* ... as a change of the installed ones */
+
+struct priv_op {
+	uint8_t del; /* else add */
+	int idx;     /* the VM's set: set_index() */
+	const struct vm *vm;
+	struct elem_key k;
+	uint64_t timeout_ms;		    /* add */
+	char comment[PRIV_COMMENT_MAX + 1]; /* add; "" for none */
 };
 
-/** Parse a PRIV_ELEMS payload. 0, or -1 with why: a bad count, a cut
- * entry, an unknown op or index, an empty or too long VM name, a name or
- * comment holding a NUL or a byte below 0x20, an address family other
- * than AF_INET/AF_INET6, bytes after the last entry. Free with
- * priv_elems_free(). */
-int priv_elems_parse(const uint8_t *p, size_t len, struct priv_elems *out,
-	char *why, size_t whylen);
-void priv_elems_free(struct priv_elems *e);
+/* One element message: its operations are ops[first .. first + n). */
+struct priv_msg {
+	uint8_t del;
+	size_t first, n;
+};
 
-/** Append one entry to a PRIV_ELEMS frame being built in *buf (grown as
- * needed; *len its length, the header's length field is kept up to
- * date). Start a frame with priv_elems_begin(). -1 if vm or comment is
- * too long or the frame would exceed its bounds. */
-void priv_elems_begin(uint8_t **buf, size_t *len, uint32_t seq);
-int priv_elems_add(uint8_t **buf, size_t *len, const struct priv_elem *e);
+struct priv_batch {
+	uint32_t seq, flags, gen;
+	int64_t at;
+	struct priv_msg *msgs;
+	size_t nmsgs;
+	struct priv_op *ops;
+	size_t nops;
+};
 
-/* PRIV_DONE payload: seq (32), err (32, 0 or an errno), text length (16),
- * zero (16), text. */
+/** The fixed fields of a PRIV_BATCH payload (0, or -1 if cut or its
+ * reserved field is not zero). */
+int priv_batch_head(const uint8_t *p, size_t len, struct priv_batch *out);
+
+/** Parse and check a PRIV_BATCH payload: a well-formed batch (begin,
+ * element messages of family inet for table, end; no other message),
+ * each set one of a VM's sets, each element one set idx could hold.
+ * Additions are checked against c (privcheck_add: the VM's policy, the
+ * rebinding guard, the timeout bound); deletions name a set of a VM of c
+ * or of prev (may be NULL: a VM leaving in an install). 0, or -1 with
+ * why. Free with priv_batch_free(). */
+int priv_batch_parse(const uint8_t *p, size_t len, const char *table,
+	const struct config *c, const struct config *prev,
+	struct priv_batch *out, char *why, size_t whylen);
+void priv_batch_free(struct priv_batch *pb);
+/** Write the batch's element messages anew into b, in their order. */
+void priv_batch_emit(const struct priv_batch *pb, const char *table,
+	struct nft_batch *b);
+
+/* ---- PRIV_DUMP: kind (16) family (16) set name length (16) zero (16),
+ * the set's name (PRIV_DUMP_ELEMS only). The table is always ours. */
+enum priv_dump { PRIV_DUMP_SETS = 1, PRIV_DUMP_CHAINS, PRIV_DUMP_RULES,
+	PRIV_DUMP_ELEMS };
+
+int priv_dump_parse(const uint8_t *p, size_t len, int *kind, char *set,
+	size_t setlen);
+
+/* ---- PRIV_CT_DUMP: family (32). PRIV_CT_DEL: family (8) has_zone (8)
+ * zone (16) id (32), then the CTA_TUPLE_ORIG nest's payload. */
+#define PRIV_TUPLE_MAX 256
+struct priv_ctdel {
+	int family;
+	bool has_zone;
+	uint16_t zone;
+	uint32_t id;
+	uint8_t tuple[PRIV_TUPLE_MAX];
+	size_t len;
+};
+int priv_ctdump_parse(const uint8_t *p, size_t len, int *family);
+int priv_ctdel_parse(const uint8_t *p, size_t len, struct priv_ctdel *out);
+/** May this connection be ended: its original source an address of a VM
+ * of c (the purge judges only VMs' connections), c with conntrack-purge
+ * on? NULL if so, else why not. */
+const char *priv_ctdel_check(const struct config *c,
+	const struct priv_ctdel *d, char *why, size_t whylen);
+
+/* ---- PRIV_DONE: seq (32) err (32) text. PRIV_RESULT: err (32) text.
+ * PRIV_CONFIG: gen (32) zero (32), the record (empty when the files had
+ * problems: the engine finds them again from the record... of nothing;
+ * see dnsfenced.c). */
 int priv_done_parse(const uint8_t *p, size_t len, uint32_t *seq, int *err,
 	char *msg, size_t msglen);
-/** A whole PRIV_DONE frame, malloc'd; msg cut at PRIV_MSG_MAX. */
 uint8_t *priv_done_build(uint32_t seq, int err, const char *msg, size_t *len);
+int priv_result_parse(const uint8_t *p, size_t len, int *err, char *msg,
+	size_t msglen);
+uint8_t *priv_result_build(int err, const char *msg, size_t *len);
 
 #endif

@@ -1,6 +1,7 @@
 #include "resolver.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unbound-event.h>
@@ -92,12 +93,30 @@ set_sizes(struct ub_ctx *ctx, const struct config *c)
 	ub_ctx_set_option(ctx, "outgoing-num-tcp:", "10");
 }
 
+/* The engine runs chrooted: libunbound reads the copies the privileged
+ * process made of generation c->gen's files (privsep.c). */
+static bool use_copies;
+
+void
+resolver_use_copies(void)
+{
+	use_copies = true;
+}
+
+static char *
+file_of(const struct config *c, const char *path, const char *copy)
+{
+	return use_copies ? xasprintf("/g%u/%s", c->gen, copy)
+			  : xstrdup(path);
+}
+
 struct ub_ctx *
 resolver_ctx_new(const struct config *c, struct diag *d,
 	struct event_base *base)
 {
 	struct ub_ctx *ctx = base ? ub_ctx_create_event(base) : ub_ctx_create();
 	size_t before = d->n;
+	char *ta, *hints;
 	int rc;
 
 	if (ctx == NULL) {
@@ -108,13 +127,15 @@ resolver_ctx_new(const struct config *c, struct diag *d,
 	}
 	/* Each problem at the node that configured it (0:0, the file alone,
 	 * for the default trust anchor). */
-	if ((rc = ub_ctx_add_ta_file(ctx, c->trust_anchor)) != 0)
+	ta = file_of(c, c->trust_anchor, PRIV_TA_COPY);
+	hints = c->root_hints ? file_of(c, c->root_hints, PRIV_HINTS_COPY)
+			      : NULL;
+	if ((rc = ub_ctx_add_ta_file(ctx, ta)) != 0)
 		diag_add(d, c->conf_file, c->trust_anchor_pos.line,
 			c->trust_anchor_pos.col,
 			"trust-anchor-file %s refused by libunbound: %s",
 			c->trust_anchor, ub_strerror(rc));
-	if (c->root_hints &&
-		(rc = ub_ctx_set_option(ctx, "root-hints:", c->root_hints)) !=
+	if (hints && (rc = ub_ctx_set_option(ctx, "root-hints:", hints)) !=
 			0)
 		diag_add(d, c->conf_file, c->root_hints_pos.line,
 			c->root_hints_pos.col,
@@ -138,6 +159,8 @@ resolver_ctx_new(const struct config *c, struct diag *d,
 					"by libunbound: %s",
 					z->zone, z->addrs[j], ub_strerror(rc));
 	}
+	free(ta);
+	free(hints);
 	set_sizes(ctx, c);
 	set_options(ctx, c, d);
 	if (d->n != before) {

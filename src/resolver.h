@@ -14,4 +14,11 @@ struct event_base;
 struct ub_ctx *resolver_ctx_new(const struct config *c, struct diag *d,
 	struct event_base *base);
 
+/* Names of the copies in the engine's root, per generation. */
+#define PRIV_TA_COPY "trust-anchor"
+#define PRIV_HINTS_COPY "root-hints"
+/** From now on, libunbound reads the copies the privileged process made
+ * in the engine's root (/g<gen>/trust-anchor, /g<gen>/root-hints). */
+void resolver_use_copies(void);
+
 #endif

@@ -1436,6 +1436,14 @@ ruleset_build(struct nft *n, const struct config *c, const struct config *old)
 	struct nftnl_chain_list *chains = NULL;
 	char chain[64];
 
+	if (nft_is_priv(n)) {
+		/* The privileged process builds the rules itself, from its
+		 * own copy of the files (privproto.h). */
+		struct nft_batch *b = nft_batch_new(n);
+
+		nft_batch_install(b, c->gen, c->at, old != NULL);
+		return b;
+	}
 	if (nft_dump_chains(c->table, &chains) < 0 ||
 		nft_dump_sets(c->table, &sets) < 0) {
 		log_warn("reading table inet %s", c->table);

@@ -164,6 +164,15 @@ tb_policy() {
 	cat >"$TB_DIR/vms/$1.yaml"
 }
 
+# dnsfenced's engine runs as this user (meson option `user`); made here
+# if missing, as contrib/install-deps does (two tests may race to it).
+tb_user() {
+	id -u "${DNSFENCE_USER:-dnsfence}" >/dev/null 2>&1 ||
+		useradd --system --no-create-home --shell /usr/sbin/nologin \
+			"${DNSFENCE_USER:-dnsfence}" 2>/dev/null ||
+		id -u "${DNSFENCE_USER:-dnsfence}" >/dev/null
+}
+
 # DNSFENCE_WRAP (e.g. valgrind) runs the daemon under a wrapper that keeps
 # its PID (valgrind does); the wrapper's failures fail the test at exit.
 tb_daemon_start() {
@@ -171,6 +180,7 @@ tb_daemon_start() {
 	# child performs: the wait below could otherwise find the previous
 	# run's "ready" before the new daemon has even truncated its log.
 	: >"$TB_DIR/dnsfenced.log"
+	tb_user
 	# shellcheck disable=SC2086
 	tb_bg "$TB_DIR/dnsfenced.log" "$FW" ${DNSFENCE_WRAP:-} "$DNSFENCED" \
 		-c "$TB_DIR/dnsfence.yaml" "$@"
