@@ -177,8 +177,8 @@ nft_priv_send(int type, const void *p, size_t len)
  * *cfg). */
 static int
 sync_call(int type, const void *p, size_t len,
-	int (*data)(const uint8_t *, size_t, void *), void *arg,
-	uint8_t **cfg, uint32_t *cfglen)
+	int (*data)(const uint8_t *, size_t, void *), void *arg, uint8_t **cfg,
+	uint32_t *cfglen)
 {
 	size_t flen;
 	uint8_t *f = priv_frame((uint16_t)type, p, len, NULL, 0, &flen);
@@ -207,7 +207,8 @@ sync_call(int type, const void *p, size_t len,
 			return rc;
 		}
 		if (t != PRIV_RESULT ||
-			priv_result_parse(pl, pll, &err, msg, sizeof(msg)) < 0) {
+			priv_result_parse(pl, pll, &err, msg, sizeof(msg)) <
+				0) {
 			free(pl);
 			errno = EPROTO;
 			return -1;
@@ -333,8 +334,7 @@ nft_gone(const struct nft *n)
 }
 
 void
-nft_batch_install(struct nft_batch *b, uint32_t gen, int64_t at,
-	bool with_prev)
+nft_batch_install(struct nft_batch *b, uint32_t gen, int64_t at, bool with_prev)
 {
 	b->pflags = PRIV_F_INSTALL | (with_prev ? PRIV_F_WITH_PREV : 0);
 	b->pgen = gen;
@@ -476,8 +476,8 @@ nft_batch_send(struct nft_batch *b, nft_done_cb cb, void *arg)
 			char msg[128];
 			int err = n->gone ? EPIPE : errno;
 
-			snprintf(msg, sizeof(msg),
-				"the privileged process: %s", strerror(err));
+			snprintf(msg, sizeof(msg), "the privileged process: %s",
+				strerror(err));
 			n->inflight_msgs -= b->nwhat;
 			fail_now(b, err, msg);
 			return;
@@ -791,8 +791,8 @@ priv_dump(int kind, const char *set, mnl_cb_t cb, void *data)
 }
 
 static int
-dump(int kind, struct nlmsghdr *(*build)(char *, uint32_t, void *),
-	void *bctx, mnl_cb_t cb, void *data)
+dump(int kind, struct nlmsghdr *(*build)(char *, uint32_t, void *), void *bctx,
+	mnl_cb_t cb, void *data)
 {
 	static char buf[65536];
 	struct mnl_socket *nl;
@@ -875,7 +875,8 @@ nft_dump_sets(const char *table, struct nftnl_set_list **out)
 	struct set_dump sd = {.table = table};
 
 	*out = sd.l = nftnl_set_list_alloc();
-	if (dump(PRIV_DUMP_SETS, build_getset, (void *)table, set_cb, &sd) < 0) {
+	if (dump(PRIV_DUMP_SETS, build_getset, (void *)table, set_cb, &sd) <
+		0) {
 		nftnl_set_list_free(*out);
 		*out = NULL;
 		return errno == ENOENT ? 0 : -1;
@@ -929,7 +930,8 @@ nft_dump_chains(const char *table, struct nftnl_chain_list **out)
 	struct chain_dump cd = {.table = table};
 
 	*out = cd.l = nftnl_chain_list_alloc();
-	if (dump(PRIV_DUMP_CHAINS, build_getchain, (void *)table, chain_cb, &cd) < 0) {
+	if (dump(PRIV_DUMP_CHAINS, build_getchain, (void *)table, chain_cb,
+		    &cd) < 0) {
 		nftnl_chain_list_free(*out);
 		*out = NULL;
 		return errno == ENOENT ? 0 : -1;
@@ -982,7 +984,8 @@ nft_dump_rules(const char *table, struct nftnl_rule_list **out)
 	struct rule_dump rd = {.table = table};
 
 	*out = rd.l = nftnl_rule_list_alloc();
-	if (dump(PRIV_DUMP_RULES, build_getrule, (void *)table, rule_cb, &rd) < 0) {
+	if (dump(PRIV_DUMP_RULES, build_getrule, (void *)table, rule_cb, &rd) <
+		0) {
 		nftnl_rule_list_free(*out);
 		*out = NULL;
 		return errno == ENOENT ? 0 : -1;
@@ -1135,6 +1138,23 @@ nft_mon_close(struct nft_mon *m)
 		mnl_socket_close(m->nl);
 	free(m->in);
 	free(m);
+}
+
+static void priv_mon_dispatch(struct nft_mon *m);
+
+void
+nft_mon_sync(struct nft_mon *m)
+{
+	if (m->nl != NULL) {
+		nft_mon_dispatch(m);
+		return;
+	}
+	if (sync_call(PRIV_MON_SYNC, NULL, 0, NULL, NULL, NULL, NULL) < 0) {
+		/* Whatever changed, we cannot know: assume the worst. */
+		m->cb("notifications lost (privileged process)", m->arg);
+		return;
+	}
+	priv_mon_dispatch(m);
 }
 
 /* The engine: what the privileged process saw. */

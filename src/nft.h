@@ -58,6 +58,11 @@ int nft_mon_fd(const struct nft_mon *m);
  * drop some. */
 void nft_mon_dispatch(struct nft_mon *m);
 void nft_mon_close(struct nft_mon *m);
+/** Every notification the kernel has queued until now, dispatched: with
+ * the split, the privileged process reads them now and forwards them
+ * first (an answer that sends nothing to the kernel, a repair, a flush
+ * must not act past a change already committed). */
+void nft_mon_sync(struct nft_mon *m);
 
 /* Synchronous dumps over a short-lived socket, for start-up and reload. */
 struct nftnl_set_list;

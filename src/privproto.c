@@ -167,8 +167,8 @@ elem_foreign(struct nftnl_set_elem *el)
 {
 	static const uint16_t no[] = {NFTNL_SET_ELEM_FLAGS,
 		NFTNL_SET_ELEM_VERDICT, NFTNL_SET_ELEM_CHAIN,
-		NFTNL_SET_ELEM_DATA, NFTNL_SET_ELEM_OBJREF,
-		NFTNL_SET_ELEM_EXPR, NFTNL_SET_ELEM_EXPRESSIONS};
+		NFTNL_SET_ELEM_DATA, NFTNL_SET_ELEM_OBJREF, NFTNL_SET_ELEM_EXPR,
+		NFTNL_SET_ELEM_EXPRESSIONS};
 
 	for (size_t i = 0; i < ARRAY_SIZE(no); i++)
 		if (nftnl_set_elem_is_set(el, no[i]))
@@ -226,23 +226,26 @@ one_elem(struct parse *ps, struct nftnl_set_elem *el, bool del,
 		if (nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_TIMEOUT) ||
 			nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_EXPIRATION) ||
 			nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_USERDATA))
-			return fail(ps, "set of %s: a deletion with more than "
-					"a key",
+			return fail(ps,
+				"set of %s: a deletion with more than "
+				"a key",
 				vm->name);
 	} else {
 		uint64_t exp;
 
 		if (!nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_TIMEOUT) ||
 			!nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_EXPIRATION))
-			return fail(ps, "set of %s: an element without its "
-					"timeout",
+			return fail(ps,
+				"set of %s: an element without its "
+				"timeout",
 				vm->name);
 		op->timeout_ms =
 			nftnl_set_elem_get_u64(el, NFTNL_SET_ELEM_TIMEOUT);
 		exp = nftnl_set_elem_get_u64(el, NFTNL_SET_ELEM_EXPIRATION);
 		if (exp != op->timeout_ms)
-			return fail(ps, "set of %s: an expiration other than "
-					"the timeout",
+			return fail(ps,
+				"set of %s: an expiration other than "
+				"the timeout",
 				vm->name);
 		if (elem_comment(el, op->comment) < 0)
 			return fail(ps, "set of %s: a comment that is not one",
@@ -271,8 +274,9 @@ elems_canonical(const struct nlmsghdr *in)
 			continue;
 		mnl_attr_for_each_nested(e, a)
 		{
-			e->nla_type = (uint16_t)((e->nla_type & ~NLA_TYPE_MASK) |
-				NFTA_LIST_ELEM);
+			e->nla_type =
+				(uint16_t)((e->nla_type & ~NLA_TYPE_MASK) |
+					NFTA_LIST_ELEM);
 		}
 	}
 	return nlh;
@@ -367,8 +371,9 @@ priv_batch_parse(const uint8_t *p, size_t len, const char *table,
 		uint16_t sub, type;
 
 		if (!mnl_nlmsg_ok(nlh, left) || ended) {
-			snprintf(why, whylen, "a batch cut or with bytes "
-					      "after its end");
+			snprintf(why, whylen,
+				"a batch cut or with bytes "
+				"after its end");
 			goto bad;
 		}
 		if (nlh->nlmsg_type == NFNL_MSG_BATCH_BEGIN ||
@@ -379,8 +384,9 @@ priv_batch_parse(const uint8_t *p, size_t len, const char *table,
 				ntohs(g->res_id) != NFNL_SUBSYS_NFTABLES ||
 				(nlh->nlmsg_type == NFNL_MSG_BATCH_BEGIN) !=
 					(n == 0)) {
-				snprintf(why, whylen, "a batch begin or end "
-						      "out of place");
+				snprintf(why, whylen,
+					"a batch begin or end "
+					"out of place");
 				goto bad;
 			}
 			ended = nlh->nlmsg_type == NFNL_MSG_BATCH_END;
@@ -510,8 +516,8 @@ nest_cb(const struct nlattr *a, void *data)
 }
 
 const char *
-priv_ctdel_check(const struct config *c, const struct priv_ctdel *d,
-	char *why, size_t whylen)
+priv_ctdel_check(const struct config *c, const struct priv_ctdel *d, char *why,
+	size_t whylen)
 {
 	const struct nlattr *tt[CTA_TUPLE_MAX + CTA_IP_MAX + 2] = {0};
 	const struct nlattr *ti[CTA_TUPLE_MAX + CTA_IP_MAX + 2] = {0};

@@ -3,7 +3,8 @@
  * netlink sockets), over three socketpairs of type SOCK_STREAM:
  *
  *   batch  engine -> PRIV_BATCH, PRIV_READY; privileged -> PRIV_DONE
- *   sync   engine -> PRIV_DUMP, PRIV_CT_DUMP, PRIV_CT_DEL, PRIV_LOAD;
+ *   sync   engine -> PRIV_DUMP, PRIV_CT_DUMP, PRIV_CT_DEL, PRIV_LOAD,
+ *          PRIV_MON_SYNC;
  *          privileged -> PRIV_DATA*, then PRIV_RESULT or PRIV_CONFIG
  *   mon    privileged -> PRIV_MON (someone else changed our table)
  *
@@ -47,6 +48,7 @@ enum priv_type {
 	PRIV_CT_DUMP,	/* read the conntrack table of a family */
 	PRIV_CT_DEL,	/* delete one conntrack entry */
 	PRIV_LOAD,	/* read the configuration files again */
+	PRIV_MON_SYNC,	/* forward every notification the kernel queued */
 	/* privileged -> engine */
 	PRIV_DONE = 100, /* a transaction's outcome */
 	PRIV_DATA,	 /* netlink messages of a dump */
@@ -117,8 +119,12 @@ void priv_batch_emit(const struct priv_batch *pb, const char *table,
 
 /* ---- PRIV_DUMP: kind (16) family (16) set name length (16) zero (16),
  * the set's name (PRIV_DUMP_ELEMS only). The table is always ours. */
-enum priv_dump { PRIV_DUMP_SETS = 1, PRIV_DUMP_CHAINS, PRIV_DUMP_RULES,
-	PRIV_DUMP_ELEMS };
+enum priv_dump {
+	PRIV_DUMP_SETS = 1,
+	PRIV_DUMP_CHAINS,
+	PRIV_DUMP_RULES,
+	PRIV_DUMP_ELEMS
+};
 
 int priv_dump_parse(const uint8_t *p, size_t len, int *kind, char *set,
 	size_t setlen);
@@ -139,8 +145,8 @@ int priv_ctdel_parse(const uint8_t *p, size_t len, struct priv_ctdel *out);
 /** May this connection be ended: its original source an address of a VM
  * of c (the purge judges only VMs' connections), c with conntrack-purge
  * on? NULL if so, else why not. */
-const char *priv_ctdel_check(const struct config *c,
-	const struct priv_ctdel *d, char *why, size_t whylen);
+const char *priv_ctdel_check(const struct config *c, const struct priv_ctdel *d,
+	char *why, size_t whylen);
 
 /* ---- PRIV_DONE: seq (32) err (32) text. PRIV_RESULT: err (32) text.
  * PRIV_CONFIG: gen (32) zero (32), the record (empty when the files had

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -48,7 +49,8 @@ struct privd {
 	struct nft *nft;
 	struct nft_mon *mon;
 	struct nft_ct *ct;
-	struct bufferevent *bb, *sb, *mb; /* batch, sync, mon channels */
+	struct bufferevent *bb, *sb; /* batch, sync channels */
+	int monfd;		     /* mon channel: written at once */
 	pid_t child;
 	char root[64];
 	struct gen gens[GENS_KEPT];
@@ -233,6 +235,10 @@ txn_done(int err, const char *msg, void *arg)
 	size_t len;
 	uint8_t *f;
 
+	/* A change committed after ours may be queued: the engine gets it
+	 * before this outcome (and checks it before releasing answers). */
+	if (err == 0)
+		nft_mon_dispatch(p->mon);
 	if (t->inst != NULL) {
 		if (err == 0) {
 			config_free(p->installed);
@@ -279,13 +285,20 @@ on_batch(struct privd *p, const uint8_t *pl, size_t len)
 	if (pb.flags & PRIV_F_INSTALL) {
 		const struct config *g = gen_find(p, pb.gen);
 
-		if (g == NULL || p->pending != NULL) {
+		if (g == NULL || p->pending != NULL ||
+			strcmp(g->table, p->table) != 0) {
 			refuse(p, pb.seq, EINVAL,
-				g ? "an install while one is in flight"
-				  : "an install of an unknown generation");
+				g == NULL
+					? "an install of an unknown generation"
+					: p->pending
+					? "an install while one is in flight"
+					: "an install of another table");
 			return;
 		}
-		if (pb.at < now - AT_SLACK_S || pb.at > now + AT_SLACK_S) {
+		/* Now, or (a repair) again what is installed. */
+		if ((pb.at < now - AT_SLACK_S || pb.at > now + AT_SLACK_S) &&
+			(p->installed == NULL || p->installed->gen != pb.gen ||
+				p->installed->at != pb.at)) {
 			refuse(p, pb.seq, EINVAL,
 				"an install at a time other than now");
 			return;
@@ -436,10 +449,6 @@ on_load(struct privd *p, size_t len)
 	fs = cfgfs_real();
 	c = config_load_fs(fs, p->conf_path, &diag);
 	diag_finish(&diag);
-	if (c != NULL && strcmp(c->table, p->table) != 0) {
-		config_free(c);
-		c = NULL;
-	}
 	if (c != NULL) {
 		c->gen = gen = ++p->next_gen;
 		if (gen_files(p->root, c) < 0) {
@@ -475,7 +484,8 @@ channel_read(struct bufferevent *be, void *arg)
 		uint32_t len;
 		uint16_t type;
 
-		if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)PRIV_HDR)
+		if (evbuffer_copyout(in, hdr, sizeof(hdr)) <
+			(ev_ssize_t)PRIV_HDR)
 			return;
 		if (priv_header(hdr, &len, &type) < 0) {
 			stop(p, "the engine sent a malformed frame");
@@ -501,6 +511,9 @@ channel_read(struct bufferevent *be, void *arg)
 			on_ct_del(p, pl, len);
 		} else if (be == p->sb && type == PRIV_LOAD) {
 			on_load(p, len);
+		} else if (be == p->sb && type == PRIV_MON_SYNC && len == 0) {
+			nft_mon_dispatch(p->mon);
+			send_result(p, 0, NULL);
 		} else {
 			stop(p, "the engine sent a frame it may not send");
 		}
@@ -519,14 +532,33 @@ channel_event(struct bufferevent *be, short what, void *arg)
 		event_base_loopbreak(p->base);
 }
 
+/* At once, not queued: a notice must be in the engine's socket before
+ * any PRIV_DONE or PRIV_RESULT that follows it is even queued. */
 static void
 mon_forward(const char *what, void *arg)
 {
 	struct privd *p = arg;
-	size_t len;
+	size_t len, off = 0;
 	uint8_t *f = priv_frame(PRIV_MON, what, strlen(what), NULL, 0, &len);
+	uint64_t end = util_now_ms() + 5000;
 
-	send_frame(p->mb, f, len);
+	while (off < len && p->monfd >= 0) {
+		ssize_t r = send(p->monfd, f + off, len - off, MSG_NOSIGNAL);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EAGAIN && util_now_ms() < end) {
+			struct pollfd pfd = {.fd = p->monfd, .events = POLLOUT};
+
+			poll(&pfd, 1, 100);
+			continue;
+		}
+		if (r <= 0) {
+			stop(p, "the engine does not read its notifications");
+			break;
+		}
+		off += (size_t)r;
+	}
 	free(f);
 }
 
@@ -591,8 +623,8 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 static struct bufferevent *
 channel(struct privd *p, int fd, bool reads)
 {
-	struct bufferevent *be = bufferevent_socket_new(p->base, fd,
-		BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *be =
+		bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
 
 	if (be == NULL)
 		fatalx("bufferevent_socket_new");
@@ -615,8 +647,8 @@ parent_main(struct privd *p, int fds[3])
 	if ((p->base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	if ((p->nft = nft_open()) == NULL ||
-		(p->mon = nft_mon_open(p->table, nft_portid(p->nft), mon_forward,
-			 p)) == NULL) {
+		(p->mon = nft_mon_open(p->table, nft_portid(p->nft),
+			 mon_forward, p)) == NULL) {
 		kill(p->child, SIGKILL);
 		waitpid(p->child, NULL, 0);
 		root_remove(p);
@@ -624,11 +656,11 @@ parent_main(struct privd *p, int fds[3])
 	}
 	p->bb = channel(p, fds[0], true);
 	p->sb = channel(p, fds[1], true);
-	p->mb = channel(p, fds[2], false);
+	p->monfd = fds[2];
 	p->ev_nft = event_new(p->base, nft_fd(p->nft), EV_READ | EV_PERSIST,
 		nft_cb, p);
-	p->ev_mon = event_new(p->base, nft_mon_fd(p->mon),
-		EV_READ | EV_PERSIST, mon_cb, p);
+	p->ev_mon = event_new(p->base, nft_mon_fd(p->mon), EV_READ | EV_PERSIST,
+		mon_cb, p);
 	p->ev_timo = event_new(p->base, -1, EV_PERSIST, timo_cb, p);
 	p->ev_kill = evtimer_new(p->base, kill_cb, p);
 	event_add(p->ev_nft, NULL);
@@ -657,7 +689,7 @@ parent_main(struct privd *p, int fds[3])
 	event_free(p->ev_kill);
 	bufferevent_free(p->bb);
 	bufferevent_free(p->sb);
-	bufferevent_free(p->mb);
+	close(p->monfd);
 	event_base_free(p->base);
 	root_remove(p);
 	if (p->ready && p->installed && p->installed->control)
@@ -707,8 +739,7 @@ drop_net_admin(void)
 }
 
 int
-privsep_start(const char *conf_path, struct config *loaded,
-	void (*ready)(void))
+privsep_start(const char *conf_path, struct config *loaded, void (*ready)(void))
 {
 	static struct privd p;
 	struct passwd *pw;
@@ -718,8 +749,8 @@ privsep_start(const char *conf_path, struct config *loaded,
 	if ((pw = getpwnam(DNSFENCE_USER)) == NULL || pw->pw_uid == 0) {
 		log_warnx("user %s %s: create it (useradd --system "
 			  "--no-create-home --shell /usr/sbin/nologin %s)",
-			DNSFENCE_USER,
-			pw ? "is root" : "does not exist", DNSFENCE_USER);
+			DNSFENCE_USER, pw ? "is root" : "does not exist",
+			DNSFENCE_USER);
 		return -1;
 	}
 	eng_uid = pw->pw_uid;

@@ -106,8 +106,7 @@ resolver_use_copies(void)
 static char *
 file_of(const struct config *c, const char *path, const char *copy)
 {
-	return use_copies ? xasprintf("/g%u/%s", c->gen, copy)
-			  : xstrdup(path);
+	return use_copies ? xasprintf("/g%u/%s", c->gen, copy) : xstrdup(path);
 }
 
 struct ub_ctx *
@@ -135,8 +134,7 @@ resolver_ctx_new(const struct config *c, struct diag *d,
 			c->trust_anchor_pos.col,
 			"trust-anchor-file %s refused by libunbound: %s",
 			c->trust_anchor, ub_strerror(rc));
-	if (hints && (rc = ub_ctx_set_option(ctx, "root-hints:", hints)) !=
-			0)
+	if (hints && (rc = ub_ctx_set_option(ctx, "root-hints:", hints)) != 0)
 		diag_add(d, c->conf_file, c->root_hints_pos.line,
 			c->root_hints_pos.col,
 			"root-hints %s refused by libunbound: %s",

@@ -106,12 +106,14 @@ loss_case "nft flush chain inet dnsfence forward" flush chain inet dnsfence forw
 # admission does first can notice.
 for i in 1 2 3; do
 	restored || { tb_reload || true; dig_vm "$VM_work" www.good.example >/dev/null || true; }
-	kill -STOP "$DAEMON_PID"
+	# Both processes of dnsfenced (doc/privsep.md).
+	pids=("$DAEMON_PID" $(ps -o pid= --ppid "$DAEMON_PID"))
+	kill -STOP "${pids[@]}"
 	tb_bg "$TB_DIR/stopped$i.log" "$VM_work" dig +time=3 +tries=1 @10.139.1.1 www.good.example A
 	qpid=$TB_LAST
 	sleep 0.3
 	nsx "$FW" nft delete table inet dnsfence
-	kill -CONT "$DAEMON_PID"
+	kill -CONT "${pids[@]}"
 	wait "$qpid" || true
 	ok "loss not yet read, round $i: the queued answer is SERVFAIL ($(grep -o 'status: [A-Z]*' "$TB_DIR/stopped$i.log"))" \
 		grep "status: SERVFAIL" "$TB_DIR/stopped$i.log" >/dev/null

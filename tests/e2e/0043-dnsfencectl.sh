@@ -197,15 +197,17 @@ ok "... and what they admitted stays" reach_tcp "$VM_work" 192.0.2.20 443
 cp "$TB_DIR/work.good" "$TB_DIR/vms/work.yaml"
 # A good reload while the table is being repaired: it waits for the
 # repair, then is in force (not "failed" with the old rules staying).
+# Both processes of dnsfenced are stopped (doc/privsep.md).
 # (and one that removes www.other.example: its element goes in the same
 # transaction)
 { head -n -2 "$TB_DIR/work.good"; printf '  - name: deep.sub.good.example\n    ports: [tcp/22]\n'; } >"$TB_DIR/vms/work.yaml"
-kill -STOP "$DAEMON_PID"
+pids=("$DAEMON_PID" $(ps -o pid= --ppid "$DAEMON_PID"))
+kill -STOP "${pids[@]}"
 nsx "$FW" nft delete table inet dnsfence
 { rc=0; timeout 10 "$DNSFENCECTL" -s "$SOCK" reload >"$TB_DIR/rl.out" 2>&1 </dev/null || rc=$?; echo "$rc" >"$TB_DIR/rl.rc"; } &
 rlpid=$!
 sleep 0.3
-kill -CONT "$DAEMON_PID"
+kill -CONT "${pids[@]}"
 wait "$rlpid" || true
 ok "reload during a table repair: exit 0 ($(cat "$TB_DIR/rl.rc") $(cat "$TB_DIR/rl.out"))" \
 	test "$(cat "$TB_DIR/rl.rc")" -eq 0
@@ -230,12 +232,13 @@ ok "... and asking again admits it again" dns_is "$VM_work" NOERROR www.good.exa
 ok "flush nosuch: exit 1" test "$(status_of ctl flush nosuch)" -eq 1
 # A flush that arrives while the table is broken waits for the repair,
 # then runs (the daemon is stopped so that the damage is seen first).
-kill -STOP "$DAEMON_PID"
+pids=("$DAEMON_PID" $(ps -o pid= --ppid "$DAEMON_PID"))
+kill -STOP "${pids[@]}"
 nsx "$FW" nft delete table inet dnsfence
 { rc=0; timeout 10 "$DNSFENCECTL" -s "$SOCK" flush work >"$TB_DIR/fl.out" 2>&1 </dev/null || rc=$?; echo "$rc" >"$TB_DIR/fl.rc"; } &
 flpid=$!
 sleep 0.3
-kill -CONT "$DAEMON_PID"
+kill -CONT "${pids[@]}"
 wait "$flpid" || true
 ok "flush during a table repair: answered, exit 0 ($(cat "$TB_DIR/fl.rc"))" \
 	test "$(cat "$TB_DIR/fl.rc")" -eq 0
