@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""dnsflood: DNS load and probes for the fairness test (0046) and benchmark
-(tests/bench/fairness). Stdlib only; every socket operation has a timeout
+"""dnsflood: DNS load and probes for the fairness test (0046) and the
+benchmarks (tests/bench/fairness, admission). Stdlib only; every socket operation has a timeout
 and every mode a bounded duration. Run inside a VM namespace; the server is
 10.139.1.1 port 53 unless --server says otherwise.
 
@@ -35,7 +35,16 @@ and every mode a bounded duration. Run inside a VM namespace; the server is
       Asks every name in FILE (one a line, AAAA) over UDP, WINDOW (200)
       at a time, each once more after 3 s without an answer; prints one
       JSON line: answers by rcode, names never answered, seconds taken.
+  dnsflood.py latency TYPE FILE OUT
+      Asks every name in FILE (one a line; TYPE A or AAAA) over UDP, one at
+      a time, the next as soon as the answer to the last has come (3 s at
+      most); writes the latency of each answer that is NOERROR with at
+      least one record in its answer section to OUT (ms, one a line, in
+      the order asked) and prints one JSON line: queries, failures (with
+      what the first 20 were), p50, p99 and max in ms. Exit 1 when
+      anything failed.
 """
+import gc
 import json
 import random
 import select
@@ -366,6 +375,49 @@ def mode_resolve(path, window):
     return 0
 
 
+def mode_latency(qtype, path, out):
+    with open(path) as f:
+        names = [ln.strip() for ln in f if ln.strip()]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.settimeout(3)
+    u.connect(SERVER)
+    lat, fails = [], []
+    # No collection pauses inside a measurement.
+    gc.disable()
+    for n, name in enumerate(names):
+        qid = (n + 1) & 0xFFFF
+        q = query(name, qid, qtype)
+        t0 = time.perf_counter()
+        try:
+            u.send(q)
+            while True:
+                m = u.recv(4096)
+                if m[:2] == q[:2]:
+                    break
+        except socket.timeout:
+            fails.append("%s: timeout" % name)
+            continue
+        except OSError as e:
+            fails.append("%s: %s" % (name, e))
+            continue
+        ms = (time.perf_counter() - t0) * 1000
+        if rcode(m) != "NOERROR":
+            fails.append("%s: %s %s" % (name, rcode(m), ede_text(m) or ""))
+        elif struct.unpack(">H", m[6:8])[0] == 0:
+            fails.append("%s: no answer record" % name)
+        else:
+            lat.append(ms)
+    gc.enable()
+    with open(out, "w") as f:
+        f.write("".join("%.4f\n" % v for v in lat))
+    print(json.dumps({"queries": len(names), "ok": len(lat),
+                      "failures": len(fails), "failed": fails[:20],
+                      "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
+                      "max_ms": round(max(lat), 2) if lat else None}),
+          flush=True)
+    return 1 if fails or not lat else 0
+
+
 def main():
     a = sys.argv[1:]
     if len(a) >= 2 and a[0] == "--server":
@@ -390,6 +442,8 @@ def main():
         return mode_tcpquery(int(a[1]))
     if m == "resolve":
         return mode_resolve(a[1], int(a[2]) if len(a) > 2 else 200)
+    if m == "latency" and len(a) == 4 and a[1] in ("A", "AAAA"):
+        return mode_latency(1 if a[1] == "A" else 28, a[2], a[3])
     sys.exit(__doc__)
 
 
