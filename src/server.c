@@ -804,13 +804,27 @@ query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 	q->vc->inflight++;
 	s->st.upstream++;
 	q->counted = true;
-	q->timo = evtimer_new(s->base, timo_cb, q);
+	if ((q->timo = evtimer_new(s->base, timo_cb, q)) == NULL)
+		fatalx("VM %s, %s: out of memory for the query's timer",
+			q->vm->name, q->q.qname);
 	evtimer_add(q->timo, &tv);
 	/* The client's CD bit is not passed on: validation is always on.
 	 * For local data the callback runs inside this call. */
 	if ((rc = ub_resolve_event(q->gen->ctx,
 		     q->q.qname[0] ? q->q.qname : ".", q->q.qtype, q->q.qclass,
 		     q, resolve_cb, NULL)) != 0) {
+		/* UB_INITFAIL: libunbound could not set up its worker on our
+		 * event base (it does so at a context's first query) or could
+		 * not finalize the context. In the first case libunbound
+		 * 1.17 (libworker_setup -> libworker_delete -> comm_base_delete
+		 * -> event_base_free) has already freed s->base, our own
+		 * event loop's: returning to it is a use after free. Nothing
+		 * can be served without a worker either way: end here, before
+		 * libevent touches the freed base. */
+		if (rc == UB_INITFAIL)
+			fatalx("VM %s, %s: libunbound: %s; our event base may "
+			       "be gone with it, the engine ends",
+				q->vm->name, q->q.qname, ub_strerror(rc));
 		log_warnx("VM %s, %s: libunbound: %s", q->vm->name, q->q.qname,
 			ub_strerror(rc));
 		reply_error(q, SF_UPSTREAM, DNS_R_SERVFAIL, EDE_OTHER,
