@@ -154,7 +154,11 @@ elem_comment(struct nftnl_set_elem *el, char *out)
 	out[0] = '\0';
 	if (ud == NULL)
 		return 0;
-	if (len == 0 || nftnl_udata_parse(ud, len, comment_cb, out) < 0 ||
+	/* A record is type (8 bits), length (8 bits), value; and
+	 * nftnl_udata_parse() believes every record's length: first check
+	 * that the one record is exactly the whole userdata. */
+	if (len < 2 || len != 2u + ((const uint8_t *)ud)[1] ||
+		nftnl_udata_parse(ud, len, comment_cb, out) < 0 ||
 		out[0] == '\0')
 		return -1;
 	return 0;
@@ -366,7 +370,11 @@ priv_batch_parse(const uint8_t *p, size_t len, const char *table,
 		nlh = mnl_nlmsg_next(nlh, &left), n++) {
 		uint16_t sub, type;
 
-		if (!mnl_nlmsg_ok(nlh, left) || ended) {
+		/* libmnl and libnftnl read a message up to its aligned
+		 * length: an unaligned one would end before its last
+		 * attribute does (nft_batch never writes one). */
+		if (!mnl_nlmsg_ok(nlh, left) || ended ||
+			nlh->nlmsg_len != MNL_ALIGN(nlh->nlmsg_len)) {
 			snprintf(why, whylen, "a batch cut or with bytes "
 					      "after its end");
 			goto bad;
