@@ -259,9 +259,43 @@ one_elem(struct parse *ps, struct nftnl_set_elem *el, bool del,
 	return 0;
 }
 
+/* Are the attributes of an element nest only those elems_msgs_add
+ * writes, each key a single value? libnftnl's parser reads more (a
+ * verdict's chain, an object reference, expressions), and strdup()s the
+ * strings among them without looking for their end. */
+static bool
+elem_attrs_ours(const struct nlattr *e)
+{
+	const struct nlattr *x, *v;
+
+	mnl_attr_for_each_nested(x, e)
+	{
+		switch (mnl_attr_get_type(x)) {
+		case NFTA_SET_ELEM_KEY:
+		case NFTA_SET_ELEM_KEY_END:
+			mnl_attr_for_each_nested(v, x)
+			{
+				if (mnl_attr_get_type(v) != NFTA_DATA_VALUE)
+					return false;
+			}
+			break;
+		case NFTA_SET_ELEM_TIMEOUT:
+		case NFTA_SET_ELEM_EXPIRATION:
+		case NFTA_SET_ELEM_USERDATA:
+			break;
+		default:
+			return false;
+		}
+	}
+	return true;
+}
+
 /* libnftnl numbers the element nests it builds 1, 2, 3.. (the kernel
  * does not look), but parses only NFTA_LIST_ELEM ones: a copy with every
- * element nest's type made NFTA_LIST_ELEM. */
+ * element nest's type made NFTA_LIST_ELEM. NULL when the message has an
+ * attribute libnftnl should not parse: one nft_batch never writes, or a
+ * table or set name that does not end (libnftnl would strdup() past
+ * it). */
 static struct nlmsghdr *
 elems_canonical(const struct nlmsghdr *in)
 {
@@ -271,15 +305,29 @@ elems_canonical(const struct nlmsghdr *in)
 	memcpy(nlh, in, in->nlmsg_len);
 	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
 	{
-		if (mnl_attr_get_type(a) != NFTA_SET_ELEM_LIST_ELEMENTS)
+		switch (mnl_attr_get_type(a)) {
+		case NFTA_SET_ELEM_LIST_TABLE:
+		case NFTA_SET_ELEM_LIST_SET:
+			if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0)
+				goto bad;
 			continue;
+		case NFTA_SET_ELEM_LIST_ELEMENTS:
+			break;
+		default:
+			goto bad;
+		}
 		mnl_attr_for_each_nested(e, a)
 		{
 			e->nla_type = (uint16_t)((e->nla_type & ~NLA_TYPE_MASK) |
 				NFTA_LIST_ELEM);
+			if (!elem_attrs_ours(e))
+				goto bad;
 		}
 	}
 	return nlh;
+bad:
+	free(nlh);
+	return NULL;
 }
 
 /* One NEWSETELEM or DELSETELEM message. */
@@ -290,12 +338,17 @@ elem_msg(struct parse *ps, const struct nlmsghdr *orig, bool del)
 	struct nlmsghdr *nlh = elems_canonical(orig);
 	struct nftnl_set_elems_iter *it = NULL;
 	struct nftnl_set_elem *el;
-	const struct nfgenmsg *g = mnl_nlmsg_get_payload(nlh);
+	const struct nfgenmsg *g;
 	const struct vm *vm;
 	const char *table, *name;
 	struct priv_msg *m;
 	int idx = -1, rc = -1;
 
+	if (nlh == NULL) {
+		fail(ps, "%s", "an element message with attributes not ours");
+		goto out;
+	}
+	g = mnl_nlmsg_get_payload(nlh);
 	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*g)) ||
 		g->nfgen_family != NFPROTO_INET || g->version != NFNETLINK_V0) {
 		fail(ps, "%s", "an element message not of family inet");

@@ -284,6 +284,48 @@ set_comment(struct nftnl_set_elem *el, const char *comment)
 	nftnl_udata_buf_free(ud);
 }
 
+/* One element message written attribute by attribute: the element
+ * first, then the set's name, then the table's (last in the message);
+ * either name without its NUL when asked. With key_verdict, the key is a
+ * verdict (a jump to a chain) instead of a value. */
+static uint8_t *
+raw(const struct elem_key *k, bool set_nul, bool table_nul, bool key_verdict,
+	size_t *len)
+{
+	struct nft_batch *b = nft_batch_new(N);
+	struct nlmsghdr *nlh = nft_batch_msg(b, NFT_MSG_NEWSETELEM,
+		NFPROTO_INET, NLM_F_CREATE, 4096, "by hand");
+	struct nftnl_set_elem *el = elem(k, 1000);
+	struct nlattr *list, *one, *kn, *vn;
+	const char *set = "work_v4_ports";
+
+	list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+	one = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+	if (key_verdict) {
+		nftnl_set_elem_unset(el, NFTNL_SET_ELEM_KEY);
+		kn = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_KEY);
+		vn = mnl_attr_nest_start(nlh, NFTA_DATA_VERDICT);
+		mnl_attr_put_u32(nlh, NFTA_VERDICT_CODE, htonl(NFT_JUMP));
+		mnl_attr_put_strz(nlh, NFTA_VERDICT_CHAIN, "forward");
+		mnl_attr_nest_end(nlh, vn);
+		mnl_attr_nest_end(nlh, kn);
+	}
+	nftnl_set_elem_nlmsg_build_payload(nlh, el);
+	mnl_attr_nest_end(nlh, one);
+	mnl_attr_nest_end(nlh, list);
+	nftnl_set_elem_free(el);
+	if (set_nul)
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set);
+	else
+		mnl_attr_put(nlh, NFTA_SET_ELEM_LIST_SET, strlen(set), set);
+	if (table_nul)
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, TABLE);
+	else
+		mnl_attr_put(nlh, NFTA_SET_ELEM_LIST_TABLE, strlen(TABLE),
+			TABLE);
+	return sent(b, len);
+}
+
 /* ---- the privileged process's side ---------------------------------------- */
 
 /* 0 accepted (out filled when not NULL), -1 refused, with a reason. */
@@ -868,6 +910,28 @@ other_messages(void)
 	nlh = nft_batch_msg(b, 0, NFPROTO_INET, 0, 512, "conntrack");
 	nlh->nlmsg_type = NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE;
 	CHECK(verdict(sent(b, &len), &len, NULL) < 0);
+	/* Names that do not end within their attribute (the table's is the
+	 * message's last: libnftnl would read past it). */
+	CHECK(verdict(raw(&k, true, true, false, &len), &len, NULL) == 0);
+	CHECK(verdict(raw(&k, false, true, false, &len), &len, NULL) < 0);
+	CHECK(verdict(raw(&k, true, false, false, &len), &len, NULL) < 0);
+	/* A key that is a verdict, a jump to a chain. */
+	CHECK(verdict(raw(&k, true, true, true, &len), &len, NULL) < 0);
+	/* Elements with an object reference, or a jump. */
+	{
+		struct nftnl_set_elem *el = elem(&k, 1000);
+
+		nftnl_set_elem_set_str(el, NFTNL_SET_ELEM_OBJREF, "counter");
+		CHECK(verdict(hand(NFT_MSG_NEWSETELEM, "work_v4_ports", el,
+				      &len),
+			      &len, NULL) < 0);
+		el = elem(&k, 1000);
+		nftnl_set_elem_set_u32(el, NFTNL_SET_ELEM_VERDICT, NFT_JUMP);
+		nftnl_set_elem_set_str(el, NFTNL_SET_ELEM_CHAIN, "forward");
+		CHECK(verdict(hand(NFT_MSG_NEWSETELEM, "work_v4_ports", el,
+				      &len),
+			      &len, NULL) < 0);
+	}
 	/* A set named by its id, and a message of no element. */
 	s = set_of(TABLE, "work_v4_ports", elem(&k, 1000));
 	nftnl_set_set_u32(s, NFTNL_SET_ID, 1);
