@@ -423,10 +423,13 @@ priv_batch_parse(const uint8_t *p, size_t len, const char *table,
 		nlh = mnl_nlmsg_next(nlh, &left), n++) {
 		uint16_t sub, type;
 
-		/* libmnl and libnftnl read a message up to its aligned
-		 * length: an unaligned one would end before its last
-		 * attribute does (nft_batch never writes one). */
-		if (!mnl_nlmsg_ok(nlh, left) || ended ||
+		/* Not mnl_nlmsg_ok(): it compares the length as an int, so
+		 * takes one of 2 GiB or more for one that fits. libmnl and
+		 * libnftnl read a message up to its aligned length: an
+		 * unaligned one would end before its last attribute does
+		 * (nft_batch never writes one). */
+		if (left < (int)sizeof(*nlh) || nlh->nlmsg_len < sizeof(*nlh) ||
+			nlh->nlmsg_len > (uint32_t)left || ended ||
 			nlh->nlmsg_len != MNL_ALIGN(nlh->nlmsg_len)) {
 			snprintf(why, whylen, "a batch cut or with bytes "
 					      "after its end");

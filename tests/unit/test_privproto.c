@@ -1003,6 +1003,16 @@ structure(void)
 		(uint32_t)(len - PRIV_BATCH_FIXED - END_LEN);
 	CHECK(parse(q, len, C, NULL, NULL) < 0);
 
+	/* Lengths of 2 GiB and more (libmnl's mnl_nlmsg_ok() compares
+	 * them as an int), in the begin and in an element message. */
+	for (size_t at = PRIV_BATCH_FIXED; at <= PRIV_BATCH_FIXED + END_LEN;
+		at += END_LEN) {
+		memcpy(q, p, len);
+		((struct nlmsghdr *)(q + at))->nlmsg_len += 0x80000000u;
+		CHECK(parse(q, len, C, NULL, NULL) < 0);
+		((struct nlmsghdr *)(q + at))->nlmsg_len += 0x75000000u;
+		CHECK(parse(q, len, C, NULL, NULL) < 0);
+	}
 	/* A message whose length is not aligned: its last attribute would
 	 * end in the alignment padding, past the message. */
 	for (uint32_t less = 1; less < 4; less++) {
