@@ -260,9 +260,11 @@ one_elem(struct parse *ps, struct nftnl_set_elem *el, bool del,
 }
 
 /* Are the attributes of an element nest only those elems_msgs_add
- * writes, each key a single value? libnftnl's parser reads more (a
- * verdict's chain, an object reference, expressions), and strdup()s the
- * strings among them without looking for their end. */
+ * writes, each key a single value, each of the type libnftnl expects?
+ * libnftnl's parser reads more (a verdict's chain, an object reference,
+ * expressions) and strdup()s the strings among them without looking for
+ * their end; and it exit()s the process ("nf_tables kernel ABI is
+ * broken") on an attribute of another type. */
 static bool
 elem_attrs_ours(const struct nlattr *e)
 {
@@ -273,6 +275,8 @@ elem_attrs_ours(const struct nlattr *e)
 		switch (mnl_attr_get_type(x)) {
 		case NFTA_SET_ELEM_KEY:
 		case NFTA_SET_ELEM_KEY_END:
+			if (mnl_attr_validate(x, MNL_TYPE_NESTED) < 0)
+				return false;
 			mnl_attr_for_each_nested(v, x)
 			{
 				if (mnl_attr_get_type(v) != NFTA_DATA_VALUE)
@@ -281,6 +285,9 @@ elem_attrs_ours(const struct nlattr *e)
 			break;
 		case NFTA_SET_ELEM_TIMEOUT:
 		case NFTA_SET_ELEM_EXPIRATION:
+			if (mnl_attr_validate(x, MNL_TYPE_U64) < 0)
+				return false;
+			break;
 		case NFTA_SET_ELEM_USERDATA:
 			break;
 		default:
@@ -293,9 +300,9 @@ elem_attrs_ours(const struct nlattr *e)
 /* libnftnl numbers the element nests it builds 1, 2, 3.. (the kernel
  * does not look), but parses only NFTA_LIST_ELEM ones: a copy with every
  * element nest's type made NFTA_LIST_ELEM. NULL when the message has an
- * attribute libnftnl should not parse: one nft_batch never writes, or a
- * table or set name that does not end (libnftnl would strdup() past
- * it). */
+ * attribute libnftnl should not parse: one nft_batch never writes, one
+ * of another type than libnftnl expects, or a table or set name that
+ * does not end (libnftnl would strdup() past it). */
 static struct nlmsghdr *
 elems_canonical(const struct nlmsghdr *in)
 {
@@ -312,6 +319,8 @@ elems_canonical(const struct nlmsghdr *in)
 				goto bad;
 			continue;
 		case NFTA_SET_ELEM_LIST_ELEMENTS:
+			if (mnl_attr_validate(a, MNL_TYPE_NESTED) < 0)
+				goto bad;
 			break;
 		default:
 			goto bad;

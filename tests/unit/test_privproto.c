@@ -285,12 +285,19 @@ set_comment(struct nftnl_set_elem *el, const char *comment)
 }
 
 /* One element message written attribute by attribute: the element
- * first, then the set's name, then the table's (last in the message);
- * either name without its NUL when asked. With key_verdict, the key is a
- * verdict (a jump to a chain) instead of a value. */
+ * first, then the set's name, then the table's (the message's last). */
+enum raw {
+	RAW_OK,
+	RAW_SET_NO_NUL,	  /* the set's name without its NUL */
+	RAW_TABLE_NO_NUL, /* the table's */
+	RAW_KEY_VERDICT,  /* the key a verdict: a jump to a chain */
+	RAW_KEY_FLAT,	  /* the key not a nest */
+	RAW_TIMEOUT_U32,  /* a timeout of 32 bits */
+	RAW_LIST_FLAT,	  /* the list of elements not a nest */
+};
+
 static uint8_t *
-raw(const struct elem_key *k, bool set_nul, bool table_nul, bool key_verdict,
-	size_t *len)
+raw(const struct elem_key *k, enum raw how, size_t *len)
 {
 	struct nft_batch *b = nft_batch_new(N);
 	struct nlmsghdr *nlh = nft_batch_msg(b, NFT_MSG_NEWSETELEM,
@@ -299,30 +306,43 @@ raw(const struct elem_key *k, bool set_nul, bool table_nul, bool key_verdict,
 	struct nlattr *list, *one, *kn, *vn;
 	const char *set = "work_v4_ports";
 
-	list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
-	one = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
-	if (key_verdict) {
-		nftnl_set_elem_unset(el, NFTNL_SET_ELEM_KEY);
-		kn = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_KEY);
-		vn = mnl_attr_nest_start(nlh, NFTA_DATA_VERDICT);
-		mnl_attr_put_u32(nlh, NFTA_VERDICT_CODE, htonl(NFT_JUMP));
-		mnl_attr_put_strz(nlh, NFTA_VERDICT_CHAIN, "forward");
-		mnl_attr_nest_end(nlh, vn);
-		mnl_attr_nest_end(nlh, kn);
+	if (how == RAW_LIST_FLAT) {
+		mnl_attr_put_u16(nlh, NFTA_SET_ELEM_LIST_ELEMENTS, 0);
+	} else {
+		list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+		one = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+		if (how == RAW_KEY_VERDICT) {
+			nftnl_set_elem_unset(el, NFTNL_SET_ELEM_KEY);
+			kn = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_KEY);
+			vn = mnl_attr_nest_start(nlh, NFTA_DATA_VERDICT);
+			mnl_attr_put_u32(nlh, NFTA_VERDICT_CODE,
+				htonl((uint32_t)NFT_JUMP));
+			mnl_attr_put_strz(nlh, NFTA_VERDICT_CHAIN, "forward");
+			mnl_attr_nest_end(nlh, vn);
+			mnl_attr_nest_end(nlh, kn);
+		}
+		if (how == RAW_KEY_FLAT) {
+			nftnl_set_elem_unset(el, NFTNL_SET_ELEM_KEY);
+			mnl_attr_put_u16(nlh, NFTA_SET_ELEM_KEY, 0);
+		}
+		if (how == RAW_TIMEOUT_U32) {
+			nftnl_set_elem_unset(el, NFTNL_SET_ELEM_TIMEOUT);
+			mnl_attr_put_u32(nlh, NFTA_SET_ELEM_TIMEOUT, 1000);
+		}
+		nftnl_set_elem_nlmsg_build_payload(nlh, el);
+		mnl_attr_nest_end(nlh, one);
+		mnl_attr_nest_end(nlh, list);
 	}
-	nftnl_set_elem_nlmsg_build_payload(nlh, el);
-	mnl_attr_nest_end(nlh, one);
-	mnl_attr_nest_end(nlh, list);
 	nftnl_set_elem_free(el);
-	if (set_nul)
-		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set);
-	else
+	if (how == RAW_SET_NO_NUL)
 		mnl_attr_put(nlh, NFTA_SET_ELEM_LIST_SET, strlen(set), set);
-	if (table_nul)
-		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, TABLE);
 	else
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set);
+	if (how == RAW_TABLE_NO_NUL)
 		mnl_attr_put(nlh, NFTA_SET_ELEM_LIST_TABLE, strlen(TABLE),
 			TABLE);
+	else
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, TABLE);
 	return sent(b, len);
 }
 
@@ -911,12 +931,12 @@ other_messages(void)
 	nlh->nlmsg_type = NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE;
 	CHECK(verdict(sent(b, &len), &len, NULL) < 0);
 	/* Names that do not end within their attribute (the table's is the
-	 * message's last: libnftnl would read past it). */
-	CHECK(verdict(raw(&k, true, true, false, &len), &len, NULL) == 0);
-	CHECK(verdict(raw(&k, false, true, false, &len), &len, NULL) < 0);
-	CHECK(verdict(raw(&k, true, false, false, &len), &len, NULL) < 0);
-	/* A key that is a verdict, a jump to a chain. */
-	CHECK(verdict(raw(&k, true, true, true, &len), &len, NULL) < 0);
+	 * message's last: libnftnl would read past it); a key that is a
+	 * jump to a chain; attributes of other types than libnftnl expects
+	 * (it would exit() the process). */
+	CHECK(verdict(raw(&k, RAW_OK, &len), &len, NULL) == 0);
+	for (enum raw how = RAW_SET_NO_NUL; how <= RAW_LIST_FLAT; how++)
+		CHECK(verdict(raw(&k, how, &len), &len, NULL) < 0);
 	/* Elements with an object reference, or a jump. */
 	{
 		struct nftnl_set_elem *el = elem(&k, 1000);
