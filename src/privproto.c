@@ -154,7 +154,11 @@ elem_comment(struct nftnl_set_elem *el, char *out)
 	out[0] = '\0';
 	if (ud == NULL)
 		return 0;
-	if (len == 0 || nftnl_udata_parse(ud, len, comment_cb, out) < 0 ||
+	/* A record is type (8 bits), length (8 bits), value; and
+	 * nftnl_udata_parse() believes every record's length: first check
+	 * that the one record is exactly the whole userdata. */
+	if (len < 2 || len != 2u + ((const uint8_t *)ud)[1] ||
+		nftnl_udata_parse(ud, len, comment_cb, out) < 0 ||
 		out[0] == '\0')
 		return -1;
 	return 0;
@@ -258,9 +262,50 @@ one_elem(struct parse *ps, struct nftnl_set_elem *el, bool del,
 	return 0;
 }
 
+/* Are the attributes of an element nest only those elems_msgs_add
+ * writes, each key a single value, each of the type libnftnl expects?
+ * libnftnl's parser reads more (a verdict's chain, an object reference,
+ * expressions) and strdup()s the strings among them without looking for
+ * their end; and it exit()s the process ("nf_tables kernel ABI is
+ * broken") on an attribute of another type. */
+static bool
+elem_attrs_ours(const struct nlattr *e)
+{
+	const struct nlattr *x, *v;
+
+	mnl_attr_for_each_nested(x, e)
+	{
+		switch (mnl_attr_get_type(x)) {
+		case NFTA_SET_ELEM_KEY:
+		case NFTA_SET_ELEM_KEY_END:
+			if (mnl_attr_validate(x, MNL_TYPE_NESTED) < 0)
+				return false;
+			mnl_attr_for_each_nested(v, x)
+			{
+				if (mnl_attr_get_type(v) != NFTA_DATA_VALUE)
+					return false;
+			}
+			break;
+		case NFTA_SET_ELEM_TIMEOUT:
+		case NFTA_SET_ELEM_EXPIRATION:
+			if (mnl_attr_validate(x, MNL_TYPE_U64) < 0)
+				return false;
+			break;
+		case NFTA_SET_ELEM_USERDATA:
+			break;
+		default:
+			return false;
+		}
+	}
+	return true;
+}
+
 /* libnftnl numbers the element nests it builds 1, 2, 3.. (the kernel
  * does not look), but parses only NFTA_LIST_ELEM ones: a copy with every
- * element nest's type made NFTA_LIST_ELEM. */
+ * element nest's type made NFTA_LIST_ELEM. NULL when the message has an
+ * attribute libnftnl should not parse: one nft_batch never writes, one
+ * of another type than libnftnl expects, or a table or set name that
+ * does not end (libnftnl would strdup() past it). */
 static struct nlmsghdr *
 elems_canonical(const struct nlmsghdr *in)
 {
@@ -270,16 +315,32 @@ elems_canonical(const struct nlmsghdr *in)
 	memcpy(nlh, in, in->nlmsg_len);
 	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
 	{
-		if (mnl_attr_get_type(a) != NFTA_SET_ELEM_LIST_ELEMENTS)
+		switch (mnl_attr_get_type(a)) {
+		case NFTA_SET_ELEM_LIST_TABLE:
+		case NFTA_SET_ELEM_LIST_SET:
+			if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0)
+				goto bad;
 			continue;
+		case NFTA_SET_ELEM_LIST_ELEMENTS:
+			if (mnl_attr_validate(a, MNL_TYPE_NESTED) < 0)
+				goto bad;
+			break;
+		default:
+			goto bad;
+		}
 		mnl_attr_for_each_nested(e, a)
 		{
 			e->nla_type =
 				(uint16_t)((e->nla_type & ~NLA_TYPE_MASK) |
 					NFTA_LIST_ELEM);
+			if (!elem_attrs_ours(e))
+				goto bad;
 		}
 	}
 	return nlh;
+bad:
+	free(nlh);
+	return NULL;
 }
 
 /* One NEWSETELEM or DELSETELEM message. */
@@ -290,12 +351,17 @@ elem_msg(struct parse *ps, const struct nlmsghdr *orig, bool del)
 	struct nlmsghdr *nlh = elems_canonical(orig);
 	struct nftnl_set_elems_iter *it = NULL;
 	struct nftnl_set_elem *el;
-	const struct nfgenmsg *g = mnl_nlmsg_get_payload(nlh);
+	const struct nfgenmsg *g;
 	const struct vm *vm;
 	const char *table, *name;
 	struct priv_msg *m;
 	int idx = -1, rc = -1;
 
+	if (nlh == NULL) {
+		fail(ps, "%s", "an element message with attributes not ours");
+		goto out;
+	}
+	g = mnl_nlmsg_get_payload(nlh);
 	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*g)) ||
 		g->nfgen_family != NFPROTO_INET || g->version != NFNETLINK_V0) {
 		fail(ps, "%s", "an element message not of family inet");
@@ -370,7 +436,14 @@ priv_batch_parse(const uint8_t *p, size_t len, const char *table,
 		nlh = mnl_nlmsg_next(nlh, &left), n++) {
 		uint16_t sub, type;
 
-		if (!mnl_nlmsg_ok(nlh, left) || ended) {
+		/* Not mnl_nlmsg_ok(): it compares the length as an int, so
+		 * takes one of 2 GiB or more for one that fits. libmnl and
+		 * libnftnl read a message up to its aligned length: an
+		 * unaligned one would end before its last attribute does
+		 * (nft_batch never writes one). */
+		if (left < (int)sizeof(*nlh) || nlh->nlmsg_len < sizeof(*nlh) ||
+			nlh->nlmsg_len > (uint32_t)left || ended ||
+			nlh->nlmsg_len != MNL_ALIGN(nlh->nlmsg_len)) {
 			snprintf(why, whylen,
 				"a batch cut or with bytes "
 				"after its end");
