@@ -720,20 +720,8 @@ admit_request(struct admit *a, const struct config *c, const struct vm *vm,
 			batch_wait(vs->open, r);
 		}
 	}
-	if (r->nwait == 1) {
+	if (r->nwait == 1)
 		a->st.noop++;
-		/* Nothing goes to the kernel for this answer: a change the
-		 * privileged process has not forwarded yet must be known
-		 * before it is released. */
-		if (a->mon != NULL && nft_priv_active()) {
-			nft_mon_sync(a->mon);
-			if (a->broken != NULL) {
-				a->st.broken++;
-				refuse(r, EAGAIN, a->broken);
-				goto out;
-			}
-		}
-	}
 	req_finish_one(r, 0, "");
 out:
 	free(atoms);

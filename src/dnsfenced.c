@@ -306,7 +306,7 @@ reload_done(int err, const char *msg, void *arg)
 	 * still be queued): not the new configuration's fault. The repair
 	 * first, then repair_done installs the same files again. */
 	if (err != 0 && d->inst_reload && !d->exiting) {
-		nft_mon_sync(d->mon);
+		nft_mon_dispatch(d->mon);
 		if (admit_is_broken(d->admit)) {
 			log_warnx("reload: table inet %s changed meanwhile "
 				  "(%s); installing it again once repaired",
@@ -411,7 +411,7 @@ reload_send(evutil_socket_t fd, short ev, void *arg)
 		evtimer_add(d->ev_reload, &wait_tv);
 		return;
 	}
-	nft_mon_sync(d->mon);
+	nft_mon_dispatch(d->mon);
 	if (admit_is_broken(d->admit)) {
 		/* Our table was changed behind our back: the repair first
 		 * (repair_done comes back here); answers wait meanwhile. */
@@ -726,7 +726,7 @@ repair(evutil_socket_t fd, short ev, void *arg)
 		return; /* repair_done or reload_done comes back here */
 	}
 	/* Settle every notification already queued first. */
-	nft_mon_sync(d->mon);
+	nft_mon_dispatch(d->mon);
 	if (read_set_names(c->table, &ns) < 0 ||
 		(b = ruleset_build(d->nft, c, NULL)) == NULL) {
 		struct timeval tv = {.tv_usec = 200000};
@@ -1045,10 +1045,6 @@ flush_send(evutil_socket_t fd, short ev, void *arg)
 static void
 flush_next(struct daemon *d)
 {
-	/* A loss of the table already committed is repaired first. */
-	if (d->flushq != NULL && d->flushing == NULL && !d->installing &&
-		!d->exiting)
-		nft_mon_sync(d->mon);
 	if (d->flushing != NULL || d->flushq == NULL || d->installing ||
 		d->exiting || admit_is_broken(d->admit))
 		return;

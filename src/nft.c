@@ -61,14 +61,16 @@ struct nft {
  * -1 in the privileged process and when there is no split. */
 static struct {
 	int batch, sync, mon;
-} priv = {-1, -1, -1};
+	uint32_t portid; /* the privileged process's transactions */
+} priv = {-1, -1, -1, 0};
 
 void
-nft_use_priv(int batch_fd, int sync_fd, int mon_fd)
+nft_use_priv(int batch_fd, int sync_fd, int mon_fd, uint32_t portid)
 {
 	priv.batch = batch_fd;
 	priv.sync = sync_fd;
 	priv.mon = mon_fd;
+	priv.portid = portid;
 }
 
 bool
@@ -1082,51 +1084,66 @@ nft_portid(const struct nft *n)
 
 struct nft_mon {
 	struct mnl_socket *nl;
-	int pfd; /* the engine: PRIV_MON frames */
-	uint8_t *in;
-	size_t inlen, incap;
 	char table[64];
 	uint32_t own;
 	nft_mon_cb cb;
 	void *arg;
 };
 
+int
+nft_mon_socket(void)
+{
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK,
+		.nl_groups = 1u << (NFNLGRP_NFTABLES - 1)};
+	int rcv = MON_RCVBUF, fd;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		NETLINK_NETFILTER);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		log_warn("netlink notification socket");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	/* A flush of a big table is one notification per element. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	return fd;
+}
+
 struct nft_mon *
 nft_mon_open(const char *table, uint32_t own_portid, nft_mon_cb cb, void *arg)
 {
 	struct nft_mon *m = xcalloc(1, sizeof(*m));
-	int rcv = MON_RCVBUF;
+	int fd;
 
 	snprintf(m->table, sizeof(m->table), "%s", table);
 	m->own = own_portid;
 	m->cb = cb;
 	m->arg = arg;
-	m->pfd = -1;
+	/* The engine reads the notifications itself, on the socket the
+	 * privileged process subscribed before the fork: reading needs no
+	 * capability (a request on it would), and a change committed before
+	 * an answer is seen exactly as without the split. */
 	if (nft_priv_active()) {
-		m->pfd = priv.mon;
-		return m;
+		fd = priv.mon;
+		m->own = priv.portid;
+	} else {
+		fd = nft_mon_socket();
 	}
-	m->nl = mnl_socket_open2(NETLINK_NETFILTER,
-		SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (m->nl == NULL ||
-		mnl_socket_bind(m->nl, 1u << (NFNLGRP_NFTABLES - 1),
-			MNL_SOCKET_AUTOPID) < 0) {
-		log_warn("netlink notification socket");
+	if (fd < 0 || (m->nl = mnl_socket_fdopen(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
 		nft_mon_close(m);
 		return NULL;
 	}
-	/* A flush of a big table is one notification per element. */
-	if (setsockopt(mnl_socket_get_fd(m->nl), SOL_SOCKET, SO_RCVBUFFORCE,
-		    &rcv, sizeof(rcv)) < 0)
-		setsockopt(mnl_socket_get_fd(m->nl), SOL_SOCKET, SO_RCVBUF,
-			&rcv, sizeof(rcv));
 	return m;
 }
 
 int
 nft_mon_fd(const struct nft_mon *m)
 {
-	return m->nl ? mnl_socket_get_fd(m->nl) : m->pfd;
+	return mnl_socket_get_fd(m->nl);
 }
 
 void
@@ -1136,71 +1153,7 @@ nft_mon_close(struct nft_mon *m)
 		return;
 	if (m->nl)
 		mnl_socket_close(m->nl);
-	free(m->in);
 	free(m);
-}
-
-static void priv_mon_dispatch(struct nft_mon *m);
-
-void
-nft_mon_sync(struct nft_mon *m)
-{
-	if (m->nl != NULL) {
-		nft_mon_dispatch(m);
-		return;
-	}
-	if (sync_call(PRIV_MON_SYNC, NULL, 0, NULL, NULL, NULL, NULL) < 0) {
-		/* Whatever changed, we cannot know: assume the worst. */
-		m->cb("notifications lost (privileged process)", m->arg);
-		return;
-	}
-	priv_mon_dispatch(m);
-}
-
-/* The engine: what the privileged process saw. */
-static void
-priv_mon_dispatch(struct nft_mon *m)
-{
-	for (;;) {
-		ssize_t r;
-		size_t off = 0;
-
-		if (m->incap - m->inlen < 4096) {
-			m->incap = m->incap ? m->incap * 2 : 8192;
-			m->in = xreallocarray(m->in, 1, m->incap);
-		}
-		r = recv(m->pfd, m->in + m->inlen, m->incap - m->inlen,
-			MSG_DONTWAIT);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return; /* EOF: the batch channel tells */
-		m->inlen += (size_t)r;
-		for (;;) {
-			uint32_t len;
-			uint16_t type;
-			char what[128];
-
-			if (m->inlen - off < PRIV_HDR)
-				break;
-			if (priv_header(m->in + off, &len, &type) < 0 ||
-				type != PRIV_MON || len >= sizeof(what)) {
-				/* Whatever it is, our table may have
-				 * changed. */
-				m->cb("changed", m->arg);
-				m->inlen = 0;
-				return;
-			}
-			if (m->inlen - off - PRIV_HDR < len)
-				break;
-			memcpy(what, m->in + off + PRIV_HDR, len);
-			what[len] = '\0';
-			m->cb(what, m->arg);
-			off += PRIV_HDR + len;
-		}
-		memmove(m->in, m->in + off, m->inlen - off);
-		m->inlen -= off;
-	}
 }
 
 static const char *
@@ -1262,10 +1215,6 @@ nft_mon_dispatch(struct nft_mon *m)
 {
 	static char buf[65536];
 
-	if (m->nl == NULL) {
-		priv_mon_dispatch(m);
-		return;
-	}
 	for (;;) {
 		ssize_t r = mnl_socket_recvfrom(m->nl, buf, sizeof(buf));
 		const struct nlmsghdr *nlh;

@@ -58,11 +58,10 @@ int nft_mon_fd(const struct nft_mon *m);
  * drop some. */
 void nft_mon_dispatch(struct nft_mon *m);
 void nft_mon_close(struct nft_mon *m);
-/** Every notification the kernel has queued until now, dispatched: with
- * the split, the privileged process reads them now and forwards them
- * first (an answer that sends nothing to the kernel, a repair, a flush
- * must not act past a change already committed). */
-void nft_mon_sync(struct nft_mon *m);
+/** The notification socket nft_mon_open() reads, subscribed: the
+ * privileged process makes it for the engine before the fork. -1 on
+ * error. */
+int nft_mon_socket(void);
 
 /* Synchronous dumps over a short-lived socket, for start-up and reload. */
 struct nftnl_set_list;
@@ -81,10 +80,13 @@ int nft_dump_elems(struct nftnl_set *s);
 
 /* ---- privilege separation (privproto.h) ---------------------------------
  * In the engine, after nft_use_priv(), nothing here opens a netlink
- * socket: nft_open() and nft_mon_open() return objects that talk to the
- * privileged process, batches are checked there and written anew, and
- * dumps are made there of our own table only. */
-void nft_use_priv(int batch_fd, int sync_fd, int mon_fd);
+ * socket: nft_open() returns an object that talks to the privileged
+ * process, batches are checked there and written anew, and dumps are
+ * made there of our own table only. nft_mon_open() reads the kernel's
+ * notifications on the socket the privileged process opened for it. */
+/** mon_fd: a notification socket (nft_mon_socket()); portid: that of
+ * the privileged process's transactions, whose notifications are ours. */
+void nft_use_priv(int batch_fd, int sync_fd, int mon_fd, uint32_t portid);
 bool nft_priv_active(void);
 bool nft_is_priv(const struct nft *n);
 /** The privileged process is gone (its channel closed or it broke the

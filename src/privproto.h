@@ -1,12 +1,14 @@
 /* The protocol between dnsfenced's engine (unprivileged and chrooted: VM
  * packets, upstream DNS, libunbound) and its privileged process (the
- * netlink sockets), over three socketpairs of type SOCK_STREAM:
+ * netlink sockets), over two socketpairs of type SOCK_STREAM:
  *
  *   batch  engine -> PRIV_BATCH, PRIV_READY; privileged -> PRIV_DONE
- *   sync   engine -> PRIV_DUMP, PRIV_CT_DUMP, PRIV_CT_DEL, PRIV_LOAD,
- *          PRIV_MON_SYNC;
+ *   sync   engine -> PRIV_DUMP, PRIV_CT_DUMP, PRIV_CT_DEL, PRIV_LOAD;
  *          privileged -> PRIV_DATA*, then PRIV_RESULT or PRIV_CONFIG
- *   mon    privileged -> PRIV_MON (someone else changed our table)
+ *
+ * The engine reads the kernel's notifications of changes to our table
+ * itself, on a socket the privileged process subscribed before the fork
+ * (nft.h: nft_mon_socket): reading it needs no capability.
  *
  * The privileged process reads what the engine sends as untrusted input
  * (a compromised engine writes anything): every frame is bounded, every
@@ -48,13 +50,11 @@ enum priv_type {
 	PRIV_CT_DUMP,	/* read the conntrack table of a family */
 	PRIV_CT_DEL,	/* delete one conntrack entry */
 	PRIV_LOAD,	/* read the configuration files again */
-	PRIV_MON_SYNC,	/* forward every notification the kernel queued */
 	/* privileged -> engine */
 	PRIV_DONE = 100, /* a transaction's outcome */
 	PRIV_DATA,	 /* netlink messages of a dump */
 	PRIV_RESULT,	 /* the outcome of a sync request */
 	PRIV_CONFIG,	 /* a generation and its cfgfs record */
-	PRIV_MON,	 /* a foreign change of our table */
 };
 
 /** Frame header: 0 and the payload length and type (hdr holds PRIV_HDR

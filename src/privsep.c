@@ -47,10 +47,8 @@ struct privd {
 	const char *conf_path;
 	char table[64];
 	struct nft *nft;
-	struct nft_mon *mon;
 	struct nft_ct *ct;
 	struct bufferevent *bb, *sb; /* batch, sync channels */
-	int monfd;		     /* mon channel: written at once */
 	pid_t child;
 	char root[64];
 	struct gen gens[GENS_KEPT];
@@ -61,7 +59,7 @@ struct privd {
 	bool ready, stopping;
 	bool broken; /* the engine broke the protocol */
 	void (*on_ready)(void);
-	struct event *ev_nft, *ev_mon, *ev_timo, *ev_kill;
+	struct event *ev_nft, *ev_timo, *ev_kill;
 	struct event *ev_sig[3];
 	uint64_t refused; /* batches refused, for the log */
 };
@@ -235,10 +233,6 @@ txn_done(int err, const char *msg, void *arg)
 	size_t len;
 	uint8_t *f;
 
-	/* A change committed after ours may be queued: the engine gets it
-	 * before this outcome (and checks it before releasing answers). */
-	if (err == 0)
-		nft_mon_dispatch(p->mon);
 	if (t->inst != NULL) {
 		if (err == 0) {
 			config_free(p->installed);
@@ -511,9 +505,6 @@ channel_read(struct bufferevent *be, void *arg)
 			on_ct_del(p, pl, len);
 		} else if (be == p->sb && type == PRIV_LOAD) {
 			on_load(p, len);
-		} else if (be == p->sb && type == PRIV_MON_SYNC && len == 0) {
-			nft_mon_dispatch(p->mon);
-			send_result(p, 0, NULL);
 		} else {
 			stop(p, "the engine sent a frame it may not send");
 		}
@@ -532,36 +523,6 @@ channel_event(struct bufferevent *be, short what, void *arg)
 		event_base_loopbreak(p->base);
 }
 
-/* At once, not queued: a notice must be in the engine's socket before
- * any PRIV_DONE or PRIV_RESULT that follows it is even queued. */
-static void
-mon_forward(const char *what, void *arg)
-{
-	struct privd *p = arg;
-	size_t len, off = 0;
-	uint8_t *f = priv_frame(PRIV_MON, what, strlen(what), NULL, 0, &len);
-	uint64_t end = util_now_ms() + 5000;
-
-	while (off < len && p->monfd >= 0) {
-		ssize_t r = send(p->monfd, f + off, len - off, MSG_NOSIGNAL);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && errno == EAGAIN && util_now_ms() < end) {
-			struct pollfd pfd = {.fd = p->monfd, .events = POLLOUT};
-
-			poll(&pfd, 1, 100);
-			continue;
-		}
-		if (r <= 0) {
-			stop(p, "the engine does not read its notifications");
-			break;
-		}
-		off += (size_t)r;
-	}
-	free(f);
-}
-
 static void
 nft_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -571,16 +532,6 @@ nft_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)ev;
 	if (nft_dispatch(p->nft) < 0)
 		log_warn("netlink");
-}
-
-static void
-mon_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	struct privd *p = arg;
-
-	(void)fd;
-	(void)ev;
-	nft_mon_dispatch(p->mon);
 }
 
 static void
@@ -621,15 +572,14 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 }
 
 static struct bufferevent *
-channel(struct privd *p, int fd, bool reads)
+channel(struct privd *p, int fd)
 {
 	struct bufferevent *be =
 		bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
 
 	if (be == NULL)
 		fatalx("bufferevent_socket_new");
-	bufferevent_setcb(be, reads ? channel_read : NULL, NULL, channel_event,
-		p);
+	bufferevent_setcb(be, channel_read, NULL, channel_event, p);
 	/* A frame larger than the bound is refused at its header; nothing
 	 * more is buffered than one such frame. */
 	bufferevent_setwatermark(be, EV_READ, 0, PRIV_HDR + PRIV_FRAME_MAX);
@@ -638,7 +588,7 @@ channel(struct privd *p, int fd, bool reads)
 }
 
 static void
-parent_main(struct privd *p, int fds[3])
+parent_main(struct privd *p, int fds[2])
 {
 	struct timeval tv = {.tv_sec = 1};
 	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
@@ -646,25 +596,13 @@ parent_main(struct privd *p, int fds[3])
 
 	if ((p->base = event_base_new()) == NULL)
 		fatalx("event_base_new");
-	if ((p->nft = nft_open()) == NULL ||
-		(p->mon = nft_mon_open(p->table, nft_portid(p->nft),
-			 mon_forward, p)) == NULL) {
-		kill(p->child, SIGKILL);
-		waitpid(p->child, NULL, 0);
-		root_remove(p);
-		exit(1);
-	}
-	p->bb = channel(p, fds[0], true);
-	p->sb = channel(p, fds[1], true);
-	p->monfd = fds[2];
+	p->bb = channel(p, fds[0]);
+	p->sb = channel(p, fds[1]);
 	p->ev_nft = event_new(p->base, nft_fd(p->nft), EV_READ | EV_PERSIST,
 		nft_cb, p);
-	p->ev_mon = event_new(p->base, nft_mon_fd(p->mon), EV_READ | EV_PERSIST,
-		mon_cb, p);
 	p->ev_timo = event_new(p->base, -1, EV_PERSIST, timo_cb, p);
 	p->ev_kill = evtimer_new(p->base, kill_cb, p);
 	event_add(p->ev_nft, NULL);
-	event_add(p->ev_mon, NULL);
 	event_add(p->ev_timo, &tv);
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
 		p->ev_sig[i] = evsignal_new(p->base, sigs[i], signal_cb, p);
@@ -679,17 +617,14 @@ parent_main(struct privd *p, int fds[3])
 	if (rc < 0)
 		status = 1;
 	nft_close(p->nft); /* transactions in flight: cancelled */
-	nft_mon_close(p->mon);
 	nft_ct_close(p->ct);
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
 		event_free(p->ev_sig[i]);
 	event_free(p->ev_nft);
-	event_free(p->ev_mon);
 	event_free(p->ev_timo);
 	event_free(p->ev_kill);
 	bufferevent_free(p->bb);
 	bufferevent_free(p->sb);
-	close(p->monfd);
 	event_base_free(p->base);
 	root_remove(p);
 	if (p->ready && p->installed && p->installed->control)
@@ -743,7 +678,7 @@ privsep_start(const char *conf_path, struct config *loaded, void (*ready)(void))
 {
 	static struct privd p;
 	struct passwd *pw;
-	int sp[3][2];
+	int sp[2][2], monfd;
 	pid_t pid;
 
 	if ((pw = getpwnam(DNSFENCE_USER)) == NULL || pw->pw_uid == 0) {
@@ -772,29 +707,41 @@ privsep_start(const char *conf_path, struct config *loaded, void (*ready)(void))
 		rmdir(p.root);
 		return -1;
 	}
-	for (int i = 0; i < 3; i++)
+	/* The parent's transactions, and the notification socket the
+	 * engine reads (subscribing needs CAP_NET_ADMIN; reading does not),
+	 * both opened before the fork. */
+	if ((p.nft = nft_open()) == NULL || (monfd = nft_mon_socket()) < 0) {
+		nft_close(p.nft);
+		root_remove(&p);
+		return -1;
+	}
+	for (int i = 0; i < 2; i++)
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp[i]) <
 			0)
 			fatal("socketpair");
 	if ((pid = fork()) < 0)
 		fatal("fork");
 	if (pid == 0) {
-		for (int i = 0; i < 3; i++)
+		uint32_t portid = nft_portid(p.nft);
+
+		for (int i = 0; i < 2; i++)
 			close(sp[i][0]);
+		nft_close(p.nft);
 		drop_net_admin();
-		nft_use_priv(sp[0][1], sp[1][1], sp[2][1]);
+		nft_use_priv(sp[0][1], sp[1][1], monfd, portid);
 		resolver_use_copies();
 		return 0;
 	}
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 2; i++)
 		close(sp[i][1]);
+	close(monfd);
 	p.child = pid;
 	p.conf_path = conf_path;
 	p.on_ready = ready;
 	snprintf(p.table, sizeof(p.table), "%s", loaded->table);
 	/* Generation 1 is the engine's too (it has it from the fork). */
 	p.gens[p.ngens++] = (struct gen){1, loaded};
-	parent_main(&p, (int[3]){sp[0][0], sp[1][0], sp[2][0]});
+	parent_main(&p, (int[2]){sp[0][0], sp[1][0]});
 	return -1; /* not reached */
 }
 

@@ -171,7 +171,7 @@ init(void)
 	setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
 	setsockopt(sp[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	peer = sp[1];
-	nft_use_priv(sp[0], sp[0], sp[0]);
+	nft_use_priv(sp[0], sp[0], -1, 0);
 }
 
 static void

@@ -168,7 +168,7 @@ main(int argc, char **argv)
 
 		return write(fd, g, sizeof(g)) == sizeof(g) ? 0 : 1;
 	}
-	nft_use_priv(fd, -1, -1);
+	nft_use_priv(fd, -1, -1, 0);
 	n = nft_open();
 	b = nft_batch_new(n);
 	if (strcmp(argv[2], "add") == 0 && argc == 9) {

@@ -1506,7 +1506,7 @@ main(void)
 	setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
 	setsockopt(sp[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	peer = sp[1];
-	nft_use_priv(sp[0], sp[0], sp[0]);
+	nft_use_priv(sp[0], sp[0], -1, 0);
 	N = nft_open();
 	CHECK(N != NULL && nft_is_priv(N));
 	if (N == NULL)
