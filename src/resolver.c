@@ -93,20 +93,21 @@ set_sizes(struct ub_ctx *ctx, const struct config *c)
 	ub_ctx_set_option(ctx, "outgoing-num-tcp:", "10");
 }
 
-/* The engine runs chrooted: libunbound reads the copies the privileged
- * process made of generation c->gen's files (privsep.c). */
-static bool use_copies;
+/* The engine cannot read the files: libunbound reads the copies the
+ * privileged process made of generation c->gen's files (privsep.c). */
+static const char *copies; /* their directory, "" once chrooted there */
 
 void
-resolver_use_copies(void)
+resolver_use_copies(const char *root)
 {
-	use_copies = true;
+	copies = root;
 }
 
 static char *
 file_of(const struct config *c, const char *path, const char *copy)
 {
-	return use_copies ? xasprintf("/g%u/%s", c->gen, copy) : xstrdup(path);
+	return copies ? xasprintf("%s/g%u/%s", copies, c->gen, copy)
+		      : xstrdup(path);
 }
 
 struct ub_ctx *

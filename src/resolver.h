@@ -18,7 +18,8 @@ struct ub_ctx *resolver_ctx_new(const struct config *c, struct diag *d,
 #define PRIV_TA_COPY "trust-anchor"
 #define PRIV_HINTS_COPY "root-hints"
 /** From now on, libunbound reads the copies the privileged process made
- * in the engine's root (/g<gen>/trust-anchor, /g<gen>/root-hints). */
-void resolver_use_copies(void);
+ * in the engine's root (root/g<gen>/trust-anchor, .../root-hints; root
+ * "" once chrooted there). root must outlive every context. */
+void resolver_use_copies(const char *root);
 
 #endif

@@ -109,8 +109,14 @@ ok "... without CAP_NET_ADMIN even in its bounding set" \
 	bash -c "! (( (0x$(status_field "$ENG" CapBnd) >> 12) & 1 ))"
 ok "... with no_new_privs" test "$(status_field "$ENG" NoNewPrivs)" = 1
 root=$(readlink "/proc/$ENG/root")
-ok "... chrooted in its own directory ($root)" \
-	bash -c "[[ '$root' == /run/dnsfence/engine.* ]]"
+if grep -q "engine: not chrooted (a sanitizer build" "$log"; then
+	# LeakSanitizer reads /proc at exit (src/privsep.c, CHROOTED).
+	echo "# a sanitizer build: the engine is not chrooted"
+	root=$(readlink "/proc/$ENG/cwd")
+else
+	ok "... chrooted in its own directory ($root)" \
+		bash -c "[[ '$root' == /run/dnsfence/engine.* ]]"
+fi
 ok "... holding only the copies libunbound reads" \
 	test "$(cd "$root" && find . | sort | tr '\n' ' ')" = ". ./g1 ./g1/root-hints ./g1/trust-anchor "
 

@@ -219,5 +219,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	nft_batch_send(b, done, NULL);
+	nft_close(n); /* the answer goes to the engine, not to us */
+	close(fd);
 	return 0;
 }
