@@ -63,11 +63,31 @@ ports_named(const struct vm *v, const struct elem_key *k)
 	return false;
 }
 
+/* Do a rule's ports take in the element's protocol and port range? */
 static bool
-allows_private(const struct vm *v)
+rule_covers(const struct rule *r, const struct elem_key *k)
+{
+	if (r->ports.any)
+		return true;
+	if (k->kind == SET_ANY)
+		return false;
+	if (elems_is_echo(k))
+		return r->ports.icmp;
+	for (size_t i = 0; i < r->ports.n; i++)
+		if (r->ports.v[i].proto == k->proto &&
+			r->ports.v[i].lo <= k->lo && k->hi <= r->ports.v[i].hi)
+			return true;
+	return false;
+}
+
+/* A private address only with the ports of a rule that says
+ * allow-private, as the engine admits it (interface.md, DNS rebinding). */
+static bool
+allows_private(const struct vm *v, const struct elem_key *k)
 {
 	for (size_t i = 0; i < v->nallow; i++)
-		if (!v->allow[i].is_net && v->allow[i].allow_private)
+		if (!v->allow[i].is_net && v->allow[i].allow_private &&
+			rule_covers(&v->allow[i], k))
 			return true;
 	return false;
 }
@@ -102,7 +122,7 @@ privcheck_add(const struct config *c, const char *vm, int idx,
 	memcpy(a.b, k->addr, k->family == AF_INET ? 4 : 16);
 	cl = config_addr_class(c, &a);
 	if (cl == ADDR_RESERVED || cl == ADDR_INTERNAL ||
-		(cl == ADDR_PRIVATE && !allows_private(v))) {
+		(cl == ADDR_PRIVATE && !allows_private(v, k))) {
 		snprintf(why, len, "VM %s: %s is %s: never through a name%s",
 			vm, policy_addr_str(&a, buf, sizeof(buf)),
 			policy_addr_class_name(cl),

@@ -154,6 +154,12 @@ main(void)
 	CHECK(add("red", key("192.168.1.1", SET_ANY, 0, 0, 0), max) == 0);
 	CHECK(add("work", key("192.168.1.1", SET_PORTS, IPPROTO_TCP, 22, 22),
 		      max) == 1);
+	/* ... with the ports of the rule that says allow-private only. */
+	CHECK(add("work", key("192.168.1.1", SET_PORTS, IPPROTO_TCP, 443, 443),
+		      max) == 0);
+	echo = key("192.168.1.1", 0, 0, 0, 0);
+	elems_echo_key(&echo, AF_INET);
+	CHECK(add("work", echo, max) == 0);
 
 	/* The set: a VM of the configuration, of the element's kind and
 	 * family. */
