@@ -24,12 +24,16 @@ ttl:
   max: 300
   grace: 10
 C
-tb_policy work <<'P'
+# The net rule ended half an hour ago: no install may bring it back.
+tb_policy work <<P
 addresses: [10.137.1.10, "2001:db8:a:1::10"]
 interface: vif1.0
 allow:
   - name: "*.good.example"
     ports: [tcp/443]
+  - net: 192.0.2.20/32
+    ports: [tcp/8443]
+    until: $(date -u -d "@$(($(date +%s) - 1800))" +%Y-%m-%dT%H:%M:%SZ)
 P
 tb_policy other <<'P'
 addresses: [10.137.2.10]
@@ -164,6 +168,19 @@ ok "an address range (a key end with another address): refused" \
 	forge range work v4_ports 192.0.2.81 192.0.2.200 tcp 443 60000
 ok "a set of no VM: refused" forge add nobody v4_ports 192.0.2.83 tcp 443 60000
 ok "a table: refused" forge table evil
+ok "an install as in force an hour ago (an ended rule back): refused" \
+	forge install 2 $(($(date +%s) - 3600))
+ok "... the ended rule is not in the table" \
+	bash -c "! ip netns exec '$FW' nft list table inet dnsfence | grep -q 8443"
+ok "an install as in force in a year (rules ended early): refused" \
+	forge install 2 $(($(date +%s) + 31536000))
+ok "an install of a generation never loaded: refused" \
+	forge install 9 "$(date +%s)"
+before=$(refusals)
+"$PRIVFORGE" "$ENG" install 2 "$(date +%s)"
+sleep 0.5
+ok "an install of the running generation now goes in (the forgery works)" \
+	test "$(refusals)" = "$before"
 work_elems >"$TB_DIR/elems.txt"
 ok "none of them reached the kernel" \
 	bash -c "! grep -qE '^(192\.0\.2\.(78|79|81|82|83|1[0-9][0-9])|10\.137\.2\.10|10\.99\.0\.5) ' '$TB_DIR/elems.txt'"

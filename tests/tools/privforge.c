@@ -5,6 +5,8 @@
  *   privforge ENGINE_PID add VM SET ADDR PROTO PORT TIMEOUT_MS
  *   privforge ENGINE_PID range VM SET ADDR ADDR_END PROTO PORT TIMEOUT_MS
  *   privforge ENGINE_PID table NAME      a NEWTABLE message
+ *   privforge ENGINE_PID install GEN AT  an install of generation GEN as
+ *                                        in force at second AT
  *   privforge ENGINE_PID garbage         a frame header with bad fields
  *
  * SET is v4, v6, v4_ports or v6_ports; PROTO tcp, udp or - (none). The
@@ -209,6 +211,9 @@ main(int argc, char **argv)
 			NLM_F_CREATE, 4096, "forged range");
 		nftnl_set_elems_nlmsg_build_payload(nlh, s);
 		nftnl_set_free(s);
+	} else if (strcmp(argv[2], "install") == 0 && argc == 5) {
+		nft_batch_install(b, (uint32_t)strtoul(argv[3], NULL, 10),
+			strtoll(argv[4], NULL, 10), true);
 	} else if (strcmp(argv[2], "table") == 0 && argc == 4) {
 		struct nlmsghdr *nlh = nft_batch_msg(b, NFT_MSG_NEWTABLE,
 			NFPROTO_INET, NLM_F_CREATE, 256, "forged table");
