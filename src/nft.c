@@ -177,6 +177,16 @@ nft_priv_send(int type, const void *p, size_t len)
  * and the exchange ends with a PRIV_RESULT (0 or -1 with errno and the
  * text in msg) or, when want_config, a PRIV_CONFIG (its payload in
  * *cfg). */
+/* A request or its answer lost half-way (or an answer late beyond
+ * PRIV_IO_MS): the stream is out of step for good, the next answer read
+ * would be this one's. Nothing can be trusted on it any more: the engine
+ * ends (fail closed: the table stays, systemd starts both again). */
+_Noreturn static void
+sync_lost(void)
+{
+	fatal("the privileged process's answers are lost");
+}
+
 static int
 sync_call(int type, const void *p, size_t len,
 	int (*data)(const uint8_t *, size_t, void *), void *arg, uint8_t **cfg,
@@ -188,7 +198,7 @@ sync_call(int type, const void *p, size_t len,
 
 	free(f);
 	if (rc < 0)
-		return -1;
+		sync_lost();
 	for (;;) {
 		uint16_t t;
 		uint8_t *pl;
@@ -197,7 +207,7 @@ sync_call(int type, const void *p, size_t len,
 		int err;
 
 		if (read_frame(priv.sync, &t, &pl, &pll) < 0)
-			return -1;
+			sync_lost();
 		if (t == PRIV_DATA) {
 			rc = data != NULL && data(pl, pll, arg) < 0 ? -1 : rc;
 			free(pl);

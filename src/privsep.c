@@ -4,7 +4,9 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <poll.h>
@@ -26,16 +28,24 @@
 #include "elems.h"
 #include "log.h"
 #include "nft.h"
+#include "policy.h"
+#include "privcheck.h"
 #include "privproto.h"
 #include "resolver.h"
 #include "ruleset.h"
 #include "util.h"
 
 #define NFT_TIMEOUT_MS 10000
-#define GENS_KEPT 4
-/* How far the engine's `at` of an install may be from our clock: it
- * decides which `until` rules are in force. */
+#define GENS_KEPT 16
+/* How far ahead of our clock the engine's `at` of an install may be (an
+ * `at` that would keep a rule whose until has passed is replaced by now:
+ * which `until` rules are in force is ours to say). */
 #define AT_SLACK_S 5
+/* The engine must install files reloaded by SIGHUP, and the configuration
+ * without a rule whose until has passed, within these many seconds, else
+ * it is stopped (an engine that ignores them would keep rules in force). */
+#define RELOAD_DEADLINE_S 60
+#define UNTIL_DEADLINE_S 10
 
 struct gen {
 	uint32_t gen;
@@ -56,6 +66,12 @@ struct privd {
 	uint32_t next_gen;
 	struct config *installed; /* config_at of the last install done */
 	struct config *pending;	  /* ... of the install in flight */
+	struct config *check;	  /* the installed files as in force now: what
+			       * elements are checked against */
+	int64_t reload_by;	  /* 0, or: an install of generation >= */
+	uint32_t reload_gen;	  /* reload_gen by then (SIGHUP) */
+	int64_t until_by;	  /* 0, or: an install as at >= until_at */
+	int64_t until_at;	  /* by then (an until passed) */
 	bool ready, stopping;
 	bool broken; /* the engine broke the protocol */
 	void (*on_ready)(void);
@@ -108,6 +124,8 @@ copy_file(const char *from, const char *to)
 	return rc;
 }
 
+static void gen_files_remove(const char *root, uint32_t gen);
+
 /* The files libunbound reads for generation g: copies in the engine's
  * root, /g<gen>/. */
 static int
@@ -121,11 +139,13 @@ gen_files(const char *root, const struct config *c)
 	snprintf(path, sizeof(path), "%s/%s", dir, PRIV_TA_COPY);
 	if (copy_file(c->trust_anchor, path) < 0) {
 		log_warn("copying %s into the engine's root", c->trust_anchor);
+		gen_files_remove(root, c->gen);
 		return -1;
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, PRIV_HINTS_COPY);
 	if (c->root_hints && copy_file(c->root_hints, path) < 0) {
 		log_warn("copying %s into the engine's root", c->root_hints);
+		gen_files_remove(root, c->gen);
 		return -1;
 	}
 	return 0;
@@ -152,6 +172,56 @@ root_remove(struct privd *p)
 	rmdir(p->root);
 }
 
+/* A directory and what is under it, two levels deep (an engine's root:
+ * g<N>/ holding two files). */
+static void
+remove_tree(const char *path, int depth)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		char sub[PATH_MAX];
+
+		if (strcmp(de->d_name, ".") == 0 ||
+			strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+		if (unlink(sub) < 0 && errno == EISDIR && depth > 0)
+			remove_tree(sub, depth - 1);
+	}
+	if (d != NULL)
+		closedir(d);
+	rmdir(path);
+}
+
+/* The roots engines of runs killed before their end left (engine.PID.*,
+ * PID gone): another dnsfenced may run meanwhile, in another network
+ * namespace, so only those of processes that no longer exist. */
+static void
+clear_stale(void)
+{
+	DIR *d = opendir(DNSFENCE_RUNDIR);
+	struct dirent *de;
+
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		char path[PATH_MAX], *end;
+		long pid;
+
+		if (strncmp(de->d_name, "engine.", 7) != 0)
+			continue;
+		pid = strtol(de->d_name + 7, &end, 10);
+		if (end == de->d_name + 7 || *end != '.' || pid <= 0 ||
+			kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", DNSFENCE_RUNDIR,
+			de->d_name);
+		remove_tree(path, 1);
+	}
+	if (d != NULL)
+		closedir(d);
+}
+
 /* ---- generations -------------------------------------------------------- */
 
 static const struct config *
@@ -167,28 +237,28 @@ gen_find(const struct privd *p, uint32_t gen)
 static void
 gen_add(struct privd *p, struct config *c)
 {
-	if (p->ngens == GENS_KEPT) {
-		size_t v = 0;
+	/* Room: the oldest generation neither installed nor being installed
+	 * goes (with 4 kept, there is always one). */
+	for (size_t i = 0; p->ngens == GENS_KEPT && i < p->ngens; i++) {
+		uint32_t g = p->gens[i].gen;
 
-		for (size_t i = 0; i < p->ngens; i++)
-			if (p->installed == NULL ||
-				p->gens[i].gen != p->installed->gen) {
-				v = i;
-				break;
-			}
-		if (p->pending == NULL || p->gens[v].gen != p->pending->gen) {
-			gen_files_remove(p->root, p->gens[v].gen);
-			config_free(p->gens[v].c);
-			memmove(&p->gens[v], &p->gens[v + 1],
-				(p->ngens - v - 1) * sizeof(p->gens[0]));
-			p->ngens--;
-		}
-	}
-	if (p->ngens == GENS_KEPT) {
-		config_free(c);
-		return;
+		if ((p->installed && g == p->installed->gen) ||
+			(p->pending && g == p->pending->gen))
+			continue;
+		gen_files_remove(p->root, g);
+		config_free(p->gens[i].c);
+		memmove(&p->gens[i], &p->gens[i + 1],
+			(p->ngens - i - 1) * sizeof(p->gens[0]));
+		p->ngens--;
 	}
 	p->gens[p->ngens++] = (struct gen){c->gen, c};
+}
+
+/* The newest generation loaded. */
+static uint32_t
+gen_newest(const struct privd *p)
+{
+	return p->ngens > 0 ? p->gens[p->ngens - 1].gen : 0;
 }
 
 /* ---- channels ---------------------------------------------------------- */
@@ -248,8 +318,22 @@ txn_done(int err, const char *msg, void *arg)
 
 	if (t->inst != NULL) {
 		if (err == 0) {
+			char ts[32];
+
 			config_free(p->installed);
 			p->installed = t->inst;
+			config_free(p->check);
+			p->check = config_at(gen_find(p, t->inst->gen),
+				util_wall_s() > t->inst->at ? util_wall_s()
+							    : t->inst->at);
+			log_info("installed generation %u of the files, as in "
+				 "force at %s",
+				t->inst->gen,
+				policy_time_str(t->inst->at, ts, sizeof(ts)));
+			if (p->reload_by && t->inst->gen >= p->reload_gen)
+				p->reload_by = 0;
+			if (p->until_by && t->inst->at >= p->until_at)
+				p->until_by = 0;
 		} else {
 			config_free(t->inst);
 		}
@@ -292,6 +376,8 @@ on_batch(struct privd *p, const uint8_t *pl, size_t len)
 	if (pb.flags & PRIV_F_INSTALL) {
 		const struct config *g = gen_find(p, pb.gen);
 
+		int64_t at = pb.at;
+
 		if (g == NULL || p->pending != NULL ||
 			strcmp(g->table, p->table) != 0) {
 			refuse(p, pb.seq, EINVAL,
@@ -302,17 +388,28 @@ on_batch(struct privd *p, const uint8_t *pl, size_t len)
 					: "an install of another table");
 			return;
 		}
-		/* Now, or (a repair) again what is installed. */
-		if ((pb.at < now - AT_SLACK_S || pb.at > now + AT_SLACK_S) &&
-			(p->installed == NULL || p->installed->gen != pb.gen ||
-				p->installed->at != pb.at)) {
+		/* Never an older generation than the one installed back
+		 * (SIGHUP's, and an until's, deadlines see that the newest
+		 * gets in). */
+		if (p->installed != NULL && pb.gen < p->installed->gen) {
 			refuse(p, pb.seq, EINVAL,
-				"an install at a time other than now");
+				"an install of a generation older than the one "
+				"installed");
 			return;
 		}
-		inst = config_at(g, pb.at);
+		if (at > now + AT_SLACK_S) {
+			refuse(p, pb.seq, EINVAL,
+				"an install as in force in the future");
+			return;
+		}
+		/* A rule whose until passed between `at` and now stays out:
+		 * then as in force now. */
+		if (config_ended(g, at, NULL, 0) !=
+			config_ended(g, now, NULL, 0))
+			at = now;
+		inst = config_at(g, at);
 		c = inst;
-	} else if ((c = p->installed) == NULL) {
+	} else if ((c = p->check) == NULL) {
 		refuse(p, pb.seq, EINVAL, "elements before any install");
 		return;
 	}
@@ -472,6 +569,9 @@ on_load(struct privd *p, size_t len)
 		return;
 	}
 	cfgfs_free(fs);
+	/* Files with problems: the running configuration stays, rightly. */
+	if (gen == 0)
+		p->reload_by = 0;
 	memcpy(head, &gen, 4);
 	f = priv_frame(PRIV_CONFIG, head, sizeof(head), rec, rlen, &flen);
 	send_frame(p->sb, f, flen);
@@ -503,7 +603,14 @@ channel_read(struct bufferevent *be, void *arg)
 		evbuffer_drain(in, PRIV_HDR);
 		pl = xcalloc(1, (size_t)len + 1);
 		evbuffer_remove(in, pl, len);
-		if (be == p->bb && type == PRIV_BATCH) {
+		if (be == p->sb &&
+			evbuffer_get_length(bufferevent_get_output(be)) > 0) {
+			/* The engine waits for each answer before asking
+			 * again: it does not, or does not read them. */
+			stop(p,
+				"the engine asked again before reading an "
+				"answer");
+		} else if (be == p->bb && type == PRIV_BATCH) {
 			on_batch(p, pl, len);
 		} else if (be == p->bb && type == PRIV_READY && len == 0 &&
 			!p->ready) {
@@ -547,14 +654,108 @@ nft_cb(evutil_socket_t fd, short ev, void *arg)
 		log_warn("netlink");
 }
 
+static void enforce(struct privd *p, const char *why);
+
 static void
 timo_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct privd *p = arg;
 
+	int64_t now = util_wall_s(), u;
+
 	(void)fd;
 	(void)ev;
 	nft_expire(p->nft, NFT_TIMEOUT_MS);
+	/* An until of what is installed has passed: elements are checked
+	 * without that rule from now on, and the engine must install the
+	 * configuration without it (it does within milliseconds). */
+	if (p->installed && p->until_by == 0 &&
+		(u = config_next_until(p->installed)) != 0 && u <= now) {
+		config_free(p->check);
+		p->check = config_at(gen_find(p, p->installed->gen), now);
+		p->until_at = u;
+		p->until_by = now + UNTIL_DEADLINE_S;
+	}
+	if (!p->broken &&
+		((p->until_by && now > p->until_by) ||
+			(p->reload_by && now > p->reload_by)))
+		enforce(p,
+			p->reload_by && now > p->reload_by
+				? "the engine did not install the files "
+				  "reloaded on SIGHUP in time"
+				: "the engine did not install the "
+				  "configuration without a rule whose until "
+				  "passed in time");
+}
+
+struct prune {
+	const struct config *c;
+	const char *vm;
+	int idx;
+	struct elems_msgs *m;
+	size_t n;
+};
+
+static void
+prune_cb(const struct elem_key *k, uint64_t left_ms, const char *comment,
+	void *arg)
+{
+	struct prune *pr = arg;
+	char why[256];
+
+	(void)left_ms;
+	(void)comment;
+	if (privcheck_add(pr->c, pr->vm, pr->idx, k, 1, why, sizeof(why)) !=
+		NULL) {
+		elems_msgs_del(pr->m, pr->vm, k);
+		pr->n++;
+	}
+}
+
+static void
+enforce_done(int err, const char *msg, void *arg)
+{
+	struct privd *p = arg;
+
+	if (err != 0)
+		log_warnx("installing the due configuration failed: %s", msg);
+	else
+		log_info("installed the due configuration itself");
+	(void)p;
+}
+
+/* The engine did not install what is due (the newest files, or the
+ * configuration without a rule whose until passed): we do, from our own
+ * copy, with every element it no longer admits removed, and stop the
+ * engine. Nothing is admitted until systemd starts both again. */
+static void
+enforce(struct privd *p, const char *why)
+{
+	const struct config *g =
+		gen_find(p, p->reload_by ? gen_newest(p) : p->installed->gen);
+	struct config *inst = config_at(g, util_wall_s());
+	struct nft_batch *b;
+	size_t n = 0;
+
+	p->reload_by = p->until_by = 0;
+	if (p->pending == NULL &&
+		(b = ruleset_build(p->nft, inst, p->installed)) != NULL) {
+		for (size_t v = 0; v < inst->nvms; v++)
+			for (int i = 0; i < SET_COUNT; i++) {
+				struct prune pr = {inst, inst->vms[v].name, i,
+					elems_msgs_new(p->table), 0};
+
+				elems_dump(p->table, pr.vm, i, prune_cb, &pr);
+				elems_msgs_emit(pr.m, b);
+				n += pr.n;
+			}
+		log_warnx("installing generation %u as in force now, %zu "
+			  "elements it does not admit removed",
+			inst->gen, n);
+		nft_batch_send(b, enforce_done, p);
+	}
+	config_free(inst);
+	stop(p, why);
 }
 
 static void
@@ -577,6 +778,27 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 	struct timeval tv = {.tv_sec = 10};
 
 	(void)ev;
+	if (sig == SIGHUP) {
+		/* Files without problems must be in force soon: the engine
+		 * asks for them (PRIV_LOAD) and installs them; if it does
+		 * not, enforce() installs this generation. */
+		struct diag diag = {0};
+		struct config *c = config_load(p->conf_path, &diag);
+
+		diag_finish(&diag);
+		if (c != NULL && strcmp(c->table, p->table) == 0) {
+			c->gen = ++p->next_gen;
+			if (gen_files(p->root, c) == 0) {
+				gen_add(p, c);
+				c = NULL;
+				p->reload_gen = p->next_gen;
+				if (p->reload_by == 0)
+					p->reload_by = util_wall_s() +
+						RELOAD_DEADLINE_S;
+			}
+		}
+		config_free(c);
+	}
 	kill(p->child, (int)sig);
 	if (sig != SIGHUP && !p->stopping) {
 		p->stopping = true;
@@ -629,7 +851,9 @@ parent_main(struct privd *p, int fds[2])
 		;
 	if (rc < 0)
 		status = 1;
-	nft_close(p->nft); /* transactions in flight: cancelled */
+	/* A transaction in flight (ours, or the engine's last) completes. */
+	nft_wait(p->nft, NFT_TIMEOUT_MS);
+	nft_close(p->nft);
 	nft_ct_close(p->ct);
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
 		event_free(p->ev_sig[i]);
@@ -645,6 +869,7 @@ parent_main(struct privd *p, int fds[2])
 	for (size_t i = 0; i < p->ngens; i++)
 		config_free(p->gens[i].c);
 	config_free(p->installed);
+	config_free(p->check);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && p->stopping) {
 		log_info("the engine has exited; table inet %s stays in place",
 			p->table);
@@ -709,7 +934,9 @@ privsep_start(const char *conf_path, struct config *loaded, void (*ready)(void))
 		log_warn("%s", DNSFENCE_RUNDIR);
 		return -1;
 	}
-	snprintf(p.root, sizeof(p.root), "%s/engine.XXXXXX", DNSFENCE_RUNDIR);
+	clear_stale();
+	snprintf(p.root, sizeof(p.root), "%s/engine.%ld.XXXXXX",
+		DNSFENCE_RUNDIR, (long)getpid());
 	if (mkdtemp(p.root) == NULL || chmod(p.root, 0755) < 0) {
 		log_warn("%s", p.root);
 		return -1;

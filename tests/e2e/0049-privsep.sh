@@ -168,19 +168,20 @@ ok "an address range (a key end with another address): refused" \
 	forge range work v4_ports 192.0.2.81 192.0.2.200 tcp 443 60000
 ok "a set of no VM: refused" forge add nobody v4_ports 192.0.2.83 tcp 443 60000
 ok "a table: refused" forge table evil
-ok "an install as in force an hour ago (an ended rule back): refused" \
-	forge install 2 $(($(date +%s) - 3600))
-ok "... the ended rule is not in the table" \
+installs() { grep -c "installed generation" "$log" || true; }
+n=$(installs)
+"$PRIVFORGE" "$ENG" install 2 $(($(date +%s) - 3600))
+for _ in $(seq 30); do [ "$(installs)" -gt "$n" ] && break; sleep 0.1; done
+ok "an install as in force an hour ago goes in as in force now" \
+	test "$(installs)" -gt "$n"
+ok "... so the rule that ended is not brought back" \
 	bash -c "! ip netns exec '$FW' nft list table inet dnsfence | grep -q 8443"
 ok "an install as in force in a year (rules ended early): refused" \
 	forge install 2 $(($(date +%s) + 31536000))
 ok "an install of a generation never loaded: refused" \
 	forge install 9 "$(date +%s)"
-before=$(refusals)
-"$PRIVFORGE" "$ENG" install 2 "$(date +%s)"
-sleep 0.5
-ok "an install of the running generation now goes in (the forgery works)" \
-	test "$(refusals)" = "$before"
+ok "an install of the generation before the one installed (a rollback): refused" \
+	forge install 1 "$(date +%s)"
 work_elems >"$TB_DIR/elems.txt"
 ok "none of them reached the kernel" \
 	bash -c "! grep -qE '^(192\.0\.2\.(78|79|81|82|83|1[0-9][0-9])|10\.137\.2\.10|10\.99\.0\.5) ' '$TB_DIR/elems.txt'"
@@ -228,6 +229,36 @@ kill -9 "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null || true
 ok "SIGKILL of the parent: the engine exits" wait_gone "$ENG"
 ok "... every element stays" test "$(work_elems)" = "$before"
+
+# ---- an engine that ignores an until --------------------------------------
+# other gets a rule that ends in 6 s; the engine is stopped (as one that
+# ignores its timer would be): 10 s after the until the parent installs
+# the configuration without it itself, and stops the engine.
+tb_daemon_start
+ENG=$(engine_of "$DAEMON_PID")
+end=$(($(date +%s) + 6))
+tb_policy other <<P
+addresses: [10.137.2.10]
+interface: vif2.0
+allow:
+  - name: www.other.example
+    ports: [tcp/443]
+  - net: 192.0.2.30/32
+    ports: [tcp/443]
+    until: $(date -u -d "@$end" +%Y-%m-%dT%H:%M:%SZ)
+P
+tb_reload
+ok "a rule with an until is in force" reach_tcp "$VM_other" 192.0.2.30 443
+kill -STOP "$ENG"
+for _ in $(seq 300); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+daemon_wait
+ok "an engine that ignores an until: the parent ends it (status $ST, $(( $(date +%s) - end )) s after the until)" \
+	test "$ST" = 1
+ok "... having installed the configuration without the rule itself" \
+	grep -q "installing generation .* as in force now" "$log"
+blocked "... which no longer admits" reach_tcp "$VM_other" 192.0.2.30 443
+kill -CONT "$ENG" 2>/dev/null || true
+ok "... the engine is gone" wait_gone "$ENG"
 
 # ---- the engine out of memory ----------------------------------------------
 tb_daemon_start
