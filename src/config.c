@@ -1474,10 +1474,15 @@ config_index_internal(struct config *c)
 enum addr_class
 config_addr_class(const struct config *c, const struct ipaddr *a)
 {
+	struct ipaddr v4;
+
 	if (c->ninternal > 0 &&
 		bsearch(a, c->internal, c->ninternal, sizeof(*c->internal),
 			ipaddr_qcmp) != NULL)
 		return ADDR_INTERNAL;
+	/* A VM's v4 address inside a NAT64 or 6to4 one is that VM's. */
+	if (policy_addr_embedded_v4(a, &v4))
+		return config_addr_class(c, &v4);
 	return policy_addr_class(a);
 }
 

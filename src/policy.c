@@ -358,14 +358,37 @@ static const struct {
 	{AF_INET, {169, 254}, 16, ADDR_PRIVATE}, /* link-local */
 	{AF_INET, {172, 16}, 12, ADDR_PRIVATE},
 	{AF_INET, {192, 168}, 16, ADDR_PRIVATE},
-	{AF_INET6, {0}, 128, ADDR_RESERVED},	    /* :: */
-	{AF_INET6, {[15] = 1}, 128, ADDR_RESERVED}, /* ::1 */
+	/* ::, ::1 and the deprecated v4-compatible ::a.b.c.d */
+	{AF_INET6, {0}, 96, ADDR_RESERVED},
 	/* v4-mapped: a v6 socket connects to the v4 address in it */
 	{AF_INET6, {[10] = 0xff, [11] = 0xff}, 96, ADDR_RESERVED},
 	{AF_INET6, {0xff}, 8, ADDR_RESERVED},	    /* multicast */
 	{AF_INET6, {0xfc}, 7, ADDR_PRIVATE},	    /* unique local */
 	{AF_INET6, {0xfe, 0x80}, 10, ADDR_PRIVATE}, /* link-local */
+	/* the local-use NAT64 prefix (RFC 8215): a v4 address of the site */
+	{AF_INET6, {0, 0x64, 0xff, 0x9b, 0, 1}, 48, ADDR_PRIVATE},
 };
+
+bool
+policy_addr_embedded_v4(const struct ipaddr *a, struct ipaddr *v4)
+{
+	static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b};
+	static const uint8_t sixto4[2] = {0x20, 0x02};
+	int at;
+
+	if (a->family != AF_INET6)
+		return false;
+	if (memcmp(a->b, nat64, sizeof(nat64)) == 0)
+		at = 12; /* 64:ff9b::/96, RFC 6052 */
+	else if (memcmp(a->b, sixto4, sizeof(sixto4)) == 0)
+		at = 2; /* 2002::/16, 6to4, RFC 3056 */
+	else
+		return false;
+	memset(v4, 0, sizeof(*v4));
+	v4->family = AF_INET;
+	memcpy(v4->b, a->b + at, 4);
+	return true;
+}
 
 static bool
 prefix_has(int family, const uint8_t *p, int len, const struct ipaddr *a)
@@ -381,10 +404,15 @@ prefix_has(int family, const uint8_t *p, int len, const struct ipaddr *a)
 enum addr_class
 policy_addr_class(const struct ipaddr *a)
 {
+	struct ipaddr v4;
+
 	for (size_t i = 0; i < ARRAY_SIZE(guarded); i++)
 		if (prefix_has(guarded[i].family, guarded[i].b, guarded[i].len,
 			    a))
 			return guarded[i].c;
+	/* A translator or relay connects to the v4 address inside. */
+	if (policy_addr_embedded_v4(a, &v4))
+		return policy_addr_class(&v4);
 	return ADDR_PUBLIC;
 }
 

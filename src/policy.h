@@ -189,6 +189,10 @@ const struct ports *policy_verdict_ports(const struct verdict *v,
 	enum addr_class c);
 /** A name for the class in messages: "public", "private", "reserved",
  * "internal". */
+/** The v4 address inside a v6 one a NAT64 translator (64:ff9b::/96) or
+ * a 6to4 relay (2002::/16) connects to: true and *v4 set if there is
+ * one. policy_addr_class classes such an address as that v4 address. */
+bool policy_addr_embedded_v4(const struct ipaddr *a, struct ipaddr *v4);
 const char *policy_addr_class_name(enum addr_class c);
 /** Order of addresses: family, then bytes (4 or 16 of them). */
 int policy_addr_cmp(const struct ipaddr *a, const struct ipaddr *b);

@@ -511,7 +511,16 @@ static const struct {
 	{"255.255.255.255", ADDR_RESERVED},
 	{"::", ADDR_RESERVED},
 	{"::1", ADDR_RESERVED},
-	{"::2", ADDR_PUBLIC},
+	{"::2", ADDR_RESERVED}, /* v4-compatible, deprecated */
+	{"::192.0.2.1", ADDR_RESERVED},
+	{"::1:0:0:0", ADDR_PUBLIC},
+	{"64:ff9b::192.0.2.1", ADDR_PUBLIC}, /* NAT64: the v4 inside */
+	{"64:ff9b::10.137.2.10", ADDR_PRIVATE},
+	{"64:ff9b::127.0.0.1", ADDR_RESERVED},
+	{"64:ff9b:1::a89:20a", ADDR_PRIVATE}, /* local-use NAT64 */
+	{"2002:c000:201::1", ADDR_PUBLIC},    /* 6to4 of 192.0.2.1 */
+	{"2002:a89:20a::", ADDR_PRIVATE},     /* 6to4 of 10.137.2.10 */
+	{"2002:7f00:1::", ADDR_RESERVED},
 	{"0:0:0:0:0:fffe:ffff:ffff", ADDR_PUBLIC},
 	{"::ffff:0:0", ADDR_RESERVED},
 	{"::ffff:192.0.2.1", ADDR_RESERVED}, /* v4-mapped, public or not */

@@ -148,6 +148,10 @@ main(void)
 	CHECK(add("work", key("10.137.2.10", SET_PORTS, IPPROTO_TCP, 443, 443),
 		      max) == 0);
 	CHECK(add("red", key("10.139.1.1", SET_ANY, 0, 0, 0), max) == 0);
+	/* ... inside a NAT64 or 6to4 address too. */
+	CHECK(add("red", key("64:ff9b::a89:10a", SET_ANY, 0, 0, 0), max) == 0);
+	CHECK(add("red", key("2002:a89:10a::", SET_ANY, 0, 0, 0), max) == 0);
+	CHECK(add("red", key("64:ff9b::c000:201", SET_ANY, 0, 0, 0), max) == 1);
 	CHECK(add("red", key("127.0.0.1", SET_ANY, 0, 0, 0), max) == 0);
 	CHECK(add("red", key("::1", SET_ANY, 0, 0, 0), max) == 0);
 	CHECK(add("red", key("224.0.0.1", SET_ANY, 0, 0, 0), max) == 0);
