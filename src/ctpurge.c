@@ -479,18 +479,16 @@ read_family(struct nft_ct *ct, struct purge *p, int family)
 	return nft_ct_dump(ct, family, entry_cb, p);
 }
 
-/* Delete one entry; an entry gone meanwhile counts as deleted. */
-static int
-delete_one(struct nft_ct *ct, const struct victim *v)
+static void
+victim_del(const struct victim *v, struct priv_ctdel *d)
 {
-	struct priv_ctdel d = {.family = v->family,
-		.has_zone = v->has_zone,
-		.zone = v->zone,
-		.id = v->id,
-		.len = v->len};
-
-	memcpy(d.tuple, v->tuple, v->len);
-	return nft_ct_delete(ct, &d);
+	memset(d, 0, sizeof(*d));
+	d->family = v->family;
+	d->has_zone = v->has_zone;
+	d->zone = v->zone;
+	d->id = v->id;
+	d->len = v->len;
+	memcpy(d->tuple, v->tuple, v->len);
 }
 
 int
@@ -528,11 +526,21 @@ ctpurge_run(const struct ctpurge_before *b, const struct config *cf,
 			ret = -1;
 			saved = errno;
 		}
-		for (size_t i = 0; i < p.n; i++) {
-			if (delete_one(ct, &p.v[i]) == 0)
-				done++;
-			else
-				st->failed++;
+		if (p.n > 0) {
+			struct priv_ctdel *d = xcalloc(p.n, sizeof(*d));
+			uint8_t *res = xcalloc(p.n, 1);
+
+			for (size_t i = 0; i < p.n; i++)
+				victim_del(&p.v[i], &d[i]);
+			nft_ct_delete_many(ct, d, p.n, res);
+			for (size_t i = 0; i < p.n; i++) {
+				if (res[i] == 0)
+					done++;
+				else
+					st->failed++;
+			}
+			free(d);
+			free(res);
 		}
 		st->deleted += done;
 		if (p.over == 0 || ret < 0 || done == 0)

@@ -1350,6 +1350,63 @@ nft_ct_collect(struct nft_ct *ct, int family, uint8_t **out, size_t *len)
 	return rc;
 }
 
+struct ctdel_status {
+	uint8_t *st;
+	size_t n;
+	bool got;
+};
+
+static int
+ctdel_status(const uint8_t *p, size_t len, void *arg)
+{
+	struct ctdel_status *cs = arg;
+
+	if (cs->got || len != cs->n)
+		return -1;
+	memcpy(cs->st, p, len);
+	cs->got = true;
+	return 0;
+}
+
+int
+nft_ct_delete_many(struct nft_ct *ct, const struct priv_ctdel *d, size_t n,
+	uint8_t *st)
+{
+	uint8_t *req;
+	size_t done = 0;
+
+	if (ct->nl != NULL) {
+		for (size_t i = 0; i < n; i++)
+			st[i] = nft_ct_delete(ct, &d[i]) < 0
+				? (uint8_t)(errno ? errno : EIO)
+				: 0;
+		return 0;
+	}
+	/* One round trip per frame of entries, not per entry: a purge may
+	 * end tens of thousands of connections. */
+	req = xcalloc(PRIV_CTDEL_MAX, 2 + 8 + PRIV_TUPLE_MAX);
+	while (done < n) {
+		size_t k =
+			n - done < PRIV_CTDEL_MAX ? n - done : PRIV_CTDEL_MAX;
+		size_t len = 0;
+		struct ctdel_status cs = {st + done, k, false};
+
+		for (size_t i = 0; i < k; i++)
+			len += priv_ctdel_put(req + len, &d[done + i]);
+		if (sync_call(PRIV_CT_DEL, req, len, ctdel_status, &cs, NULL,
+			    NULL) < 0 ||
+			!cs.got) {
+			int err = errno ? errno : EPROTO;
+
+			for (size_t i = 0; i < k; i++)
+				st[done + i] = (uint8_t)err;
+		}
+		done += k;
+	}
+	free(req);
+	return 0;
+}
+
 int
 nft_ct_delete(struct nft_ct *ct, const struct priv_ctdel *d)
 {
@@ -1358,15 +1415,11 @@ nft_ct_delete(struct nft_ct *ct, const struct priv_ctdel *d)
 	ssize_t r;
 
 	if (ct->nl == NULL) {
-		uint8_t req[8 + PRIV_TUPLE_MAX];
+		uint8_t st = 0;
 
-		req[0] = (uint8_t)d->family;
-		req[1] = d->has_zone;
-		memcpy(req + 2, &d->zone, 2);
-		memcpy(req + 4, &d->id, 4);
-		memcpy(req + 8, d->tuple, d->len);
-		return sync_call(PRIV_CT_DEL, req, 8 + d->len, NULL, NULL, NULL,
-			NULL);
+		nft_ct_delete_many(ct, d, 1, &st);
+		errno = st;
+		return st ? -1 : 0;
 	}
 	nlh = ct_msg(buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, d->family,
 		++ct->seq);

@@ -121,5 +121,10 @@ int nft_ct_collect(struct nft_ct *ct, int family, uint8_t **out, size_t *len);
 /** Delete one entry by its original tuple and id; an entry gone
  * meanwhile counts as deleted. */
 int nft_ct_delete(struct nft_ct *ct, const struct priv_ctdel *d);
+/** Delete n entries (through the privileged process: in frames of up to
+ * PRIV_CTDEL_MAX); st[i] 0 when deleted or gone, else an errno. -1 only
+ * if none could be asked. */
+int nft_ct_delete_many(struct nft_ct *ct, const struct priv_ctdel *d, size_t n,
+	uint8_t *st);
 
 #endif

@@ -185,6 +185,7 @@ elem_foreign(struct nftnl_set_elem *el)
 }
 
 struct parse {
+	void *buf; /* the batch's messages, aligned */
 	const char *table;
 	const struct config *c, *prev;
 	struct priv_batch *pb;
@@ -435,8 +436,12 @@ priv_batch_parse(const uint8_t *p, size_t len, const char *table,
 		snprintf(why, whylen, "a batch too large");
 		return -1;
 	}
+	/* The messages, copied where they are aligned as netlink wants
+	 * them (the frame's payload need not be). */
 	left = (int)(len - PRIV_BATCH_FIXED);
-	for (nlh = (const void *)(p + PRIV_BATCH_FIXED); left > 0;
+	ps.buf = xcalloc(1, (size_t)left + 4);
+	memcpy(ps.buf, p + PRIV_BATCH_FIXED, (size_t)left);
+	for (nlh = (const void *)ps.buf; left > 0;
 		nlh = mnl_nlmsg_next(nlh, &left), n++) {
 		uint16_t sub, type;
 
@@ -487,8 +492,10 @@ priv_batch_parse(const uint8_t *p, size_t len, const char *table,
 		snprintf(why, whylen, "a batch without its end");
 		goto bad;
 	}
+	free(ps.buf);
 	return 0;
 bad:
+	free(ps.buf);
 	priv_batch_free(out);
 	return -1;
 }
@@ -579,6 +586,20 @@ priv_ctdel_parse(const uint8_t *p, size_t len, struct priv_ctdel *out)
 	out->len = len - 8;
 	memcpy(out->tuple, p + 8, out->len);
 	return 0;
+}
+
+size_t
+priv_ctdel_put(uint8_t *buf, const struct priv_ctdel *d)
+{
+	uint16_t el = (uint16_t)(8 + d->len);
+
+	memcpy(buf, &el, 2);
+	buf[2] = (uint8_t)d->family;
+	buf[3] = d->has_zone;
+	memcpy(buf + 4, &d->zone, 2);
+	memcpy(buf + 6, &d->id, 4);
+	memcpy(buf + 10, d->tuple, d->len);
+	return 2u + el;
 }
 
 static int

@@ -129,8 +129,12 @@ enum priv_dump {
 int priv_dump_parse(const uint8_t *p, size_t len, int *kind, char *set,
 	size_t setlen);
 
-/* ---- PRIV_CT_DUMP: family (32). PRIV_CT_DEL: family (8) has_zone (8)
- * zone (16) id (32), then the CTA_TUPLE_ORIG nest's payload. */
+/* ---- PRIV_CT_DUMP: family (32). PRIV_CT_DEL: 1 to PRIV_CTDEL_MAX
+ * entries, each its length (16) then: family (8) has_zone (8) zone (16)
+ * id (32), the CTA_TUPLE_ORIG nest's payload; answered with PRIV_DATA, a
+ * status byte per entry (0 deleted or gone, else an errno), then
+ * PRIV_RESULT. */
+#define PRIV_CTDEL_MAX 4096
 #define PRIV_TUPLE_MAX 256
 struct priv_ctdel {
 	int family;
@@ -141,7 +145,11 @@ struct priv_ctdel {
 	size_t len;
 };
 int priv_ctdump_parse(const uint8_t *p, size_t len, int *family);
+/** One entry (without its length). */
 int priv_ctdel_parse(const uint8_t *p, size_t len, struct priv_ctdel *out);
+/** Append one entry, its length first, to buf (room for
+ * 2 + 8 + PRIV_TUPLE_MAX bytes); the bytes written. */
+size_t priv_ctdel_put(uint8_t *buf, const struct priv_ctdel *d);
 /** May this connection be ended: its original source an address of a VM
  * of c (the purge judges only VMs' connections), c with conntrack-purge
  * on? NULL if so, else why not. */

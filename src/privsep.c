@@ -510,27 +510,56 @@ on_ct_dump(struct privd *p, const uint8_t *pl, size_t len)
 static void
 on_ct_del(struct privd *p, const uint8_t *pl, size_t len)
 {
-	struct priv_ctdel d;
+	uint8_t *st = xcalloc(PRIV_CTDEL_MAX, 1);
+	size_t off = 0, n = 0, refused = 0;
 	char why[256];
-	const char *bad = NULL;
 
-	if (priv_ctdel_parse(pl, len, &d) < 0) {
-		stop(p, "the engine sent a malformed conntrack deletion");
-		return;
-	}
-	if (p->installed == NULL ||
-		(bad = priv_ctdel_check(p->installed, &d, why, sizeof(why))) !=
-			NULL) {
-		log_warnx("refused the engine's conntrack deletion: %s",
-			p->installed ? bad : "nothing installed");
-		send_result(p, EPERM, p->installed ? bad : NULL);
+	if (p->check == NULL) {
+		send_result(p, EPERM, "nothing installed");
+		free(st);
 		return;
 	}
 	if (p->ct == NULL && (p->ct = nft_ct_open()) == NULL) {
 		send_result(p, errno, "conntrack socket");
+		free(st);
 		return;
 	}
-	send_result(p, nft_ct_delete(p->ct, &d) < 0 ? errno : 0, NULL);
+	while (off < len) {
+		struct priv_ctdel d;
+		uint16_t el;
+		const char *bad;
+
+		if (len - off >= 2)
+			memcpy(&el, pl + off, 2);
+		if (len - off < 2 || el > len - off - 2 ||
+			n == PRIV_CTDEL_MAX ||
+			priv_ctdel_parse(pl + off + 2, el, &d) < 0) {
+			stop(p, "the engine sent a malformed conntrack deletion");
+			free(st);
+			return;
+		}
+		off += 2u + el;
+		if ((bad = priv_ctdel_check(p->check, &d, why, sizeof(why))) !=
+			NULL) {
+			if (refused++ == 0)
+				log_warnx("refused the engine's conntrack "
+					  "deletion: %s",
+					bad);
+			st[n++] = EPERM;
+			continue;
+		}
+		st[n++] = nft_ct_delete(p->ct, &d) < 0
+			? (uint8_t)(errno ? errno : EIO)
+			: 0;
+	}
+	if (n == 0) {
+		stop(p, "the engine sent an empty conntrack deletion");
+		free(st);
+		return;
+	}
+	send_data(p, st, n);
+	send_result(p, 0, NULL);
+	free(st);
 }
 
 /* Read the files again, recording every byte: the engine loads the same

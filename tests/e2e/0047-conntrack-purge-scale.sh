@@ -84,7 +84,12 @@ kill -HUP "$DAEMON_PID"
 ok "the purge is logged" \
 	tb_wait_for "$TB_DIR/dnsfenced.log" "conntrack purge: ended" 60
 ms=$((($(date +%s%N) - t0) / 1000000))
-ok "... within 8 s of the reload (${ms} ms)" test "$ms" -le 8000
+# A bound against a pathological purge (a dump per deletion, a round trip
+# per entry), not a speed claim: four times as long under a wrapper
+# (valgrind: tests/run-all gives it --timeout-multiplier 4 too).
+limit=8000
+[ -n "${DNSFENCE_WRAP:-}" ] && limit=32000
+ok "... within $((limit / 1000)) s of the reload (${ms} ms)" test "$ms" -le "$limit"
 ended=$(sed -n 's/.*conntrack purge: ended \([0-9]*\) of \([0-9]*\) .*/\1 \2/p' \
 	"$TB_DIR/dnsfenced.log")
 read -r n_ended n_judged <<<"$ended"
