@@ -624,10 +624,7 @@ keys_for(const struct vm *vm, const struct ipaddr *ad, const struct ports *ps,
 	}
 	na = policy_atoms_for(vm, ps, atoms, vm->natoms);
 	for (size_t i = 0; i < na; i++) {
-		k.kind = SET_PORTS;
-		k.proto = atoms[i].proto;
-		k.lo = atoms[i].lo;
-		k.hi = atoms[i].hi;
+		elems_port_key(&k, atoms[i].proto, atoms[i].lo, atoms[i].hi);
 		out[n++] = k;
 	}
 	return n;
@@ -889,21 +886,30 @@ admit_sweep(struct admit *a)
 	entries_drop(a, pred_expired, &now);
 }
 
+/* Does vm (NULL: a VM that went) still have the set of e? */
 static bool
-pred_vm_gone(struct entry *e, void *arg)
+set_kept(const struct vm *vm, const struct entry *e)
+{
+	return vm != NULL &&
+		elems_vm_has_set(vm->atoms, vm->natoms, elem_set_index(&e->k));
+}
+
+static bool
+pred_set_gone(struct entry *e, void *arg)
 {
 	const struct config *c = arg;
 
 	return e->pending == NULL &&
-		policy_vm_by_name(c->vms, c->nvms, e->vs->name) == NULL;
+		!set_kept(policy_vm_by_name(c->vms, c->nvms, e->vs->name), e);
 }
 
 void
 admit_retain(struct admit *a, const struct config *c)
 {
-	/* Entries waiting on a batch stay until it completes; the sweep
-	 * takes them then (their VM's sets are gone from the kernel). */
-	entries_drop(a, pred_vm_gone, (void *)c);
+	/* A VM that went, or a ranges set that did, took its elements.
+	 * Entries waiting on a batch stay until it completes; the sweep
+	 * takes them then (their sets are gone from the kernel). */
+	entries_drop(a, pred_set_gone, (void *)c);
 }
 
 /* ---- adoption: the shadow from the kernel ---------------------------------- */
@@ -990,6 +996,16 @@ plan_del(struct admit_plan *p, struct elems_msgs *m, struct entry *e)
 	p->del[p->ndel++] = e;
 }
 
+/* e goes with its set, which the same transaction deletes: no message
+ * of its own (one naming a set deleted before it would fail the whole
+ * transaction), but a deletion all the same. */
+static void
+plan_gone(struct admit_plan *p, struct entry *e)
+{
+	p->del = xreallocarray(p->del, p->ndel + 1, sizeof(*p->del));
+	p->del[p->ndel++] = e;
+}
+
 static void
 plan_add(struct admit_plan *p, struct elems_msgs *m, struct entry *e,
 	uint64_t value, uint64_t now)
@@ -1006,7 +1022,7 @@ ports_admit(const struct ports *ps, const struct elem_key *k)
 {
 	if (ps->any)
 		return true;
-	if (k->kind != SET_PORTS)
+	if (!elems_has_ports(k))
 		return false;
 	if (elems_is_echo(k))
 		return ps->icmp;
@@ -1053,6 +1069,8 @@ names_ports(const struct vm *vm, const struct entry *e, enum addr_class cl,
 static bool
 is_atom(const struct vm *vm, const struct elem_key *k)
 {
+	if (!elems_key_canonical(k))
+		return false;
 	for (size_t i = 0; i < vm->natoms; i++)
 		if (vm->atoms[i].proto == k->proto &&
 			vm->atoms[i].lo == k->lo && vm->atoms[i].hi == k->hi)
@@ -1077,8 +1095,7 @@ recut(struct admit *a, struct admit_plan *p, struct elems_msgs *m,
 		if (at->proto != e->k.proto || at->hi < e->k.lo ||
 			at->lo > e->k.hi)
 			continue;
-		k.lo = at->lo;
-		k.hi = at->hi;
+		elems_port_key(&k, at->proto, at->lo, at->hi);
 		if (!ports_admit(ps, &k))
 			continue;
 		n = entry_get(a, e->vs, &k, true);
@@ -1119,7 +1136,7 @@ rules_still(const struct vm *old, const struct vm *vm, struct entry *e)
 	/* A port piece the new rules cut differently cannot be judged by
 	 * rules alone: it goes (the next answer adds the new pieces). */
 	return kept > 0 &&
-		(e->k.kind != SET_PORTS || elems_is_echo(&e->k) ||
+		(!elems_has_ports(&e->k) || elems_is_echo(&e->k) ||
 			is_atom(vm, &e->k));
 }
 
@@ -1138,6 +1155,16 @@ prune_one(struct admit *a, struct admit_plan *p, struct elems_msgs *m,
 	key_ipaddr(&e->k, &ad);
 	cl = config_addr_class(p->conf, &ad);
 	nv = names_ports(vm, e, cl, &ps);
+	if (e->pending == NULL && !set_kept(vm, e)) {
+		/* A range whose set goes with the VM's last range rule:
+		 * the single ports it still has move to the hash. */
+		plan_gone(p, e);
+		if (nv == NAMES_SOME && !e->forever &&
+			e->expiry >= now + SOON_MS && cl != ADDR_RESERVED &&
+			cl != ADDR_INTERNAL)
+			recut(a, p, m, vm, e, &ps, now);
+		goto out;
+	}
 	if (e->forever) {
 		plan_del(p, m, e);
 		goto out;
@@ -1155,7 +1182,7 @@ prune_one(struct admit *a, struct admit_plan *p, struct elems_msgs *m,
 			plan_del(p, m, e);
 		goto out;
 	}
-	atom = e->k.kind != SET_PORTS || elems_is_echo(&e->k) ||
+	atom = !elems_has_ports(&e->k) || elems_is_echo(&e->k) ||
 		is_atom(vm, &e->k);
 	if (nv == NAMES_NONE || !atom || !ports_admit(&ps, &e->k))
 		plan_del(p, m, e);

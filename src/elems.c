@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "policy.h"
 #include "util.h"
 
 /* ---- the family of sets --------------------------------------------------- */
@@ -42,7 +43,7 @@ set_index_family(int idx)
 const char *
 elems_set_name(char *buf, size_t len, const char *vm, int idx)
 {
-	static const char *const tail[SET_KINDS] = {"", "_ports"};
+	static const char *const tail[SET_KINDS] = {"", "_ports", "_ranges"};
 
 	snprintf(buf, len, "%s_v%c%s", vm,
 		set_index_family(idx) == AF_INET ? '4' : '6',
@@ -62,7 +63,7 @@ elems_key_type(int idx)
 	uint32_t at =
 		set_index_family(idx) == AF_INET ? TYPE_IPADDR : TYPE_IP6ADDR;
 
-	if (set_index_kind(idx) != SET_PORTS)
+	if (set_index_kind(idx) == SET_ANY)
 		return at;
 	return ((at << TYPE_BITS | TYPE_INET_PROTO) << TYPE_BITS) |
 		TYPE_INET_SERVICE;
@@ -73,21 +74,28 @@ elems_key_type(int idx)
 uint32_t
 elems_key_len(int idx)
 {
-	return addr_len(idx) + (set_index_kind(idx) == SET_PORTS ? 8 : 0);
+	return addr_len(idx) + (set_index_kind(idx) == SET_ANY ? 0 : 8);
 }
 
+/* The ports set is a hash (rhash: elements with timeouts); the ranges
+ * set, an interval over a concatenation, is pipapo. */
 uint32_t
 elems_set_flags(int idx)
 {
-	if (set_index_kind(idx) == SET_PORTS)
+	switch (set_index_kind(idx)) {
+	case SET_PORTS:
+		return NFT_SET_TIMEOUT | NFT_SET_CONCAT;
+	case SET_RANGES:
 		return NFT_SET_TIMEOUT | NFT_SET_INTERVAL | NFT_SET_CONCAT;
-	return NFT_SET_TIMEOUT;
+	default:
+		return NFT_SET_TIMEOUT;
+	}
 }
 
 size_t
 elems_concat(int idx, uint8_t fields[3])
 {
-	if (set_index_kind(idx) != SET_PORTS)
+	if (set_index_kind(idx) == SET_ANY)
 		return 0;
 	fields[0] = (uint8_t)addr_len(idx);
 	fields[1] = 1;
@@ -105,6 +113,47 @@ elems_echo_key(struct elem_key *k, int family)
 	k->lo = k->hi = family == AF_INET ? ECHO_KEY_V4 : ECHO_KEY_V6;
 }
 
+void
+elems_port_key(struct elem_key *k, uint8_t proto, uint16_t lo, uint16_t hi)
+{
+	k->kind = lo == hi ? SET_PORTS : SET_RANGES;
+	k->proto = proto;
+	k->lo = lo;
+	k->hi = hi;
+}
+
+bool
+elems_has_ports(const struct elem_key *k)
+{
+	return k->kind == SET_PORTS || k->kind == SET_RANGES;
+}
+
+bool
+elems_key_canonical(const struct elem_key *k)
+{
+	switch (k->kind) {
+	case SET_ANY:
+		return k->proto == 0 && k->lo == 0 && k->hi == 0;
+	case SET_PORTS:
+		return k->lo == k->hi;
+	case SET_RANGES:
+		return k->lo < k->hi && !elems_is_echo(k);
+	default:
+		return false;
+	}
+}
+
+bool
+elems_vm_has_set(const struct portspec *atoms, size_t natoms, int idx)
+{
+	if (set_index_kind(idx) != SET_RANGES)
+		return true;
+	for (size_t i = 0; i < natoms; i++)
+		if (atoms[i].lo < atoms[i].hi)
+			return true;
+	return false;
+}
+
 bool
 elems_is_echo(const struct elem_key *k)
 {
@@ -118,7 +167,7 @@ elems_ports(const struct elem_key *k, const char **proto, char *ports,
 	size_t len)
 {
 	ports[0] = '\0';
-	if (k->kind != SET_PORTS) {
+	if (!elems_has_ports(k)) {
 		*proto = NULL;
 		return;
 	}
@@ -142,7 +191,7 @@ key_bytes(const struct elem_key *k, bool end, uint8_t buf[24], uint32_t *len)
 	memset(buf, 0, 24);
 	memcpy(buf, k->addr, alen);
 	*len = (uint32_t)alen;
-	if (k->kind != SET_PORTS)
+	if (!elems_has_ports(k))
 		return;
 	buf[alen] = k->proto;
 	buf[alen + 4] = (uint8_t)(port >> 8);
@@ -158,7 +207,7 @@ elems_key_put(struct nftnl_set_elem *el, const struct elem_key *k)
 
 	key_bytes(k, false, buf, &len);
 	nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, buf, len);
-	if (k->kind == SET_PORTS) {
+	if (k->kind == SET_RANGES) {
 		key_bytes(k, true, buf, &len);
 		nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY_END, buf, len);
 	}
@@ -177,14 +226,21 @@ elems_key_get(struct nftnl_set_elem *el, int idx, struct elem_key *k)
 	if (key == NULL || klen != elems_key_len(idx))
 		return false;
 	memcpy(k->addr, key, alen);
-	if (k->kind != SET_PORTS)
+	if (k->kind == SET_ANY)
 		return true;
-	end = nftnl_set_elem_get(el, NFTNL_SET_ELEM_KEY_END, &elen);
-	if (end == NULL || elen != klen || end[alen] != key[alen])
-		return false;
 	k->proto = key[alen];
-	k->lo = (uint16_t)(key[alen + 4] << 8 | key[alen + 5]);
+	k->lo = k->hi = (uint16_t)(key[alen + 4] << 8 | key[alen + 5]);
+	end = nftnl_set_elem_get(el, NFTNL_SET_ELEM_KEY_END, &elen);
+	if (end == NULL)
+		return k->kind == SET_PORTS;
+	if (elen != klen || end[alen] != key[alen])
+		return false;
 	k->hi = (uint16_t)(end[alen + 4] << 8 | end[alen + 5]);
+	/* The ports set of a table written before ranges had a set of their
+	 * own was an interval set: a range read from it is one of the
+	 * ranges set, where the install carries it (ruleset.c). */
+	if (k->lo < k->hi)
+		k->kind = SET_RANGES;
 	return k->lo <= k->hi;
 }
 

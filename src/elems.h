@@ -13,13 +13,20 @@
 
 #include "nft.h"
 
-/* The fixed family of sets of each VM, per address family. Few sets: the
+/* The family of sets of each VM, per address family. Few sets: the
  * kernel finds a set by name with a walk over its table's sets, so the
- * cost of installing N VMs grows with the square of the sets per VM. */
+ * cost of installing N VMs grows with the square of the sets per VM.
+ * Single ports go to a hash set, whose additions cost the same at any
+ * size; only real port ranges need an interval (pipapo) set, every
+ * commit into which copies the whole set: those get a set of their own,
+ * which exists only for a VM whose rules have a range
+ * (elems_vm_has_set). */
 enum set_kind {
-	SET_ANY,   /* <vm>_v4: every protocol and port */
-	SET_PORTS, /* <vm>_v4_ports: addr . proto . port(-range), and
-		    * addr . icmp . ECHO_KEY for echo requests */
+	SET_ANY,    /* <vm>_v4: every protocol and port */
+	SET_PORTS,  /* <vm>_v4_ports: addr . proto . port, one port, and
+		     * addr . icmp . ECHO_KEY for echo requests (a hash) */
+	SET_RANGES, /* <vm>_v4_ranges: addr . proto . port range (pipapo,
+		     * only for a VM whose rules have ranges) */
 	SET_KINDS
 };
 
@@ -71,6 +78,21 @@ bool elems_is_echo(const struct elem_key *k);
  * protocol); ports "443" or "8000-8080". */
 void elems_ports(const struct elem_key *k, const char **proto, char *ports,
 	size_t len);
+
+/** Make k the element of one protocol and port range: kind SET_PORTS for
+ * a single port, SET_RANGES for a range (lo < hi). */
+void elems_port_key(struct elem_key *k, uint8_t proto, uint16_t lo,
+	uint16_t hi);
+/** Has k a protocol and ports (an element of a ports or ranges set)? */
+bool elems_has_ports(const struct elem_key *k);
+/** Is k written as elems_port_key / elems_echo_key / SET_ANY write it: a
+ * single port in the ports set, a range (lo < hi) in the ranges set, no
+ * protocol or port in the any set? */
+bool elems_key_canonical(const struct elem_key *k);
+/** Does a VM whose rules cut ports into these atoms have set idx? Every
+ * VM has its any and ports sets; a ranges set only with a range atom. */
+struct portspec;
+bool elems_vm_has_set(const struct portspec *atoms, size_t natoms, int idx);
 
 static inline int
 elem_set_index(const struct elem_key *k)

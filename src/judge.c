@@ -40,7 +40,7 @@ ports_cover(const struct ports *ps, const struct portspec *want)
 static bool
 elem_covers(const struct elem_key *k, const struct portspec *want)
 {
-	if (k->kind != SET_PORTS)
+	if (!elems_has_ports(k))
 		return true;
 	if (want == NULL)
 		return false;

@@ -19,7 +19,7 @@ check_set(const struct config *c, const char *vm, int idx,
 		return NULL;
 	}
 	if (idx < 0 || idx >= SET_COUNT || set_index_kind(idx) != k->kind ||
-		set_index_family(idx) != k->family ||
+		!elems_key_canonical(k) || set_index_family(idx) != k->family ||
 		(k->family != AF_INET && k->family != AF_INET6)) {
 		snprintf(why, len, "VM %s: the element does not fit set %d", vm,
 			idx);

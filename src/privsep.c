@@ -730,12 +730,18 @@ prune_cb(const struct elem_key *k, uint64_t left_ms, const char *comment,
 	void *arg)
 {
 	struct prune *pr = arg;
+	const struct vm *v = policy_vm_by_name(pr->c->vms, pr->c->nvms, pr->vm);
+	int idx = elem_set_index(k);
 	char why[256];
 
 	(void)left_ms;
 	(void)comment;
-	if (privcheck_add(pr->c, pr->vm, pr->idx, k, 1, why, sizeof(why)) !=
-		NULL) {
+	/* Read from an older table's ports set, a range belongs in the
+	 * ranges set (where the install carries it), if the VM has one:
+	 * otherwise it is not carried at all. */
+	if (v == NULL || !elems_vm_has_set(v->atoms, v->natoms, idx))
+		return;
+	if (privcheck_add(pr->c, pr->vm, idx, k, 1, why, sizeof(why)) != NULL) {
 		elems_msgs_del(pr->m, pr->vm, k);
 		pr->n++;
 	}
@@ -772,7 +778,14 @@ enforce(struct privd *p, const char *why)
 		for (size_t v = 0; v < inst->nvms; v++)
 			for (int i = 0; i < SET_COUNT; i++) {
 				struct prune pr = {inst, inst->vms[v].name, i,
-					elems_msgs_new(p->table), 0};
+					NULL, 0};
+
+				/* A set the install deletes takes its
+				 * elements with it. */
+				if (!elems_vm_has_set(inst->vms[v].atoms,
+					    inst->vms[v].natoms, i))
+					continue;
+				pr.m = elems_msgs_new(p->table);
 
 				elems_dump(p->table, pr.vm, i, prune_cb, &pr);
 				elems_msgs_emit(pr.m, b);

@@ -515,14 +515,15 @@ want_set(struct builder *bd, const char *name, int idx, bool seen)
 	return seen ? set_want_seen(bd, name, idx) : set_want(bd, name, idx);
 }
 
-/* The sets of vm: its fixed family, then (mode: learn) its seen sets,
- * indexed by family. */
+/* The sets of vm: its family (the ranges sets only if its rules have a
+ * range), then (mode: learn) its seen sets, indexed by family. */
 static int
 vm_nsets(const struct vm *vm)
 {
 	return SET_COUNT + (vm->learn ? 2 : 0);
 }
 
+/* The name of vm's set k, or NULL if vm has no such set. */
 static const char *
 vm_set_name(char *buf, size_t len, const struct vm *vm, int k, bool *seen,
 	int *idx)
@@ -533,6 +534,8 @@ vm_set_name(char *buf, size_t len, const struct vm *vm, int k, bool *seen,
 		return elems_seen_name(buf, len, vm->name, *idx);
 	}
 	*idx = k;
+	if (!elems_vm_has_set(vm->atoms, vm->natoms, k))
+		return NULL;
 	return elems_set_name(buf, len, vm->name, k);
 }
 
@@ -549,17 +552,6 @@ set_same(const struct nftnl_set *a, const struct nftnl_set *b)
 			return false;
 	}
 	return true;
-}
-
-static bool
-set_same_key(const struct nftnl_set *a, const struct nftnl_set *b)
-{
-	return nftnl_set_get_u32(a, NFTNL_SET_KEY_TYPE) ==
-		nftnl_set_get_u32(b, NFTNL_SET_KEY_TYPE) &&
-		nftnl_set_get_u32(a, NFTNL_SET_KEY_LEN) ==
-		nftnl_set_get_u32(b, NFTNL_SET_KEY_LEN) &&
-		(nftnl_set_get_u32(a, NFTNL_SET_FLAGS) & NFT_SET_INTERVAL) ==
-		(nftnl_set_get_u32(b, NFTNL_SET_FLAGS) & NFT_SET_INTERVAL);
 }
 
 static int
@@ -606,9 +598,9 @@ index_names(struct builder *bd, struct nftnl_set_list *have)
 			bool seen;
 			int idx;
 
-			bd->want_sets[bd->nwant_sets++] =
-				xstrdup(vm_set_name(name, sizeof(name),
-					&c->vms[v], k, &seen, &idx));
+			if (vm_set_name(name, sizeof(name), &c->vms[v], k,
+				    &seen, &idx) != NULL)
+				bd->want_sets[bd->nwant_sets++] = xstrdup(name);
 		}
 		bd->want_chains[bd->nwant_chains++] =
 			xasprintf("vm_%s", c->vms[v].name);
@@ -657,14 +649,16 @@ copy_attr(struct nftnl_set_elem *to, struct nftnl_set_elem *from, uint16_t attr)
 	nftnl_set_elem_set(to, attr, p, len);
 }
 
-/* The same element, timing out when the old one would have. */
+/* The same element, timing out when the old one would have; with its
+ * key end only into an interval set. */
 static struct nftnl_set_elem *
-elem_carry(struct nftnl_set_elem *e)
+elem_carry(struct nftnl_set_elem *e, bool interval)
 {
 	struct nftnl_set_elem *n = nftnl_set_elem_alloc();
 
 	copy_attr(n, e, NFTNL_SET_ELEM_KEY);
-	copy_attr(n, e, NFTNL_SET_ELEM_KEY_END);
+	if (interval)
+		copy_attr(n, e, NFTNL_SET_ELEM_KEY_END);
 	copy_attr(n, e, NFTNL_SET_ELEM_FLAGS);
 	copy_attr(n, e, NFTNL_SET_ELEM_USERDATA);
 	if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPIRATION))
@@ -674,18 +668,66 @@ elem_carry(struct nftnl_set_elem *e)
 	return n;
 }
 
-/* A set whose properties changed (its size, say) is made anew; its
- * elements move over with the time they have left, so nothing admitted
- * is lost. */
-static void
-carry_elements(struct builder *bd, struct nftnl_set *old,
-	struct nftnl_set *want)
+/* Is e a range: a key end other than its key? */
+static bool
+elem_is_range(struct nftnl_set_elem *e)
 {
-	struct nftnl_set *dump = nftnl_set_alloc(), *add = nftnl_set_alloc();
-	struct nftnl_set_elems_iter *it;
-	struct nftnl_set_elem *e;
+	uint32_t kl = 0, el = 0;
+	const void *k = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &kl);
+	const void *end = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY_END, &el);
+
+	return k != NULL && end != NULL && (kl != el || memcmp(k, end, kl));
+}
+
+/* A set to carry elements into: the set as we want it, by name and ID. */
+static struct nftnl_set *
+carry_target(struct builder *bd, const struct nftnl_set *want)
+{
+	struct nftnl_set *add = nftnl_set_alloc();
+
+	nftnl_set_set_str(add, NFTNL_SET_TABLE, bd->table);
+	nftnl_set_set_str(add, NFTNL_SET_NAME,
+		nftnl_set_get_str(want, NFTNL_SET_NAME));
+	nftnl_set_set_u32(add, NFTNL_SET_ID,
+		nftnl_set_get_u32(want, NFTNL_SET_ID));
+	return add;
+}
+
+static void
+carry_emit(struct builder *bd, struct nftnl_set *add)
+{
+	struct nftnl_set_elems_iter *it = nftnl_set_elems_iter_create(add);
 	char what[128];
 	int more = 1;
+
+	snprintf(what, sizeof(what), "elements carried into set %s",
+		nftnl_set_get_str(add, NFTNL_SET_NAME));
+	while (nftnl_set_elems_iter_cur(it) != NULL && more > 0) {
+		struct nlmsghdr *nlh = nft_batch_msg(bd->b, NFT_MSG_NEWSETELEM,
+			NFPROTO_INET, NLM_F_CREATE, 70000, what);
+
+		more = nftnl_set_elems_nlmsg_build_payload_iter(nlh, it);
+	}
+	nftnl_set_elems_iter_destroy(it);
+}
+
+/* A set whose properties changed (its size, say) is made anew; its
+ * elements move over with the time they have left, so nothing admitted
+ * is lost. The ports set of a table written before single ports had a
+ * hash set of their own was an interval set: its single ports move into
+ * the new one and its ranges into ranges (NULL: the VM has no ranges any
+ * more, and no rule would admit them). */
+static void
+carry_elements(struct builder *bd, struct nftnl_set *old,
+	struct nftnl_set *want, struct nftnl_set *ranges)
+{
+	struct nftnl_set *dump = nftnl_set_alloc();
+	struct nftnl_set *to = carry_target(bd, want);
+	struct nftnl_set *to_r = ranges ? carry_target(bd, ranges) : NULL;
+	bool interval =
+		nftnl_set_get_u32(want, NFTNL_SET_FLAGS) & NFT_SET_INTERVAL;
+	struct nftnl_set_elems_iter *it;
+	struct nftnl_set_elem *e;
 
 	nftnl_set_set_str(dump, NFTNL_SET_TABLE, bd->table);
 	nftnl_set_set_str(dump, NFTNL_SET_NAME,
@@ -694,35 +736,86 @@ carry_elements(struct builder *bd, struct nftnl_set *old,
 	if (nft_dump_elems(dump) < 0)
 		log_warn("reading set %s",
 			nftnl_set_get_str(old, NFTNL_SET_NAME));
-	nftnl_set_set_str(add, NFTNL_SET_TABLE, bd->table);
-	nftnl_set_set_str(add, NFTNL_SET_NAME,
-		nftnl_set_get_str(want, NFTNL_SET_NAME));
-	nftnl_set_set_u32(add, NFTNL_SET_ID,
-		nftnl_set_get_u32(want, NFTNL_SET_ID));
 	it = nftnl_set_elems_iter_create(dump);
 	while ((e = nftnl_set_elems_iter_next(it)) != NULL) {
-		nftnl_set_elem_add(add, elem_carry(e));
+		if (interval || !elem_is_range(e))
+			nftnl_set_elem_add(to, elem_carry(e, interval));
+		else if (to_r != NULL)
+			nftnl_set_elem_add(to_r, elem_carry(e, true));
 	}
 	nftnl_set_elems_iter_destroy(it);
-	snprintf(what, sizeof(what), "elements carried into set %s",
-		nftnl_set_get_str(want, NFTNL_SET_NAME));
-	it = nftnl_set_elems_iter_create(add);
-	while (nftnl_set_elems_iter_cur(it) != NULL && more > 0) {
-		struct nlmsghdr *nlh = nft_batch_msg(bd->b, NFT_MSG_NEWSETELEM,
-			NFPROTO_INET, NLM_F_CREATE, 70000, what);
-
-		more = nftnl_set_elems_nlmsg_build_payload_iter(nlh, it);
-	}
-	nftnl_set_elems_iter_destroy(it);
+	carry_emit(bd, to);
+	if (to_r != NULL)
+		carry_emit(bd, to_r);
 	nftnl_set_free(dump);
-	nftnl_set_free(add);
+	nftnl_set_free(to);
+	if (to_r != NULL)
+		nftnl_set_free(to_r);
+}
+
+/* Can old's elements move into want? The same key; an interval set's
+ * into another, or (the ports set of an older table) a concatenation's
+ * into a hash and a ranges set. */
+static bool
+set_carries(const struct nftnl_set *want, const struct nftnl_set *old)
+{
+	uint32_t wf = nftnl_set_get_u32(want, NFTNL_SET_FLAGS),
+		 of = nftnl_set_get_u32(old, NFTNL_SET_FLAGS);
+
+	if (nftnl_set_get_u32(want, NFTNL_SET_KEY_TYPE) !=
+			nftnl_set_get_u32(old, NFTNL_SET_KEY_TYPE) ||
+		nftnl_set_get_u32(want, NFTNL_SET_KEY_LEN) !=
+			nftnl_set_get_u32(old, NFTNL_SET_KEY_LEN))
+		return false;
+	return (wf & NFT_SET_INTERVAL) == (of & NFT_SET_INTERVAL) ||
+		(wf & NFT_SET_CONCAT);
+}
+
+static void
+sets_sync_vm(struct builder *bd, const struct vm *vm)
+{
+	struct nftnl_set *want[SET_COUNT + 2] = {NULL}, *carry[SET_COUNT + 2];
+	char name[SET_NAME_MAX];
+	int n = vm_nsets(vm);
+
+	for (int k = 0; k < n; k++) {
+		bool seen;
+		int idx;
+
+		carry[k] = NULL;
+		if (vm_set_name(name, sizeof(name), vm, k, &seen, &idx) == NULL)
+			continue;
+		want[k] = want_set(bd, name, idx, seen);
+		carry[k] = find_set(bd, name);
+		if (carry[k] != NULL && !set_same(want[k], carry[k])) {
+			msg_del(bd, NFT_MSG_DELSET, name);
+			if (!set_carries(want[k], carry[k]))
+				carry[k] = NULL;
+		} else {
+			carry[k] = NULL;
+		}
+		msg_newset(bd, want[k]);
+	}
+	/* Once every set of the VM exists: an element may move from one set
+	 * into another. */
+	for (int k = 0; k < n; k++) {
+		if (carry[k] != NULL) {
+			int r = k < SET_COUNT && set_index_kind(k) == SET_PORTS
+				? set_index(SET_RANGES, set_index_family(k))
+				: -1;
+
+			carry_elements(bd, carry[k], want[k],
+				r >= 0 ? want[r] : NULL);
+		}
+	}
+	for (int k = 0; k < n; k++)
+		if (want[k] != NULL)
+			nftnl_set_free(want[k]);
 }
 
 static void
 sets_sync(struct builder *bd, struct nftnl_set_list *have)
 {
-	char name[SET_NAME_MAX];
-
 	(void)have;
 	/* Sets nobody wants any more go first. Rules referring to them were
 	 * flushed earlier in the same transaction. */
@@ -733,28 +826,9 @@ sets_sync(struct builder *bd, struct nftnl_set_list *have)
 		if (!in_sorted(bd->want_sets, bd->nwant_sets, sn))
 			msg_del(bd, NFT_MSG_DELSET, sn);
 	}
-	for (size_t v = 0; v < bd->c->nvms; v++) {
-		const struct vm *vm = &bd->c->vms[v];
-
-		for (int k = 0; k < vm_nsets(vm) && !bd->keep_vm[v]; k++) {
-			struct nftnl_set *want, *old;
-			bool seen;
-			int idx;
-
-			vm_set_name(name, sizeof(name), vm, k, &seen, &idx);
-			want = want_set(bd, name, idx, seen);
-			old = find_set(bd, name);
-			if (old != NULL && !set_same(want, old)) {
-				msg_del(bd, NFT_MSG_DELSET, name);
-				msg_newset(bd, want);
-				if (set_same_key(want, old))
-					carry_elements(bd, old, want);
-			} else {
-				msg_newset(bd, want);
-			}
-			nftnl_set_free(want);
-		}
-	}
+	for (size_t v = 0; v < bd->c->nvms; v++)
+		if (!bd->keep_vm[v])
+			sets_sync_vm(bd, &bd->c->vms[v]);
 }
 
 /* ---- chains and rules -------------------------------------------------- */
@@ -889,13 +963,15 @@ rule_net(struct builder *bd, const char *chain, const struct vm *vm,
  * family never reach its chain). Every set lookup the kernel resolves by
  * name costs a walk over the table's sets at install time. */
 struct kinds {
-	bool any, ports, echo;
+	bool any, ports, ranges, echo;
 };
 
+/* Which of its sets vm's chain looks up: single ports and ranges as its
+ * name rules cut them (policy_vm_atoms). */
 static struct kinds
 vm_kinds(const struct vm *vm)
 {
-	struct kinds k = {false, false, false};
+	struct kinds k = {false, false, false, false};
 
 	for (size_t i = 0; i < vm->nallow; i++) {
 		const struct rule *ru = &vm->allow[i];
@@ -903,8 +979,11 @@ vm_kinds(const struct vm *vm)
 		if (ru->is_net)
 			continue;
 		k.any |= ru->ports.any;
-		k.ports |= ru->ports.n > 0;
 		k.echo |= ru->ports.icmp;
+	}
+	for (size_t i = 0; i < vm->natoms; i++) {
+		k.ports |= vm->atoms[i].lo == vm->atoms[i].hi;
+		k.ranges |= vm->atoms[i].lo < vm->atoms[i].hi;
 	}
 	return k;
 }
@@ -918,10 +997,13 @@ vm_has_family(const struct vm *vm, int family)
 	return false;
 }
 
+/* A lookup of daddr . l4proto . dport in set idx (the ports or the
+ * ranges set). */
 static void
-rule_ports(struct builder *bd, const char *chain, const struct vm *vm,
-	int family, const char *cmt)
+rule_ports(struct builder *bd, const char *chain, const struct vm *vm, int idx,
+	const char *cmt)
 {
+	int family = set_index_family(idx);
 	char set[SET_NAME_MAX];
 	struct nftnl_rule *r;
 	uint32_t alen = addr_len(family);
@@ -938,10 +1020,7 @@ rule_ports(struct builder *bd, const char *chain, const struct vm *vm,
 	m_load_addr(r, family, true);
 	e_meta(r, NFT_META_L4PROTO, REG(alen / 4));
 	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, REG(alen / 4 + 1));
-	e_lookup(r,
-		elems_set_name(set, sizeof(set), vm->name,
-			set_index(SET_PORTS, family)),
-		REG(0));
+	e_lookup(r, elems_set_name(set, sizeof(set), vm->name, idx), REG(0));
 	e_verdict(r, NF_ACCEPT, NULL);
 	rule_commit(bd, r, cmt);
 }
@@ -993,7 +1072,9 @@ rules_sets(struct builder *bd, const char *chain, const struct vm *vm,
 		rule_commit(bd, r, cmt);
 	}
 	if (kinds.ports)
-		rule_ports(bd, chain, vm, family, cmt);
+		rule_ports(bd, chain, vm, set_index(SET_PORTS, family), cmt);
+	if (kinds.ranges)
+		rule_ports(bd, chain, vm, set_index(SET_RANGES, family), cmt);
 	if (kinds.echo)
 		rule_echo(bd, chain, vm, family, cmt);
 }
@@ -1389,7 +1470,8 @@ vm_kept(struct builder *bd, const struct vm *vm)
 		bool same, seen;
 		int idx;
 
-		vm_set_name(name, sizeof(name), vm, k, &seen, &idx);
+		if (vm_set_name(name, sizeof(name), vm, k, &seen, &idx) == NULL)
+			continue;
 		if ((have = find_set(bd, name)) == NULL)
 			return false;
 		want = want_set(bd, name, idx, seen);

@@ -139,16 +139,16 @@ table_is() {
 	want=$(sed 's/^\t//' <<'T'
 	set banking_v4 ipv4_addr timeout 131072
 	set banking_v6 ipv6_addr timeout 131072
-	set banking_v4_ports ipv4_addr.inet_proto.inet_service interval,timeout 131072
-	set banking_v6_ports ipv6_addr.inet_proto.inet_service interval,timeout 131072
+	set banking_v4_ports ipv4_addr.inet_proto.inet_service timeout 131072
+	set banking_v6_ports ipv6_addr.inet_proto.inet_service timeout 131072
 	set red_v4 ipv4_addr timeout 131072
 	set red_v6 ipv6_addr timeout 131072
-	set red_v4_ports ipv4_addr.inet_proto.inet_service interval,timeout 131072
-	set red_v6_ports ipv6_addr.inet_proto.inet_service interval,timeout 131072
+	set red_v4_ports ipv4_addr.inet_proto.inet_service timeout 131072
+	set red_v6_ports ipv6_addr.inet_proto.inet_service timeout 131072
 	set work_v4 ipv4_addr timeout 131072
 	set work_v6 ipv6_addr timeout 131072
-	set work_v4_ports ipv4_addr.inet_proto.inet_service interval,timeout 131072
-	set work_v6_ports ipv6_addr.inet_proto.inet_service interval,timeout 131072
+	set work_v4_ports ipv4_addr.inet_proto.inet_service timeout 131072
+	set work_v6_ports ipv6_addr.inet_proto.inet_service timeout 131072
 	chain forward forward -10 drop
 	chain input input -10 accept
 	chain vms_to_listen - - -

@@ -93,11 +93,12 @@ for i in $(seq 51 70); do p+=("n$i.fresh.good.example"); w+=("n$i.fresh.good.exa
 rounds "re-cut ports (tcp/443 -> tcp/443-444)" "${p[@]}" -- "${w[@]}"
 
 # --- work's kernel set filled with foreign elements (the kernel set holds
-# twice set-size): the kernel refuses work's next elements.
+# twice set-size): the kernel refuses work's next elements. Since the
+# re-cut, work's tcp/443-444 is a range: its elements go to work_v4_ranges.
 n=0
 for i in $(seq 1 300); do
-	nsx "$FW" nft add element inet dnsfence work_v4_ports \
-		"{ 198.51.100.$((i % 250 + 1)) . tcp . $((2000 + i)) timeout 1h }" 2>/dev/null || break
+	nsx "$FW" nft add element inet dnsfence work_v4_ranges \
+		"{ 198.51.100.$((i % 250 + 1)) . tcp . $((2000 + 2 * i))-$((2001 + 2 * i)) timeout 1h }" 2>/dev/null || break
 	n=$((n + 1))
 done
 ok "work's kernel set is full after $n foreign elements" test "$n" -lt 300

@@ -242,6 +242,7 @@ check_op(const struct priv_op *op, const struct config *prev)
 		INVARIANT(op->k.proto == 0 && op->k.lo == 0 && op->k.hi == 0);
 	else
 		INVARIANT(op->k.lo <= op->k.hi);
+	INVARIANT(elems_key_canonical(&op->k));
 	text_ok(op->comment, PRIV_COMMENT_MAX);
 	if (op->del) {
 		const struct config *owner = vm_of(C, op->vm) ? C : prev;

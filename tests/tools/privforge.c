@@ -196,7 +196,9 @@ main(int argc, char **argv)
 
 		elems_key_put(el, &k);
 		elems_key_put(ee, &e);
-		kend = nftnl_set_elem_get(ee, NFTNL_SET_ELEM_KEY_END, &len);
+		/* The other address's key as the end (the ports set, a
+		 * hash, has no key end of its own to borrow). */
+		kend = nftnl_set_elem_get(ee, NFTNL_SET_ELEM_KEY, &len);
 		nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY_END, kend, len);
 		nftnl_set_elem_set_u64(el, NFTNL_SET_ELEM_TIMEOUT,
 			strtoull(argv[9], NULL, 10));

@@ -11,13 +11,14 @@
 
 #include "check.h"
 #include "elems.h"
+#include "policy.h"
 
 static void
 test_names(void)
 {
 	char b[SET_NAME_MAX];
 
-	CHECK(SET_COUNT == 4);
+	CHECK(SET_COUNT == 6);
 	CHECK_STR(elems_set_name(b, sizeof(b), "work",
 			  set_index(SET_ANY, AF_INET)),
 		"work_v4");
@@ -30,6 +31,9 @@ test_names(void)
 	CHECK_STR(elems_set_name(b, sizeof(b), "w",
 			  set_index(SET_PORTS, AF_INET6)),
 		"w_v6_ports");
+	CHECK_STR(elems_set_name(b, sizeof(b), "w",
+			  set_index(SET_RANGES, AF_INET)),
+		"w_v4_ranges");
 	for (int i = 0; i < SET_COUNT; i++) {
 		CHECK(set_index(set_index_kind(i), set_index_family(i)) == i);
 		CHECK(set_index_family(i) == AF_INET ||
@@ -54,8 +58,13 @@ test_layout(void)
 	CHECK(elems_concat(set_index(SET_ANY, AF_INET), f) == 0);
 	CHECK(elems_concat(v6p, f) == 3 && f[0] == 16 && f[1] == 1 &&
 		f[2] == 2);
-	CHECK(elems_set_flags(v4p) ==
+	/* Single ports: a hash, no intervals. Ranges: pipapo. */
+	CHECK(elems_set_flags(v4p) == (NFT_SET_TIMEOUT | NFT_SET_CONCAT));
+	CHECK(elems_set_flags(set_index(SET_RANGES, AF_INET6)) ==
 		(NFT_SET_TIMEOUT | NFT_SET_INTERVAL | NFT_SET_CONCAT));
+	CHECK(elems_key_len(set_index(SET_RANGES, AF_INET)) == 12);
+	CHECK(elems_concat(set_index(SET_RANGES, AF_INET), f) == 3 &&
+		f[0] == 4);
 	CHECK(elems_set_flags(set_index(SET_ANY, AF_INET6)) == NFT_SET_TIMEOUT);
 }
 
@@ -92,15 +101,23 @@ round_trip(const struct elem_key *k, struct elem_key *out)
 static void
 test_keys(void)
 {
-	struct elem_key k = {.family = AF_INET,
-				.kind = SET_PORTS,
-				.proto = IPPROTO_TCP,
-				.lo = 8000,
-				.hi = 8080},
-			o;
+	struct elem_key k = {.family = AF_INET}, o;
 
 	inet_pton(AF_INET, "192.0.2.10", k.addr);
+	elems_port_key(&k, IPPROTO_TCP, 8000, 8080);
+	CHECK(k.kind == SET_RANGES && elems_key_canonical(&k));
 	CHECK(round_trip(&k, &o) && memcmp(&k, &o, sizeof(k)) == 0);
+	elems_port_key(&k, IPPROTO_TCP, 443, 443);
+	CHECK(k.kind == SET_PORTS && elems_key_canonical(&k));
+	CHECK(round_trip(&k, &o) && memcmp(&k, &o, sizeof(k)) == 0);
+	/* A single port is never a range, a range never in the hash. */
+	k.kind = SET_RANGES;
+	CHECK(!elems_key_canonical(&k));
+	k.kind = SET_PORTS;
+	k.hi = 444;
+	CHECK(!elems_key_canonical(&k));
+	k.kind = SET_ANY;
+	CHECK(!elems_key_canonical(&k));
 	memset(&k, 0, sizeof(k));
 	k.family = AF_INET6;
 	k.kind = SET_ANY;
@@ -130,12 +147,16 @@ test_bad_keys(void)
 	uint8_t key[12] = {192, 0, 2, 10, 6, 0, 0, 0, 1, 187, 0, 0};
 	uint8_t end[12] = {192, 0, 2, 10, 17, 0, 0, 0, 1, 187, 0, 0};
 	struct elem_key k;
-	int v4p = set_index(SET_PORTS, AF_INET);
+	int v4p = set_index(SET_RANGES, AF_INET);
 
 	CHECK(!elems_key_get(el, v4p, &k)); /* no key */
 	nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, key, 8);
 	CHECK(!elems_key_get(el, v4p, &k)); /* short key */
 	nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, key, 12);
+	/* The hash of single ports has no key end. */
+	CHECK(elems_key_get(el, set_index(SET_PORTS, AF_INET), &k) &&
+		k.kind == SET_PORTS && k.lo == 443 && k.hi == 443 &&
+		k.proto == IPPROTO_TCP);
 	CHECK(!elems_key_get(el, v4p, &k)); /* no key end */
 	nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY_END, end, 12);
 	CHECK(!elems_key_get(el, v4p, &k)); /* protocol differs */
@@ -147,6 +168,16 @@ test_bad_keys(void)
 	nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY_END, end, 12);
 	CHECK(elems_key_get(el, v4p, &k) && k.lo == 443 && k.hi == 443);
 	CHECK(!elems_key_get(el, set_index(SET_ANY, AF_INET), &k));
+	/* The ports set of an older table was an interval set: its single
+	 * ports (a key end equal to the key) are the hash's, its ranges the
+	 * ranges set's. */
+	CHECK(elems_key_get(el, set_index(SET_PORTS, AF_INET), &k) &&
+		k.kind == SET_PORTS && k.lo == 443 && k.hi == 443);
+	end[9] = 190;
+	nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY_END, end, 12);
+	CHECK(elems_key_get(el, set_index(SET_PORTS, AF_INET), &k) &&
+		k.kind == SET_RANGES && k.lo == 443 && k.hi == 446 &&
+		elem_set_index(&k) == v4p);
 	nftnl_set_elem_free(el);
 }
 
@@ -167,6 +198,24 @@ test_kernel_may_hold(void)
 	CHECK(!elems_kernel_may_hold(0, ELEMS_KERNEL_LAG_MS));
 }
 
+/* A ranges set only for a VM whose rules cut a range. */
+static void
+test_vm_sets(void)
+{
+	struct portspec one[] = {{IPPROTO_TCP, 443, 443},
+		{IPPROTO_UDP, 53, 53}};
+	struct portspec two[] = {{IPPROTO_TCP, 443, 443},
+		{IPPROTO_TCP, 8000, 8080}};
+
+	for (int i = 0; i < SET_COUNT; i++) {
+		bool r = set_index_kind(i) == SET_RANGES;
+
+		CHECK(elems_vm_has_set(NULL, 0, i) == !r);
+		CHECK(elems_vm_has_set(one, 2, i) == !r);
+		CHECK(elems_vm_has_set(two, 2, i));
+	}
+}
+
 int
 main(void)
 {
@@ -174,6 +223,7 @@ main(void)
 	test_layout();
 	test_keys();
 	test_bad_keys();
+	test_vm_sets();
 	test_kernel_may_hold();
 	return check_done("elems");
 }

@@ -106,8 +106,14 @@ main(void)
 	/* Ports: exactly the atoms of the VM's name rules. */
 	CHECK(add("work", key("192.0.2.1", SET_PORTS, IPPROTO_TCP, 443, 443),
 		      max) == 1);
-	CHECK(add("work", key("192.0.2.1", SET_PORTS, IPPROTO_TCP, 8000, 8080),
+	CHECK(add("work", key("192.0.2.1", SET_RANGES, IPPROTO_TCP, 8000, 8080),
 		      max) == 1);
+	/* Each in its own set: a range never in the hash of single ports, a
+	 * single port never in the ranges set. */
+	CHECK(add("work", key("192.0.2.1", SET_PORTS, IPPROTO_TCP, 8000, 8080),
+		      max) == 0);
+	CHECK(add("work", key("192.0.2.1", SET_RANGES, IPPROTO_TCP, 443, 443),
+		      max) == 0);
 	CHECK(add("work", key("192.0.2.1", SET_PORTS, IPPROTO_TCP, 22, 22),
 		      max) == 1);
 	CHECK(add("work", key("192.0.2.1", SET_PORTS, IPPROTO_TCP, 8000, 8000),

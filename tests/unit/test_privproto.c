@@ -144,7 +144,8 @@ key(const char *addr, int kind, int proto, int lo, int hi)
 static struct elem_key
 tcp(const char *addr, int lo, int hi)
 {
-	return key(addr, SET_PORTS, IPPROTO_TCP, lo, hi);
+	return key(addr, lo == hi ? SET_PORTS : SET_RANGES, IPPROTO_TCP, lo,
+		hi);
 }
 
 static struct elem_key
@@ -503,7 +504,7 @@ valid(void)
 		op->idx == set_index(SET_PORTS, AF_INET));
 	op = find_op(&pb, false, "work", &k[1]);
 	CHECK(op != NULL && op->timeout_ms == 5000 && op->comment[0] == '\0' &&
-		op->idx == set_index(SET_PORTS, AF_INET6));
+		op->idx == set_index(SET_RANGES, AF_INET6));
 	op = find_op(&pb, false, "red", &k[2]);
 	CHECK(op != NULL && op->timeout_ms == MAX_MS &&
 		strcmp(op->comment, "x") == 0 &&
@@ -550,13 +551,13 @@ many(void)
 
 	for (int i = 0; i < NV4 + NV6; i++) {
 		char a[64], cm[64];
-		int port = i % 3 == 0 ? 443 : i % 3 == 1 ? 22 : 8000;
+		int port = i % 2 == 0 ? 443 : 22;
 
 		if (i < NV4)
 			snprintf(a, sizeof(a), "192.0.2.%d", 1 + i % 250);
 		else
 			snprintf(a, sizeof(a), "2001:db8:1::%x", i);
-		k[i] = tcp(a, port, port == 8000 ? 8080 : port);
+		k[i] = tcp(a, port, port);
 		snprintf(cm, sizeof(cm), "host-%d.example.com", i);
 		elems_msgs_add(m, "work", &k[i], 1000 + (uint64_t)i, cm);
 	}
@@ -650,21 +651,21 @@ refused_adds(void)
 	/* An address range: a key end of another address. */
 	{
 		struct nftnl_set_elem *el;
-		struct elem_key k2 = tcp("192.0.2.200", 443, 443);
+		struct elem_key k2 = tcp("192.0.2.200", 8000, 8080);
 		uint8_t b[24];
 		uint32_t bl;
 
-		k = tcp("192.0.2.1", 443, 443);
+		k = tcp("192.0.2.1", 8000, 8080);
 		el = elem(&k, 1000);
 		bl = key_bytes(&k2, true, b);
 		nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY_END, b, bl);
-		CHECK(verdict(hand(NFT_MSG_NEWSETELEM, "work_v4_ports", el,
+		CHECK(verdict(hand(NFT_MSG_NEWSETELEM, "work_v4_ranges", el,
 				      &len),
 			      &len, NULL) < 0);
 		/* ... also in a deletion. */
 		el = elem(&k, 0);
 		nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY_END, b, bl);
-		CHECK(verdict(hand(NFT_MSG_DELSETELEM, "work_v4_ports", el,
+		CHECK(verdict(hand(NFT_MSG_DELSETELEM, "work_v4_ranges", el,
 				      &len),
 			      &len, NULL) < 0);
 		/* A key end in a set without ranges. */
@@ -674,9 +675,24 @@ refused_adds(void)
 		CHECK(verdict(hand(NFT_MSG_NEWSETELEM, "red_v4", el, &len),
 			      &len, NULL) < 0);
 		/* No key end where one is needed. */
-		k = tcp("192.0.2.1", 443, 443);
+		k = tcp("192.0.2.1", 8000, 8080);
 		el = elem(&k, 1000);
 		nftnl_set_elem_unset(el, NFTNL_SET_ELEM_KEY_END);
+		CHECK(verdict(hand(NFT_MSG_NEWSETELEM, "work_v4_ranges", el,
+				      &len),
+			      &len, NULL) < 0);
+		/* A key end in the hash of single ports, even its own. */
+		k = tcp("192.0.2.1", 443, 443);
+		el = elem(&k, 1000);
+		bl = key_bytes(&k, false, b);
+		nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY_END, b, bl);
+		CHECK(verdict(hand(NFT_MSG_NEWSETELEM, "work_v4_ports", el,
+				      &len),
+			      &len, NULL) < 0);
+		/* A range in the hash of single ports. */
+		k = tcp("192.0.2.1", 8000, 8080);
+		k.kind = SET_PORTS;
+		el = elem(&k, 1000);
 		CHECK(verdict(hand(NFT_MSG_NEWSETELEM, "work_v4_ports", el,
 				      &len),
 			      &len, NULL) < 0);
@@ -689,28 +705,34 @@ refused_adds(void)
 			      &len, NULL) < 0);
 	}
 	/* Non-zero padding, in the key or its end: each field is padded to
-	 * a 32-bit register. */
+	 * a 32-bit register. A single port (the hash) has a key only. */
 	{
 		static const int pad[] = {5, 6, 7, 10, 11};
+		static const char *const set[2] = {"work_v4_ports",
+			"work_v4_ranges"};
 
-		k = tcp("192.0.2.1", 443, 443);
-		for (size_t i = 0; i < ARRAY_SIZE(pad); i++) {
-			for (int end = 0; end < 2; end++) {
-				struct nftnl_set_elem *el = elem(&k, 1000);
-				uint8_t b[24];
-				uint32_t bl = key_bytes(&k, end, b);
+		for (int r = 0; r < 2; r++) {
+			k = r ? tcp("192.0.2.1", 8000, 8080)
+			      : tcp("192.0.2.1", 443, 443);
+			for (size_t i = 0; i < ARRAY_SIZE(pad); i++) {
+				for (int end = 0; end <= r; end++) {
+					struct nftnl_set_elem *el =
+						elem(&k, 1000);
+					uint8_t b[24];
+					uint32_t bl = key_bytes(&k, end, b);
 
-				b[pad[i]] = 1;
-				nftnl_set_elem_set(el,
-					end ? NFTNL_SET_ELEM_KEY_END
-					    : NFTNL_SET_ELEM_KEY,
-					b, bl);
-				CHECK(verdict(hand(NFT_MSG_NEWSETELEM,
-						      "work_v4_ports", el,
-						      &len),
-					      &len, NULL) < 0);
+					b[pad[i]] = 1;
+					nftnl_set_elem_set(el,
+						end ? NFTNL_SET_ELEM_KEY_END
+						    : NFTNL_SET_ELEM_KEY,
+						b, bl);
+					CHECK(verdict(hand(NFT_MSG_NEWSETELEM,
+							      set[r], el, &len),
+						      &len, NULL) < 0);
+				}
 			}
 		}
+		k = tcp("192.0.2.1", 8000, 8080);
 		/* A key end of another protocol. */
 		{
 			struct nftnl_set_elem *el = elem(&k, 1000);
@@ -719,7 +741,7 @@ refused_adds(void)
 
 			b[4] = IPPROTO_UDP;
 			nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY_END, b, bl);
-			CHECK(verdict(hand(NFT_MSG_NEWSETELEM, "work_v4_ports",
+			CHECK(verdict(hand(NFT_MSG_NEWSETELEM, "work_v4_ranges",
 					      el, &len),
 				      &len, NULL) < 0);
 		}
@@ -732,9 +754,9 @@ refused_adds(void)
 			uint32_t bl = key_bytes(&lo, false, b);
 
 			nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, b, bl);
-			bl = key_bytes(&hi, true, b);
+			bl = key_bytes(&hi, false, b);
 			nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY_END, b, bl);
-			CHECK(verdict(hand(NFT_MSG_NEWSETELEM, "work_v4_ports",
+			CHECK(verdict(hand(NFT_MSG_NEWSETELEM, "work_v4_ranges",
 					      el, &len),
 				      &len, NULL) < 0);
 		}
