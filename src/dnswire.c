@@ -424,6 +424,44 @@ msg_parse(const uint8_t *pkt, size_t len, struct msg *m)
 	return 0;
 }
 
+/* The smallest TTL of the records of a message (not OPT's), -1 if it is
+ * malformed; INT64_MAX if it has none. No allocation: the answer cache
+ * reads it for every answer it keeps. */
+int64_t
+dnswire_ttl_min(const uint8_t *pkt, size_t len)
+{
+	uint16_t cnt[4], type, rdlen;
+	size_t off = DNS_HDRLEN;
+	uint8_t tmp[DNS_MAXNAME];
+	int64_t min = INT64_MAX;
+	uint32_t ttl;
+	size_t tl;
+
+	if (len < DNS_HDRLEN)
+		return -1;
+	for (int i = 0; i < 4; i++)
+		get16(pkt, len, 4 + 2 * (size_t)i, &cnt[i]);
+	if (cnt[0] > 1 || (size_t)cnt[1] + cnt[2] + cnt[3] > DNS_MAX_RRS)
+		return -1;
+	if (cnt[0] == 1) {
+		if (read_name(pkt, len, &off, tmp, &tl) < 0 || len - off < 4)
+			return -1;
+		off += 4;
+	}
+	for (size_t i = 0; i < (size_t)cnt[1] + cnt[2] + cnt[3]; i++) {
+		if (read_name(pkt, len, &off, tmp, &tl) < 0 ||
+			get16(pkt, len, off, &type) < 0 ||
+			get32(pkt, len, off + 4, &ttl) < 0 ||
+			get16(pkt, len, off + 8, &rdlen) < 0 ||
+			len - off - 10 < rdlen)
+			return -1;
+		if (type != DNS_T_OPT && ttl < min)
+			min = ttl;
+		off += 10 + (size_t)rdlen;
+	}
+	return min;
+}
+
 static void
 add_addr(struct dns_answer *ans, size_t max, int family, const uint8_t *b)
 {
@@ -658,15 +696,17 @@ names_in_rdata(uint16_t type)
  * a compression pointer copied verbatim would point into the resolver's
  * message, not ours, and the walk follows CNAMEs of every class. */
 static int
-put_rr(struct wbuf *w, const uint8_t *pkt, const struct rr *r, uint32_t cap)
+put_rr(struct wbuf *w, const uint8_t *pkt, const struct rr *r, uint32_t cap,
+	uint32_t age)
 {
 	size_t lenpos, end = r->rdoff + r->rdlen;
 	int at = rdata_name_at(r->type);
+	uint32_t ttl = r->ttl > age ? r->ttl - age : 0;
 
 	put_name(w, r->name, r->nlen);
 	put16(w, r->type);
 	put16(w, r->cls);
-	put32(w, r->type == DNS_T_OPT || r->ttl <= cap ? r->ttl : cap);
+	put32(w, r->type == DNS_T_OPT ? r->ttl : ttl <= cap ? ttl : cap);
 	lenpos = w->len;
 	put16(w, 0);
 	if (at < 0) {
@@ -717,8 +757,8 @@ opt_len(const struct dns_query *q, int ede, const char *text)
 
 size_t
 dnswire_build_answer(const struct dns_query *q, const uint8_t *pkt, size_t len,
-	bool secure, uint32_t ttl_cap, int ede, const char *ede_text,
-	size_t maxlen, uint8_t *out, size_t outlen)
+	bool secure, uint32_t ttl_cap, uint32_t age, int ede,
+	const char *ede_text, size_t maxlen, uint8_t *out, size_t outlen)
 {
 	struct wbuf w = {.p = out, .cap = outlen < maxlen ? outlen : maxlen};
 	uint16_t cnt[3] = {0, 0, 0}, flags = 0;
@@ -748,7 +788,7 @@ dnswire_build_answer(const struct dns_query *q, const uint8_t *pkt, size_t len,
 			break;
 		}
 		w.cap -= optlen;
-		rc = put_rr(&w, pkt, r, ttl_cap);
+		rc = put_rr(&w, pkt, r, ttl_cap, age);
 		w.cap += optlen;
 		if (!w.overflow)
 			cnt[r->section]++;
@@ -1011,7 +1051,7 @@ rebuild(struct strip *st, const struct msg *m, const enum fate *f, size_t len)
 			continue;
 		if (f[i] == FATE_REWRITE)
 			put_rewritten(&w, st, r);
-		else if (put_rr(&w, pkt, r, UINT32_MAX) < 0)
+		else if (put_rr(&w, pkt, r, UINT32_MAX, 0) < 0)
 			goto fail;
 		cnt[r->section]++;
 	}

@@ -115,13 +115,15 @@ void dnswire_answer_finish(struct dns_answer *ans);
 
 /** Build the client's answer from the resolver's message: the client's ID
  * and question, RD/CD as the client sent them, RA set, AD only when the
- * client asked (DO or AD), every TTL capped at ttl_cap, RRSIG/NSEC/NSEC3
+ * client asked (DO or AD), every TTL first counted down by age seconds
+ * (an answer kept that long: never below 0) and then capped at ttl_cap,
+ * RRSIG/NSEC/NSEC3
  * only when the client set DO, the resolver's OPT replaced by ours (with
  * an Extended DNS Error unless ede is EDE_NONE), and, when the result
  * exceeds maxlen, TC with the answer sections dropped. Returns the
  * length, or 0 if the resolver's message is malformed. */
 size_t dnswire_build_answer(const struct dns_query *q, const uint8_t *pkt,
-	size_t len, bool secure, uint32_t ttl_cap, int ede,
+	size_t len, bool secure, uint32_t ttl_cap, uint32_t age, int ede,
 	const char *ede_text, size_t maxlen, uint8_t *out, size_t outlen);
 
 /** What the DNS rebinding guard makes of one address of an answer: 0
@@ -156,6 +158,11 @@ struct dns_strip {
 int dnswire_strip(const uint8_t *pkt, size_t len, dnswire_guard_fn guard,
 	void *arg, struct dns_strip *out);
 void dnswire_strip_finish(struct dns_strip *s);
+
+/** The smallest TTL of a message's records (the OPT record's field holds
+ * flags, not a TTL): -1 if the message is malformed, INT64_MAX if it has
+ * no record. */
+int64_t dnswire_ttl_min(const uint8_t *pkt, size_t len);
 
 /** Wire name -> lower-case presentation without the trailing dot. */
 int dnswire_name_to_str(const uint8_t *wire, size_t len, char *out,

@@ -53,6 +53,7 @@ struct query {
 	size_t len;
 	enum ub_sec sec;
 	uint32_t cap;
+	uint32_t age; /* s: from the answer cache, that old */
 	struct event *timo;
 	struct query *prev, *next;
 	struct query *parked; /* next query waiting out a reload */
@@ -329,7 +330,7 @@ reply_answer(struct query *q)
 	 * signed), and EDE 15 saying why addresses are missing. */
 	stripped_text(q, ede, sizeof(ede));
 	n = dnswire_build_answer(&q->q, q->pkt, q->len,
-		q->sec == UB_SEC_SECURE && ede[0] == '\0', q->cap,
+		q->sec == UB_SEC_SECURE && ede[0] == '\0', q->cap, q->age,
 		ede[0] ? EDE_BLOCKED : EDE_NONE, ede[0] ? ede : NULL,
 		max_answer(q), q->srv->out, sizeof(q->srv->out));
 	if (n == 0) {

@@ -9,7 +9,8 @@
  *   twice; at most max_addrs; min_ttl is the TTL of one of the records;
  * - a rebuilt answer parses again, exactly, as a response with the
  *   client's ID, opcode, RD and CD, and its question; it fits maxlen;
- *   every TTL but the OPT's is at most the cap; our OPT is there when
+ *   every TTL but the OPT's is at most the cap, and counted down by the
+ *   age given (an answer from the cache) before it; our OPT is there when
  *   the client used EDNS; AD only when secure and asked for; DNSSEC
  *   records only with DO; TC answers carry no records but the OPT;
  * - the rebuilt answer, walked again, admits the same addresses;
@@ -181,12 +182,38 @@ same_addrs(const struct dns_answer *x, const struct dns_answer *y)
 	return true;
 }
 
+/* An answer built with age against the same without age and cap: the
+ * same records, each TTL (the OPT's aside) counted down by age, never
+ * below 0, then capped. */
+static void
+check_aged(const struct dc_msg *m, const struct dns_query *q,
+	const uint8_t *data, size_t size, bool secure, uint32_t cap,
+	uint32_t age, size_t maxlen, const char *ede)
+{
+	static uint8_t raw[DNS_MAXMSG];
+	size_t n = dnswire_build_answer(q, data, size, secure, UINT32_MAX, 0,
+		ede ? EDE_BLOCKED : EDE_NONE, ede, maxlen, raw, sizeof(raw));
+	struct dc_msg r;
+
+	INVARIANT(n > 0 && dc_parse(raw, n, true, &r) && r.nrr == m->nrr);
+	for (size_t i = 0; i < m->nrr; i++) {
+		uint32_t t = r.rr[i].ttl > age ? r.rr[i].ttl - age : 0;
+
+		INVARIANT(r.rr[i].type == m->rr[i].type);
+		INVARIANT(m->rr[i].ttl ==
+			(r.rr[i].type == DNS_T_OPT ? r.rr[i].ttl
+					: t < cap  ? t
+						   : cap));
+	}
+	dc_free(&r);
+}
+
 static void
 check_built(const struct dns_query *q, const uint8_t *data, size_t size,
-	bool secure, uint32_t cap, size_t maxlen, const char *ede)
+	bool secure, uint32_t cap, uint32_t age, size_t maxlen, const char *ede)
 {
 	static uint8_t out[DNS_MAXMSG];
-	size_t n = dnswire_build_answer(q, data, size, secure, cap,
+	size_t n = dnswire_build_answer(q, data, size, secure, cap, age,
 		ede ? EDE_BLOCKED : EDE_NONE, ede, maxlen, out, sizeof(out));
 	struct dns_answer before, after;
 	bool opt = false;
@@ -232,6 +259,7 @@ check_built(const struct dns_query *q, const uint8_t *data, size_t size,
 		INVARIANT(!(m.flags & DNS_F_TC));
 	}
 	INVARIANT(opt == q->edns);
+	check_aged(&m, q, data, size, secure, cap, age, maxlen, ede);
 	/* The client is handed what was admitted, no more, no less. */
 	if (!(m.flags & DNS_F_TC) &&
 		dnswire_walk(data, size, qname, sizeof(qname), 4096, &before) ==
@@ -391,7 +419,7 @@ check_strip(const struct dns_query *q, const uint8_t *data, size_t size,
 		dnswire_answer_finish(&after);
 	}
 	dnswire_answer_finish(&before);
-	n = dnswire_build_answer(q, s.pkt, s.len, false, 300, EDE_NONE, NULL,
+	n = dnswire_build_answer(q, s.pkt, s.len, false, 300, 0, EDE_NONE, NULL,
 		DNS_MAXMSG, out, sizeof(out));
 	if (n > 0) {
 		struct dc_msg b;
@@ -400,7 +428,7 @@ check_strip(const struct dns_query *q, const uint8_t *data, size_t size,
 		INVARIANT(!any_refused(out, &b, priv));
 		dc_free(&b);
 	}
-	check_built(q, s.pkt, s.len, true, 300, 512, "removed");
+	check_built(q, s.pkt, s.len, true, 300, 0, 512, "removed");
 	dc_free(&m);
 	dc_free(&orig);
 	dnswire_strip_finish(&s);
@@ -427,9 +455,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_walk(data, size, max, &a);
 		dnswire_answer_finish(&a);
 	}
-	check_built(&q, data, size, true, 300, 512, NULL);
-	check_built(&q, data, size, false, 86400, DNS_MAXMSG, NULL);
-	check_built(&q, data, size, size & 16, 0, DNS_MAXMSG,
+	check_built(&q, data, size, true, 300, 0, 512, NULL);
+	check_built(&q, data, size, false, 86400, (uint32_t)size % 600,
+		DNS_MAXMSG, NULL);
+	check_built(&q, data, size, size & 16, 0, 1, DNS_MAXMSG,
 		size & 32 ? "dnsfence removed 2 addresses" : NULL);
 	if (internal[0].family == 0) {
 		policy_parse_addr("192.0.2.1", &internal[0]);

@@ -5,79 +5,7 @@
 #include "check.h"
 #include "dnswire.h"
 
-/* A tiny message builder for fixed test packets. */
-struct pk {
-	uint8_t b[4096];
-	size_t n;
-};
-
-static void
-u8(struct pk *p, uint8_t v)
-{
-	p->b[p->n++] = v;
-}
-
-static void
-u16(struct pk *p, uint16_t v)
-{
-	u8(p, (uint8_t)(v >> 8));
-	u8(p, (uint8_t)v);
-}
-
-static void
-u32(struct pk *p, uint32_t v)
-{
-	u16(p, (uint16_t)(v >> 16));
-	u16(p, (uint16_t)v);
-}
-
-/* "www.example" -> labels; returns the offset where the name starts. */
-static size_t
-name(struct pk *p, const char *s)
-{
-	size_t at = p->n;
-
-	while (*s) {
-		const char *dot = strchr(s, '.');
-		size_t l = dot ? (size_t)(dot - s) : strlen(s);
-
-		u8(p, (uint8_t)l);
-		memcpy(p->b + p->n, s, l);
-		p->n += l;
-		s += l + (dot ? 1 : 0);
-	}
-	u8(p, 0);
-	return at;
-}
-
-static void
-ptr(struct pk *p, size_t off)
-{
-	u16(p, (uint16_t)(0xC000 | off));
-}
-
-static void
-hdr(struct pk *p, uint16_t id, uint16_t flags, uint16_t qd, uint16_t an,
-	uint16_t ns, uint16_t ar)
-{
-	p->n = 0;
-	u16(p, id);
-	u16(p, flags);
-	u16(p, qd);
-	u16(p, an);
-	u16(p, ns);
-	u16(p, ar);
-}
-
-static void
-opt(struct pk *p, uint16_t size, uint32_t ttl)
-{
-	u8(p, 0);
-	u16(p, DNS_T_OPT);
-	u16(p, size);
-	u32(p, ttl);
-	u16(p, 0);
-}
+#include "pk.h"
 
 static struct pk
 query(const char *qn, uint16_t qtype, bool edns, bool do_bit)
@@ -402,8 +330,8 @@ test_build(void)
 	size_t n;
 
 	dnswire_parse_query(q.b, q.n, &dq);
-	n = dnswire_build_answer(&dq, p.b, p.n, true, 100, EDE_NONE, NULL, 4096,
-		out, sizeof(out));
+	n = dnswire_build_answer(&dq, p.b, p.n, true, 100, 0, EDE_NONE, NULL,
+		4096, out, sizeof(out));
 	CHECK(n > 0);
 	CHECK(out[0] == 0x12 && out[1] == 0x34);
 	CHECK(!(out[3] & DNS_F_AD)); /* neither DO nor AD asked */
@@ -417,32 +345,32 @@ test_build(void)
 	dnswire_answer_finish(&a);
 	q = query("www.a.example", DNS_T_A, true, true);
 	dnswire_parse_query(q.b, q.n, &dq);
-	n = dnswire_build_answer(&dq, p.b, p.n, true, 86400, EDE_NONE, NULL,
+	n = dnswire_build_answer(&dq, p.b, p.n, true, 86400, 0, EDE_NONE, NULL,
 		4096, out, sizeof(out));
 	CHECK(n > 0 && out[7] == 7 && (out[3] & DNS_F_AD));
 
 	/* too big for the client: TC, question and OPT only */
-	n = dnswire_build_answer(&dq, p.b, p.n, true, 86400, EDE_NONE, NULL,
+	n = dnswire_build_answer(&dq, p.b, p.n, true, 86400, 0, EDE_NONE, NULL,
 		100, out, sizeof(out));
 	CHECK(n > 0 && n <= 100);
 	CHECK(out[2] & (DNS_F_TC >> 8));
 	CHECK(out[7] == 0 && out[9] == 0 && out[11] == 1);
 
 	/* an EDE with its text, kept when truncated too */
-	n = dnswire_build_answer(&dq, p.b, p.n, true, 86400, EDE_BLOCKED,
+	n = dnswire_build_answer(&dq, p.b, p.n, true, 86400, 0, EDE_BLOCKED,
 		"dnsfence removed 2 addresses", 4096, out, sizeof(out));
 	CHECK(n > 30 && out[11] == 1);
 	CHECK(memcmp(out + n - 28, "dnsfence removed 2 addresses", 28) == 0);
 	CHECK(out[n - 30] == 0 && out[n - 29] == EDE_BLOCKED);
 	CHECK(out[n - 32] == 0 && out[n - 31] == 30); /* option length */
-	n = dnswire_build_answer(&dq, p.b, p.n, true, 86400, EDE_BLOCKED,
+	n = dnswire_build_answer(&dq, p.b, p.n, true, 86400, 0, EDE_BLOCKED,
 		"dnsfence removed 2 addresses", 100, out, sizeof(out));
 	CHECK(n > 0 && n <= 100 && (out[2] & (DNS_F_TC >> 8)));
 	CHECK(memcmp(out + n - 28, "dnsfence removed 2 addresses", 28) == 0);
 
 	/* a malformed resolver message gives nothing */
-	CHECK(dnswire_build_answer(&dq, p.b, 20, true, 1, EDE_NONE, NULL, 4096,
-		      out, sizeof(out)) == 0);
+	CHECK(dnswire_build_answer(&dq, p.b, 20, true, 1, 0, EDE_NONE, NULL,
+		      4096, out, sizeof(out)) == 0);
 }
 
 static void
@@ -456,7 +384,7 @@ test_ttl_cap(void)
 	int seen = 0;
 
 	dnswire_parse_query(q.b, q.n, &dq);
-	n = dnswire_build_answer(&dq, p.b, p.n, false, 100, EDE_NONE, NULL,
+	n = dnswire_build_answer(&dq, p.b, p.n, false, 100, 0, EDE_NONE, NULL,
 		4096, out, sizeof(out));
 	CHECK(n > 0);
 	/* walk the records by hand: skip the question, read every TTL */
@@ -693,8 +621,8 @@ test_strip(void)
 		size_t n;
 
 		dnswire_parse_query(q.b, q.n, &dq);
-		n = dnswire_build_answer(&dq, s.pkt, s.len, true, 300, EDE_NONE,
-			NULL, 4096, out, sizeof(out));
+		n = dnswire_build_answer(&dq, s.pkt, s.len, true, 300, 0,
+			EDE_NONE, NULL, 4096, out, sizeof(out));
 		CHECK(n > 0 && count_type(out, n, DNS_T_A) == 1);
 		CHECK(dnswire_walk(out, n, p.b + qn, 11, 100, &a) == 0 &&
 			a.naddrs == 3);
