@@ -356,24 +356,34 @@ key_ipaddr(const struct elem_key *k, struct ipaddr *a)
 
 /* The rules of vm through which name admits e (a private address: only
  * those that say allow-private). */
+struct rules_of {
+	struct entry *e;
+	const struct vm *vm;
+	int64_t now;
+	bool priv;
+};
+
+static bool
+rule_of_cb(size_t i, void *arg)
+{
+	struct rules_of *ro = arg;
+	const struct rule *r = &ro->vm->allow[i];
+
+	if (!policy_rule_ended(r, ro->now) && (!ro->priv || r->allow_private) &&
+		ports_admit(&r->ports, &ro->e->k))
+		entry_rule(ro->e, policy_rule_id(r));
+	return true;
+}
+
 static void
 entry_rules_of(struct entry *e, const struct vm *vm, const char *name)
 {
-	int64_t now = util_wall_s();
+	struct rules_of ro = {e, vm, util_wall_s(), false};
 	struct ipaddr ad;
-	bool priv;
 
 	key_ipaddr(&e->k, &ad);
-	priv = policy_addr_class(&ad) == ADDR_PRIVATE;
-	for (size_t i = 0; i < vm->nallow; i++) {
-		const struct rule *r = &vm->allow[i];
-
-		if (!r->is_net && !policy_rule_ended(r, now) &&
-			(!priv || r->allow_private) &&
-			policy_pattern_match(&r->pat, name) &&
-			ports_admit(&r->ports, &e->k))
-			entry_rule(e, policy_rule_id(r));
-	}
+	ro.priv = policy_addr_class(&ad) == ADDR_PRIVATE;
+	policy_match(vm, false, name, rule_of_cb, &ro);
 }
 
 static void

@@ -1197,6 +1197,7 @@ load_policy_doc(struct loader *L, struct ydoc *doc)
 	walk_map(L, doc->root ? doc->root : &empty, policy_keys, L->vm,
 		"the policy");
 	policy_vm_atoms(L->vm);
+	policy_vm_index(L->vm);
 }
 
 int
@@ -1780,14 +1781,16 @@ vm_at(struct vm *dst, const struct vm *src, int64_t now)
 	dst->nallow = dst->ndeny = 0;
 	dst->atoms = NULL;
 	dst->natoms = 0;
+	dst->idx = NULL;
 	for (size_t i = 0; i < src->nallow; i++)
 		if (!policy_rule_ended(&src->allow[i], now))
 			rule_copy(ARRAY_PUSH(dst->allow, dst->nallow),
 				&src->allow[i]);
 	for (size_t i = 0; i < src->ndeny; i++)
 		rule_copy(ARRAY_PUSH(dst->deny, dst->ndeny), &src->deny[i]);
-	/* The port pieces of the rules that are left. */
+	/* The port pieces of the rules that are left, and their index. */
 	policy_vm_atoms(dst);
+	policy_vm_index(dst);
 }
 
 /* As for vm_at: all of c, then its own copy of everything c owns. */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nameidx.h"
 #include "util.h"
 
 static bool
@@ -302,37 +303,84 @@ policy_rule_ended(const struct rule *r, int64_t now)
 }
 
 void
+policy_vm_index(struct vm *vm)
+{
+	nameidx_destroy(vm->idx);
+	vm->idx = nameidx_create(vm->allow, vm->nallow, vm->deny, vm->ndeny);
+}
+
+void
+policy_match(const struct vm *vm, bool deny, const char *name,
+	bool (*cb)(size_t i, void *arg), void *arg)
+{
+	const struct rule *rs = deny ? vm->deny : vm->allow;
+	size_t n = deny ? vm->ndeny : vm->nallow;
+
+	if (vm->idx != NULL) {
+		nameidx_match(vm->idx, deny, name, cb, arg);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!rs[i].is_net && policy_pattern_match(&rs[i].pat, name) &&
+			!cb(i, arg))
+			return;
+}
+
+struct deciding {
+	const struct vm *vm;
+	int64_t now;
+	struct verdict *v;
+	bool denied;
+};
+
+static bool
+denied_cb(size_t i, void *arg)
+{
+	(void)i;
+	((struct deciding *)arg)->denied = true;
+	return false;
+}
+
+/* One matching allow rule: what it adds to the verdict does not depend
+ * on the order the rules come in (unions, the earliest until). */
+static bool
+allowed_cb(size_t i, void *arg)
+{
+	struct deciding *d = arg;
+	const struct rule *r = &d->vm->allow[i];
+	struct verdict *v = d->v;
+
+	if (policy_rule_ended(r, d->now))
+		return true;
+	if (r->until != 0 && (v->until == 0 || r->until < v->until))
+		v->until = r->until;
+	v->allowed = true;
+	v->require_dnssec |= r->require_dnssec;
+	policy_ports_union(&v->ports, &r->ports);
+	if (r->allow_private) {
+		v->allow_private = true;
+		policy_ports_union(&v->private_ports, &r->ports);
+	}
+	return true;
+}
+
+void
 policy_decide(const struct vm *vm, const char *name, int64_t now,
 	struct verdict *v)
 {
-	size_t i;
+	struct deciding d = {vm, now, v, false};
 
 	memset(v, 0, sizeof(*v));
 	if (vm->dns_deny)
 		return;
-	for (i = 0; i < vm->ndeny; i++)
-		if (policy_pattern_match(&vm->deny[i].pat, name))
-			return;
+	policy_match(vm, true, name, denied_cb, &d);
+	if (d.denied)
+		return;
 	if (vm->default_allow || vm->learn) {
 		v->allowed = true;
 		v->ports.any = true;
 	}
-	for (i = 0; i < vm->nallow; i++) {
-		const struct rule *r = &vm->allow[i];
-
-		if (r->is_net || policy_rule_ended(r, now) ||
-			!policy_pattern_match(&r->pat, name))
-			continue;
-		if (r->until != 0 && (v->until == 0 || r->until < v->until))
-			v->until = r->until;
-		v->allowed = true;
-		v->require_dnssec |= r->require_dnssec;
-		policy_ports_union(&v->ports, &r->ports);
-		if (r->allow_private) {
-			v->allow_private = true;
-			policy_ports_union(&v->private_ports, &r->ports);
-		}
-	}
+	policy_match(vm, false, name, allowed_cb, &d);
 }
 
 void
@@ -670,7 +718,7 @@ policy_vm_finish(struct vm *vm)
 	size_t i;
 
 	free(vm->atoms);
-
+	nameidx_destroy(vm->idx);
 	for (i = 0; i < vm->nallow; i++)
 		policy_ports_finish(&vm->allow[i].ports);
 	free(vm->allow);

@@ -99,6 +99,9 @@ struct vm {
 	 * every set element of one VM is disjoint from every other. */
 	struct portspec *atoms;
 	size_t natoms;
+	/* Its name rules by pattern (policy_vm_index); NULL: looked at one
+	 * by one (a VM put together by hand). */
+	struct nameidx *idx;
 };
 
 struct ttl_conf {
@@ -119,6 +122,15 @@ struct verdict {
 	 * then on this verdict is stale and must be taken again. */
 	int64_t until;
 };
+
+/** Index vm's name rules (again, after its rules changed). */
+void policy_vm_index(struct vm *vm);
+/** cb(i, arg) for each rule i of vm's deny (deny true) or allow list
+ * whose name pattern matches name, in no particular order, until cb
+ * returns false; through the index, in time that grows with the labels
+ * of name and the rules that match, not with the rules. */
+void policy_match(const struct vm *vm, bool deny, const char *name,
+	bool (*cb)(size_t i, void *arg), void *arg);
 
 /** Parse and normalise a name pattern; NULL err means success. */
 int policy_parse_name(const char *s, struct name_pattern *out,

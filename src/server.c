@@ -191,10 +191,35 @@ query_unref(struct query *q)
 #define WHY_ERROR (-3)
 #define WHY_RATE (-4)
 
-/* What the answer for the policy's name rules says admitted it. */
+struct allowing {
+	size_t v[64];
+	size_t n;
+};
+
+static bool
+allowing_cb(size_t i, void *arg)
+{
+	struct allowing *al = arg;
+
+	if (al->n < sizeof(al->v) / sizeof(al->v[0]))
+		al->v[al->n++] = i;
+	return true;
+}
+
+static int
+size_cmp(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* What the answer for the policy's name rules says admitted it: the
+ * first matching rules, in the order of the file. */
 static void
 allow_text(const struct vm *vm, const char *name, char *buf, size_t len)
 {
+	struct allowing al = {.n = 0};
 	size_t n = 0;
 
 	if (vm->learn || vm->default_allow) {
@@ -203,11 +228,11 @@ allow_text(const struct vm *vm, const char *name, char *buf, size_t len)
 		return;
 	}
 	buf[0] = '\0';
-	for (size_t i = 0; i < vm->nallow && n < len; i++) {
-		const struct rule *r = &vm->allow[i];
+	policy_match(vm, false, name, allowing_cb, &al);
+	qsort(al.v, al.n, sizeof(al.v[0]), size_cmp);
+	for (size_t i = 0; i < al.n && n < len; i++) {
+		const struct rule *r = &vm->allow[al.v[i]];
 
-		if (r->is_net || !policy_pattern_match(&r->pat, name))
-			continue;
 		n += (size_t)snprintf(buf + n, len - n, "%s%s",
 			n ? ", " : "allow ",
 			r->pat.kind == MATCH_ALL	      ? "*"

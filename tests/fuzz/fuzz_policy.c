@@ -7,7 +7,8 @@
  *   hi, sorted by protocol then port, disjoint and not adjacent; the
  *   VM's atoms are sorted and disjoint;
  * - pattern matching agrees with an independent matcher, and "*.x"
- *   never matches "x";
+ *   never matches "x"; the VM's name index (policy_match) reports exactly
+ *   the rules of each list the independent matcher matches, each once;
  * - a name a deny rule matches is never allowed; otherwise it is allowed
  *   exactly when the default is allow or a name rule matches;
  * - an allowed name's ports are the union of its rules' ports (or any),
@@ -17,6 +18,7 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -76,6 +78,34 @@ ports_size(const struct portspec *v, size_t n, uint8_t proto)
 	return s;
 }
 
+static bool
+seen_cb(size_t i, void *arg)
+{
+	unsigned char *seen = arg;
+
+	INVARIANT(seen[i] == 0);
+	seen[i] = 1;
+	return true;
+}
+
+/* The index finds exactly the rules the independent matcher matches. */
+static void
+check_index(const struct vm *vm, const char *name)
+{
+	for (int deny = 0; deny < 2; deny++) {
+		const struct rule *rs = deny ? vm->deny : vm->allow;
+		size_t n = deny ? vm->ndeny : vm->nallow;
+		unsigned char *seen = calloc(n + 1, 1);
+
+		INVARIANT(seen != NULL && vm->idx != NULL);
+		policy_match(vm, deny, name, seen_cb, seen);
+		for (size_t i = 0; i < n; i++)
+			INVARIANT(seen[i] ==
+				(!rs[i].is_net && my_match(&rs[i].pat, name)));
+		free(seen);
+	}
+}
+
 static void
 check_name(const struct vm *vm, const char *name)
 {
@@ -104,6 +134,7 @@ check_name(const struct vm *vm, const char *name)
 			dnssec |= r->require_dnssec;
 		}
 	}
+	check_index(vm, name);
 	/* now 0: before every until (the loader refuses one at or before
 	 * the epoch), so no rule has ended. */
 	policy_decide(vm, name, 0, &v);
