@@ -909,8 +909,7 @@ pred_set_gone(struct entry *e, void *arg)
 {
 	const struct config *c = arg;
 
-	return e->pending == NULL &&
-		!set_kept(policy_vm_by_name(c->vms, c->nvms, e->vs->name), e);
+	return e->pending == NULL && !set_kept(config_vm(c, e->vs->name), e);
 }
 
 void

@@ -1448,11 +1448,52 @@ ipaddr_qcmp(const void *a, const void *b)
 	return policy_addr_cmp(a, b);
 }
 
+static int
+order_cmp(const void *a, const void *b, void *vms)
+{
+	const struct vm *v = vms;
+
+	return strcmp(v[*(const size_t *)a].name, v[*(const size_t *)b].name);
+}
+
+static void
+index_names(struct config *c)
+{
+	free(c->vm_order);
+	c->vm_order = xcalloc(c->nvms + 1, sizeof(*c->vm_order));
+	for (size_t i = 0; i < c->nvms; i++)
+		c->vm_order[i] = i;
+	qsort_r(c->vm_order, c->nvms, sizeof(*c->vm_order), order_cmp, c->vms);
+}
+
+const struct vm *
+config_vm(const struct config *c, const char *name)
+{
+	size_t lo = 0, hi = c->nvms;
+
+	if (c->vm_order == NULL)
+		return policy_vm_by_name(c->vms, c->nvms, name);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct vm *v = &c->vms[c->vm_order[mid]];
+		int r = strcmp(name, v->name);
+
+		if (r == 0)
+			return v;
+		if (r < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
 void
 config_index_internal(struct config *c)
 {
 	size_t n = c->nlisten, o = 0;
 
+	index_names(c);
 	for (size_t i = 0; i < c->nvms; i++)
 		n += c->vms[i].naddrs;
 	free(c->internal);
@@ -1713,6 +1754,7 @@ config_free(struct config *c)
 	free(c->forward_pos);
 	free(c->listen);
 	free(c->internal);
+	free(c->vm_order);
 	free(c->capture.to);
 	free(c->capture.to_pos);
 	free(c->file);
@@ -1838,6 +1880,10 @@ config_at(const struct config *c, int64_t now)
 	o->nvms = c->nvms;
 	for (size_t i = 0; i < c->nvms; i++)
 		vm_at(&o->vms[i], &c->vms[i], now);
+	/* The same VMs in the same order. */
+	o->vm_order = c->vm_order
+		? xmemdup(c->vm_order, c->nvms + 1, sizeof(*c->vm_order))
+		: NULL;
 	return o;
 }
 

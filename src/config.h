@@ -92,6 +92,9 @@ struct config {
 	struct limits limits;
 	struct vm *vms;
 	size_t nvms;
+	/* The indices of vms sorted by name (config_index_internal), so
+	 * that finding a VM by name costs a binary search (config_vm). */
+	size_t *vm_order;
 	/* Every VM's addresses and every listen address, sorted, once each:
 	 * never admitted through a name (config_addr_class). */
 	struct ipaddr *internal;
@@ -150,9 +153,12 @@ size_t config_ended(const struct config *c, int64_t now, struct until_info *out,
  * listen addresses, else policy_addr_class(a). */
 enum addr_class config_addr_class(const struct config *c,
 	const struct ipaddr *a);
-/** Fill c->internal from c's VMs and listen addresses (config_load does;
- * for configurations made by hand). */
+/** Fill c->internal from c's VMs and listen addresses, and c->vm_order
+ * (config_load does; for configurations made by hand). */
 void config_index_internal(struct config *c);
+/** c's VM named name, or NULL: a binary search once c is indexed, a walk
+ * over its VMs before. */
+const struct vm *config_vm(const struct config *c, const char *name);
 
 /** The port DNS redirected for family (AF_INET, AF_INET6) goes to: that
  * of c's first listen address of that family; 0 if it has none. */

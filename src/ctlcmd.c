@@ -188,7 +188,7 @@ vmdrops_cb(const char *vm, const char *what, uint64_t packets, uint64_t bytes,
 		(strcmp(what, "not admitted") != 0 &&
 			strcmp(what, "spoofed source") != 0))
 		return;
-	v = policy_vm_by_name(vd->cf->vms, vd->cf->nvms, vm);
+	v = config_vm(vd->cf, vm);
 	if (v != NULL)
 		vd->n[v - vd->cf->vms] += packets;
 }
@@ -507,8 +507,7 @@ cmd_list(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
 	const char *vm = rq->argc > 0 ? rq->argv[0] : NULL;
 	struct elist l = {0};
 
-	if (vm != NULL &&
-		policy_vm_by_name(conf(c)->vms, conf(c)->nvms, vm) == NULL) {
+	if (vm != NULL && config_vm(conf(c), vm) == NULL) {
 		ctl_err(cc,
 			"dnsfencectl: no VM named %s in the configuration\n",
 			vm);
@@ -639,7 +638,7 @@ cmd_why(struct ctlcmd *c, struct ctl_conn *cc, const struct ctl_request *rq)
 	policy_addr_str(&addr, a, sizeof(a));
 	snprintf(conn, sizeof(conn), "%s -> %s%s%s", rq->argv[0], a,
 		what ? " " : "", what ? what : "");
-	vm = policy_vm_by_name(cf->vms, cf->nvms, rq->argv[0]);
+	vm = config_vm(cf, rq->argv[0]);
 	if (vm == NULL) {
 		snprintf(line, sizeof(line),
 			"%s: not admitted: %s has no "

@@ -56,14 +56,14 @@ ctpurge_sources(const struct config *old, const struct config *new,
 	for (size_t i = 0; i < old->nvms; i++) {
 		const struct vm *o = &old->vms[i], *w;
 
-		w = policy_vm_by_name(new->vms, new->nvms, o->name);
+		w = config_vm(new, o->name);
 		if (w == NULL || !vm_same(o, w))
 			add_addrs(o, out, &n, &cap);
 	}
 	for (size_t i = 0; i < new->nvms; i++) {
 		const struct vm *w = &new->vms[i], *o;
 
-		o = policy_vm_by_name(old->vms, old->nvms, w->name);
+		o = config_vm(old, w->name);
 		if (o == NULL || !vm_same(o, w))
 			add_addrs(w, out, &n, &cap);
 	}

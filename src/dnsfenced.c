@@ -486,8 +486,7 @@ warn_ended(const struct config *c, int64_t now, void (*out)(const char *))
 
 	config_ended(c, now, ui, n);
 	for (size_t i = 0; i < n; i++) {
-		const struct vm *vm =
-			policy_vm_by_name(c->vms, c->nvms, ui[i].vm);
+		const struct vm *vm = config_vm(c, ui[i].vm);
 
 		line = xasprintf("%s:%d:%d: warning: allow %s: until %s has "
 				 "passed; the rule admits nothing",
@@ -1062,7 +1061,7 @@ ctl_flush(struct ctl_conn *cc, const char *vm, bool json, void *arg)
 	const struct config *c = server_config(d->srv);
 	struct flushreq *f, **pp;
 
-	if (policy_vm_by_name(c->vms, c->nvms, vm) == NULL) {
+	if (config_vm(c, vm) == NULL) {
 		ctl_err(cc,
 			"dnsfencectl: no VM named %s in the configuration\n",
 			vm);
@@ -1087,7 +1086,7 @@ ctl_suggest(struct ctl_conn *cc, const char *name, bool json, void *arg)
 {
 	struct daemon *d = arg;
 	const struct config *c = server_config(d->srv);
-	const struct vm *vm = policy_vm_by_name(c->vms, c->nvms, name);
+	const struct vm *vm = config_vm(c, name);
 	char *text;
 
 	if (vm == NULL) {

@@ -286,7 +286,7 @@ learn_retain(struct learn *l, const struct config *c)
 	while (*pp) {
 		struct lvm *v = *pp;
 
-		if (policy_vm_by_name(c->vms, c->nvms, v->name) == NULL) {
+		if (config_vm(c, v->name) == NULL) {
 			*pp = v->next;
 			lvm_free(v);
 		} else {

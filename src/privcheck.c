@@ -12,7 +12,7 @@ static const struct vm *
 check_set(const struct config *c, const char *vm, int idx,
 	const struct elem_key *k, char *why, size_t len)
 {
-	const struct vm *v = policy_vm_by_name(c->vms, c->nvms, vm);
+	const struct vm *v = config_vm(c, vm);
 
 	if (v == NULL) {
 		snprintf(why, len, "no VM named %s", vm);

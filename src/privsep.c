@@ -730,7 +730,7 @@ prune_cb(const struct elem_key *k, uint64_t left_ms, const char *comment,
 	void *arg)
 {
 	struct prune *pr = arg;
-	const struct vm *v = policy_vm_by_name(pr->c->vms, pr->c->nvms, pr->vm);
+	const struct vm *v = config_vm(pr->c, pr->vm);
 	int idx = elem_set_index(k);
 	char why[256];
 

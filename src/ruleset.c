@@ -1457,7 +1457,7 @@ vm_kept(struct builder *bd, const struct vm *vm)
 		old->reject != c->reject ||
 		old->limits.set_size != c->limits.set_size)
 		return false;
-	ovm = policy_vm_by_name(old->vms, old->nvms, vm->name);
+	ovm = config_vm(old, vm->name);
 	/* The chain also depends on which families the VM has addresses
 	 * in (see rules_sets). */
 	if (ovm == NULL || !policy_vm_same_rules(ovm, vm) ||

@@ -399,7 +399,7 @@ redecide(struct query *q)
 {
 	struct server *s = q->srv;
 	const struct config *c = s->gen->conf;
-	const struct vm *vm = policy_vm_by_name(c->vms, c->nvms, q->vm->name);
+	const struct vm *vm = config_vm(c, q->vm->name);
 
 	if (q->gen != s->gen) {
 		s->gen->refs++;
