@@ -126,12 +126,15 @@ done
 ok "the VM can ask again once libunbound has called back ($(( $(date +%s) - start )) s more)" \
 	dns_is "$VM_work" NOERROR www.good.example
 
-# --- netlink failure: an element the kernel refuses. Someone adds, by
-# hand, a port range overlapping the element an answer needs: the kernel
-# refuses ours (interval sets hold no overlaps).
+# --- netlink failure: an element the kernel refuses. work's rule becomes
+# a range (tcp/443-444: its elements go to its interval set), and someone
+# adds, by hand, a port range overlapping the element an answer needs:
+# the kernel refuses ours (interval sets hold no overlaps).
+sed -i 's/tcp\/443]/tcp\/443-444]/' "$TB_DIR/vms/work.yaml"
+tb_reload
 reinstalled() { grep -c "reinstalled table" "$TB_DIR/dnsfenced.log" || true; }
 n=$(reinstalled)
-nsx "$FW" nft add element inet dnsfence work_v4_ports \
+nsx "$FW" nft add element inet dnsfence work_v4_ranges \
 	'{ 192.0.2.180 . tcp . 400-500 timeout 1h }'
 for _ in $(seq 50); do [ "$(reinstalled)" -gt "$n" ] && break; sleep 0.1; done
 ok "an answer whose elements the kernel refuses: SERVFAIL" \
@@ -140,9 +143,11 @@ nl_logged() { grep -q "VM work, n80.fresh.good.example A: servfail (admission: d
 ok "... logged with VM, name and the kernel's error" nl_logged
 ok "... and the VM's other elements still admit" \
 	reach_tcp "$VM_work" 192.0.2.10 443
-sed -i 's/tcp\/443]/tcp\/443, tcp\/8443]/' "$TB_DIR/vms/work.yaml"
+sed -i 's/tcp\/443-444]/tcp\/443-444, tcp\/8443]/' "$TB_DIR/vms/work.yaml"
 tb_reload
-hand_gone() { [ "$(dw_expires work 192.0.2.180 tcp 400-500)" = -1 ]; }
+hand_gone() {
+	[ "$(elem_expires work_v4_ranges "192.0.2.180 . tcp . 400-500")" = -1 ]
+}
 ok "a reload that changes work's rules removes the element no name admitted" hand_gone
 ok "... and answers admit again" dns_is "$VM_work" NOERROR n80.fresh.good.example
 ok "... reachable" reach_tcp "$VM_work" 192.0.2.180 443
