@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "admit.h"
+#include "anscache.h"
 #include "build-config.h"
 #include "declog.h"
 #include "elems.h"
@@ -283,6 +284,7 @@ status_human(struct ctlcmd *c, struct ctl_conn *cc)
 {
 	const struct config *cf = conf(c);
 	const struct admit_stats *as = admit_stats(c->admit);
+	struct anscache_stats ac;
 	char t[32];
 	int64_t up = wall_now() - c->started;
 	uint64_t *drops = vm_drops(cf);
@@ -305,6 +307,12 @@ status_human(struct ctlcmd *c, struct ctl_conn *cc)
 		(unsigned long long)as->elements,
 		(unsigned long long)as->failures, (unsigned long long)as->full,
 		admit_is_broken(c->admit) ? "; TABLE BEING REINSTALLED" : "");
+	server_cache_stats(c->srv, &ac);
+	ctl_out(cc,
+		"answer cache: %llu hits; %zu answers kept (%zu bytes, "
+		"since the resolver's last start)\n",
+		(unsigned long long)server_stats(c->srv)->cache_hits,
+		ac.entries, ac.bytes);
 	ctl_out(cc, "\n%-20s %-7s %9s %9s %9s %9s %9s %9s\n", "VM", "policy",
 		"queries", "answered", "refused", "servfail", "elements",
 		"dropped");
@@ -338,6 +346,7 @@ status_json(struct ctlcmd *c, struct ctl_conn *cc)
 {
 	const struct config *cf = conf(c);
 	const struct admit_stats *as = admit_stats(c->admit);
+	struct anscache_stats ac;
 	char t[32];
 	uint64_t *drops = vm_drops(cf);
 
@@ -412,6 +421,12 @@ status_json(struct ctlcmd *c, struct ctl_conn *cc)
 		server_stats(c->srv)->upstream,
 		(unsigned long long)server_fe_stats(c->srv)->tcp_unknown,
 		(unsigned long long)server_fe_stats(c->srv)->tcp_full);
+	server_cache_stats(c->srv, &ac);
+	ctl_out(cc,
+		",\"answer_cache\":{\"hits\":%llu,\"entries\":%zu,"
+		"\"bytes\":%zu}",
+		(unsigned long long)server_stats(c->srv)->cache_hits,
+		ac.entries, ac.bytes);
 	if (c->status_more)
 		c->status_more(cc, true, c->arg);
 	ctl_out(cc, "}\n");

@@ -8,6 +8,7 @@
 #include <unbound.h>
 
 #include "admit.h"
+#include "anscache.h"
 #include "declog.h"
 #include "dnswire.h"
 #include "frontend.h"
@@ -29,6 +30,9 @@ enum ub_sec {
 struct gen {
 	struct config *conf;
 	struct ub_ctx *ctx;
+	/* libunbound's answers in front of it: goes with ctx, whose
+	 * validation made them, to the next generation when ctx does */
+	struct anscache *cache;
 	int refs;
 	struct gen *next; /* retired, waiting for its last query */
 };
@@ -78,17 +82,21 @@ struct server {
 	struct query *parked;	/* answers waiting for the reload's outcome */
 	struct server_stats st; /* st.upstream: queries libunbound has */
 	uint8_t out[DNS_MAXMSG];
+	uint8_t cached[DNS_MAXMSG]; /* an answer from the cache */
 };
 
 /* ---- generations --------------------------------------------------------- */
 
 static struct gen *
-gen_new(struct config *c, struct ub_ctx *ctx)
+gen_new(struct config *c, struct ub_ctx *ctx, struct anscache *cache)
 {
 	struct gen *g = xcalloc(1, sizeof(*g));
 
 	g->conf = c;
 	g->ctx = ctx;
+	if (cache == NULL && (cache = anscache_create(ANSCACHE_BYTES)) == NULL)
+		fatalx("out of memory for the answer cache");
+	g->cache = cache;
 	g->refs = 1;
 	return g;
 }
@@ -98,6 +106,7 @@ gen_free(struct gen *g)
 {
 	if (g->ctx != NULL) /* NULL: passed on to the next generation */
 		ub_ctx_delete(g->ctx);
+	anscache_destroy(g->cache);
 	config_free(g->conf);
 	free(g);
 }
@@ -509,6 +518,9 @@ admit_answer(struct query *q)
 			"malformed answer from the resolver");
 		return false;
 	}
+	/* An answer from the cache: its TTLs have run that long (always
+	 * less than the smallest of them). */
+	ans.min_ttl = ans.min_ttl > q->age ? ans.min_ttl - q->age : 0;
 	if (ans.truncated_addrs) {
 		q->srv->st.servfail_limit++;
 		snprintf(text, sizeof(text),
@@ -597,6 +609,13 @@ resolved(struct query *q, int rcode, const uint8_t *pkt, size_t len, int sec,
 	return admit_answer(q);
 }
 
+/* The name libunbound is asked (the root as "."). */
+static const char *
+qname_of(const struct query *q)
+{
+	return q->q.qname[0] ? q->q.qname : ".";
+}
+
 static void
 resolve_cb(void *arg, int rcode, void *pkt, int len, int sec, char *why,
 	int ratelimited)
@@ -604,10 +623,40 @@ resolve_cb(void *arg, int rcode, void *pkt, int len, int sec, char *why,
 	struct query *q = arg;
 
 	uncount(q);
+	/* Validated (secure or insecure), as the answer cache keeps them;
+	 * whatever the VM's policy makes of it, the next asker's may differ. */
+	if (rcode == 0 && pkt != NULL && len > 0 && sec != UB_SEC_BOGUS)
+		anscache_put(q->gen->cache, qname_of(q), q->q.qtype,
+			q->q.qclass, pkt, (size_t)len, sec, util_now_ms());
 	q->refs++; /* admission may finish inside resolved() */
 	if (!resolved(q, rcode, pkt, len > 0 ? (size_t)len : 0, sec, why))
 		query_unref(q);
 	query_unref(q);
+}
+
+/* An answer libunbound gave before, still within its TTLs: the same way
+ * as a fresh one (policy, guard, admission: resolved()), counted down
+ * by its age; libunbound is not asked, no timer armed. The query's own
+ * reference goes here, as resolve_cb's does. */
+static bool
+from_cache(struct query *q)
+{
+	struct server *s = q->srv;
+	uint32_t age;
+	int sec;
+	size_t n = anscache_get(q->gen->cache, qname_of(q), q->q.qtype,
+		q->q.qclass, util_now_ms(), s->cached, sizeof(s->cached), &sec,
+		&age);
+
+	if (n == 0)
+		return false;
+	s->st.cache_hits++;
+	q->age = age;
+	q->refs++;
+	if (!resolved(q, 0, s->cached, n, sec, NULL))
+		query_unref(q);
+	query_unref(q);
+	return true;
 }
 
 static void
@@ -827,6 +876,10 @@ query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 		query_unref(q);
 		return;
 	}
+	/* After the limits, as a hit in libunbound's own cache was: a VM
+	 * over them is told so whatever it asks. */
+	if (from_cache(q))
+		return;
 	q->vc->inflight++;
 	s->st.upstream++;
 	q->counted = true;
@@ -836,9 +889,8 @@ query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 	evtimer_add(q->timo, &tv);
 	/* The client's CD bit is not passed on: validation is always on.
 	 * For local data the callback runs inside this call. */
-	if ((rc = ub_resolve_event(q->gen->ctx,
-		     q->q.qname[0] ? q->q.qname : ".", q->q.qtype, q->q.qclass,
-		     q, resolve_cb, NULL)) != 0) {
+	if ((rc = ub_resolve_event(q->gen->ctx, qname_of(q), q->q.qtype,
+		     q->q.qclass, q, resolve_cb, NULL)) != 0) {
 		/* UB_INITFAIL: libunbound could not set up its worker on our
 		 * event base (it does so at a context's first query) or could
 		 * not finalize the context. In the first case libunbound
@@ -883,7 +935,7 @@ server_new(struct event_base *base, struct nft *nft, struct admit *admit,
 		free(s);
 		return NULL;
 	}
-	s->gen = gen_new(c, ctx);
+	s->gen = gen_new(c, ctx, NULL);
 	s->admit = admit;
 	s->log = declog_new();
 	s->reap_ev = event_new(base, -1, 0, reap_cb, s);
@@ -916,16 +968,19 @@ void
 server_swap(struct server *s, struct config *c, struct ub_ctx *ctx)
 {
 	struct gen *old = s->gen;
+	struct anscache *cache = NULL;
 
 	if (ctx == NULL) {
 		/* The same resolver settings: the running context (and its
-		 * cache) passes to the new generation. Queries in flight on
-		 * it still complete, the old generation only no longer
-		 * deletes it. */
+		 * cache, and ours in front of it) passes to the new
+		 * generation. Queries in flight on it still complete, the
+		 * old generation only no longer deletes it. */
 		ctx = old->ctx;
 		old->ctx = NULL;
+		cache = old->cache;
+		old->cache = NULL;
 	}
-	s->gen = gen_new(c, ctx);
+	s->gen = gen_new(c, ctx, cache);
 	frontend_set_limits(s->fe, c);
 	old->next = s->retired;
 	s->retired = old;
@@ -949,6 +1004,12 @@ struct admit *
 server_admit(struct server *s)
 {
 	return s->admit;
+}
+
+void
+server_cache_stats(const struct server *s, struct anscache_stats *st)
+{
+	anscache_stats(s->gen->cache, st);
 }
 
 const struct server_stats *

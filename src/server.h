@@ -22,6 +22,7 @@ struct server_stats {
 	uint64_t queries, refused_unknown, refused_policy, servfail_bogus,
 		servfail_insecure, servfail_upstream, servfail_admit,
 		servfail_limit, formerr, answered;
+	uint64_t cache_hits; /* questions answered from the answer cache */
 };
 
 /* What became of a query, per VM (contract: `status`, metrics). */
@@ -89,6 +90,10 @@ void server_set_learn(struct server *s, struct learn *l);
 const struct config *server_config(const struct server *s);
 struct admit *server_admit(struct server *s);
 const struct server_stats *server_stats(const struct server *s);
+/** The answer cache's counters and size, now (it starts empty with
+ * each new libunbound context). */
+struct anscache_stats;
+void server_cache_stats(const struct server *s, struct anscache_stats *st);
 /** The frontend's counters (TCP connections refused at accept). */
 const struct fe_stats *server_fe_stats(const struct server *s);
 /** The counters of every VM that has asked anything since start (kept
