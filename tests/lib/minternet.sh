@@ -19,6 +19,14 @@
 #                      h1 .. hN.bulk.example AAAA 2001:db8:b::I (I in hex,
 #                      as two groups), and any name below hI the same address
 #                      (a wildcard); without it, empty
+#   perf.example.      only with MI_PERF=N (tests/bench/compare): signed,
+#                      DS in example.; n1 .. nN.perf.example each with
+#                      1-4 A (name I has 1 + (I-1) % 4, from 384 addresses
+#                      in 192.0.2.128/25, 198.51.100.128/25 and
+#                      203.0.113.128/25) and one AAAA 2001:db8:c::I (I in
+#                      hex, as two groups), TTL 3600; w1 .. w64 the same
+#                      shape, for warming delegations up. Without MI_PERF
+#                      neither the zone nor its delegation exists
 # and mi_serve starts nsd in the "up" namespace at 192.0.2.53 (every zone
 # on one server; resolvers follow the DS chain all the same; mi_stop and
 # mi_start stop it and start it again). Writes DIR/root.key (the trust
@@ -121,6 +129,13 @@ mi_build() {
 	for c in good other bogus; do
 		mi_sign "$c.example." "$z/$c.example" || return 1
 	done
+	if [ -n "${MI_PERF:-}" ]; then
+		{ mi_soa perf.example.
+		  mi_perf_names w 64
+		  mi_perf_names n "$MI_PERF"
+		} >"$z/perf.example"
+		mi_sign perf.example. "$z/perf.example" || return 1
+	fi
 	# Alter a signed record: the signature no longer matches.
 	sed -i 's/^\(www\.bogus\.example\.\s.*\sA\s\+\)192\.0\.2\.30$/\1192.0.2.31/' \
 		"$z/bogus.example.signed"
@@ -137,6 +152,10 @@ mi_build() {
 	  echo "slow.example. 300 IN NS ns.slow.example."
 	  echo "ns.slow.example. 300 IN A $MI_SLOW"
 	  cat "$z/good.example.ds" "$z/other.example.ds" "$z/bogus.example.ds"
+	  if [ -n "${MI_PERF:-}" ]; then
+		echo "perf.example. 300 IN NS ns.root."
+		cat "$z/perf.example.ds"
+	  fi
 	} >"$z/example"
 	mi_sign example. "$z/example" || return 1
 
@@ -181,6 +200,29 @@ mi_build() {
 		printf 'zone:\n  name: "%s"\n  zonefile: "%s"\n' "$n" "$file" \
 			>>"$d/nsd.conf"
 	done
+	if [ -n "${MI_PERF:-}" ]; then
+		printf 'zone:\n  name: "perf.example."\n  zonefile: "perf.example.signed"\n' \
+			>>"$d/nsd.conf"
+	fi
+}
+
+# mi_perf_names PREFIX N: PREFIX1 .. PREFIXN.perf.example, 1-4 A and one
+# AAAA each (see above). Addresses outside 10.x and the ones the test bed
+# uses, none private: the rebinding guard would drop them.
+mi_perf_names() {
+	awk -v p="$1" -v n="$2" 'BEGIN {
+		split("192.0.2 198.51.100 203.0.113", net, " ")
+		o = (p == "n") ? 0 : 7
+		for (i = 1; i <= n; i++) {
+			for (j = 0; j <= (i - 1) % 4; j++) {
+				a = (i * 4 + j + o) % 384
+				printf "%s%d.perf.example. 3600 IN A %s.%d\n", p, i,
+					net[int(a / 128) + 1], 128 + a % 128
+			}
+			printf "%s%d.perf.example. 3600 IN AAAA 2001:db8:c:%x::%x:%x\n",
+				p, i, (p == "n") ? 0 : 1, int(i / 65536), i % 65536
+		}
+	}'
 }
 
 # mi_serve_slow DIR DELAY: serve slow.example. from a second nsd at
