@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "dnswire.h"
+#include "ifnames.h"
 #include "log.h"
 
 #define UDP_BUF 4096 /* the largest query worth reading */
@@ -46,6 +47,7 @@ struct frontend {
 	void *arg;
 	struct fe_udp *udp;
 	size_t nudp;
+	struct ifnames *ifs; /* interface names by index */
 	struct evconnlistener **tcp;
 	size_t ntcp;
 	struct fe_tcp *conns; /* newest first; closed ones included */
@@ -137,10 +139,32 @@ listen_socket(const struct listen_addr *l, int type, bool freebind)
 
 /* ---- UDP ------------------------------------------------------------------ */
 
+/* The interface a datagram came in on cannot be forged from another
+ * link: it is what ties a VM to its vif. A link the map does not know
+ * yet may have been created since it was last read: the kernel's news
+ * are read once a wakeup before the datagram is taken as nobody's. */
+static void
+udp_ifname(struct frontend *fe, uint32_t ifindex, bool *synced,
+	char name[IF_NAMESIZE])
+{
+	const char *n = ifnames_name(fe->ifs, ifindex);
+
+	if (n == NULL && ifindex != 0 && !*synced) {
+		*synced = true;
+		if (ifnames_sync(fe->ifs))
+			n = ifnames_name(fe->ifs, ifindex);
+	}
+	if (n != NULL)
+		memcpy(name, n, IF_NAMESIZE);
+	else
+		snprintf(name, IF_NAMESIZE, "?");
+}
+
 static void
 udp_read_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct frontend *fe = arg;
+	bool synced = false;
 
 	/* A bounded number per wakeup, so TCP and the resolver get turns. */
 	for (int n = 0; n < 64; n++) {
@@ -158,7 +182,7 @@ udp_read_cb(evutil_socket_t fd, short ev, void *arg)
 			.msg_controllen = sizeof(cbuf),
 		};
 		struct cmsghdr *cm;
-		unsigned ifindex = 0;
+		uint32_t ifindex = 0;
 		ssize_t r = recvmsg(fd, &mh, MSG_DONTWAIT);
 
 		if (r < 0)
@@ -168,7 +192,7 @@ udp_read_cb(evutil_socket_t fd, short ev, void *arg)
 		for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
 			if (cm->cmsg_level == IPPROTO_IP &&
 				cm->cmsg_type == IP_PKTINFO)
-				ifindex = (unsigned)((struct in_pktinfo *)
+				ifindex = (uint32_t)((struct in_pktinfo *)
 							     CMSG_DATA(cm))
 						  ->ipi_ifindex;
 			else if (cm->cmsg_level == IPPROTO_IPV6 &&
@@ -182,10 +206,7 @@ udp_read_cb(evutil_socket_t fd, short ev, void *arg)
 		memcpy(&cl->peer, &peer, sizeof(peer));
 		cl->peerlen = mh.msg_namelen;
 		ipaddr_from_sa((struct sockaddr *)&peer, &cl->src);
-		/* The interface a datagram came in on cannot be forged from
-		 * another link: it is what ties a VM to its vif. */
-		if (ifindex == 0 || if_indextoname(ifindex, cl->ifname) == NULL)
-			snprintf(cl->ifname, sizeof(cl->ifname), "?");
+		udp_ifname(fe, ifindex, &synced, cl->ifname);
 		fe->cb(cl, buf, (size_t)r, fe->arg);
 	}
 }
@@ -425,6 +446,11 @@ frontend_new(struct event_base *base, const struct config *c, fe_query_cb cb,
 	fe->owner = owner;
 	fe->arg = arg;
 	frontend_set_limits(fe, c);
+	fe->ifs = ifnames_new();
+	if (ifnames_follow(fe->ifs, base) < 0) {
+		frontend_free(fe);
+		return NULL;
+	}
 	fe->udp = xcalloc(c->nlisten, sizeof(*fe->udp));
 	fe->tcp = xcalloc(c->nlisten, sizeof(*fe->tcp));
 	for (size_t i = 0; i < c->nlisten; i++) {
@@ -485,6 +511,7 @@ frontend_free(struct frontend *fe)
 		fe->conns = c->next;
 		free(c); /* queries in flight were cancelled by the caller */
 	}
+	ifnames_free(fe->ifs);
 	free(fe->udp);
 	free(fe->tcp);
 	free(fe);
