@@ -270,8 +270,11 @@ recv_one(struct ifnames *m)
 static int
 dump_send(struct ifnames *m)
 {
-	char req[256];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req);
+	union {
+		struct nlmsghdr align;
+		char buf[256];
+	} req;
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req.buf);
 	struct ifinfomsg *ifi;
 
 	nlh->nlmsg_type = RTM_GETLINK;
