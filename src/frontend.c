@@ -14,9 +14,14 @@
 #include <unistd.h>
 
 #include "dnswire.h"
+#include "ifnames.h"
 #include "log.h"
 
-#define UDP_BUF 4096 /* the largest query worth reading */
+#define UDP_BUF 4096	 /* the largest query worth reading */
+#define UDP_BATCH 32	 /* datagrams a recvmmsg reads */
+#define UDP_WAKEUP 64	 /* datagrams a wakeup reads */
+#define UDP_TX_SLOT 4096 /* answers larger go out at once */
+#define FE_POOL 512	 /* clients kept for reuse */
 /* Answers queued for a TCP client that does not read them: past this we
  * stop reading its queries until it catches up. */
 #define TCP_OUT_MAX (256 * 1024)
@@ -24,6 +29,27 @@
 struct fe_udp {
 	int fd;
 	struct event *ev;
+};
+
+/* The datagrams of one recvmmsg, and the answers made while they were
+ * handed on (a cache hit is answered before ub_resolve_event returns),
+ * sent with one sendmmsg. */
+struct fe_batch {
+	struct mmsghdr rx[UDP_BATCH];
+	struct iovec rxiov[UDP_BATCH];
+	struct sockaddr_storage peer[UDP_BATCH];
+	union {
+		size_t align; /* as a cmsghdr */
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) +
+			CMSG_SPACE(sizeof(struct in_pktinfo))];
+	} cbuf[UDP_BATCH];
+	uint8_t rxbuf[UDP_BATCH][UDP_BUF];
+	int txfd; /* the socket being read; -1 between batches */
+	unsigned ntx;
+	struct mmsghdr tx[UDP_BATCH];
+	struct iovec txiov[UDP_BATCH];
+	struct sockaddr_storage txpeer[UDP_BATCH];
+	uint8_t txbuf[UDP_BATCH][UDP_TX_SLOT];
 };
 
 /* A DNS-over-TCP connection: several queries, answered in any order.
@@ -46,6 +72,10 @@ struct frontend {
 	void *arg;
 	struct fe_udp *udp;
 	size_t nudp;
+	struct fe_batch *batch;
+	struct ifnames *ifs; /* interface names by index */
+	struct fe_client *pool;
+	size_t npool;
 	struct evconnlistener **tcp;
 	size_t ntcp;
 	struct fe_tcp *conns; /* newest first; closed ones included */
@@ -135,58 +165,151 @@ listen_socket(const struct listen_addr *l, int type, bool freebind)
 	return fd;
 }
 
+/* ---- clients --------------------------------------------------------------- */
+
+/* Every query holds a client until it is answered: those given back are
+ * kept for the next ones, up to a bound (a flood of slow queries must not
+ * pin its peak for good). */
+static struct fe_client *
+client_get(struct frontend *fe)
+{
+	struct fe_client *cl = fe->pool;
+
+	if (cl == NULL)
+		return xcalloc(1, sizeof(*cl));
+	fe->pool = cl->pool_next;
+	fe->npool--;
+	memset(cl, 0, sizeof(*cl));
+	return cl;
+}
+
+static void
+client_put(struct frontend *fe, struct fe_client *cl)
+{
+	if (fe->npool >= FE_POOL) {
+		free(cl);
+		return;
+	}
+	cl->pool_next = fe->pool;
+	fe->pool = cl;
+	fe->npool++;
+}
+
 /* ---- UDP ------------------------------------------------------------------ */
+
+static uint32_t
+pktinfo_ifindex(struct msghdr *mh)
+{
+	uint32_t ifindex = 0;
+
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm;
+		cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level == IPPROTO_IP &&
+			cm->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+			ifindex = (uint32_t)pi.ipi_ifindex;
+		} else if (cm->cmsg_level == IPPROTO_IPV6 &&
+			cm->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+			ifindex = pi.ipi6_ifindex;
+		}
+	}
+	return ifindex;
+}
+
+/* The interface a datagram came in on cannot be forged from another
+ * link: it is what ties a VM to its vif. A link the map does not know
+ * yet may have been created since it was last read: the kernel's news
+ * are read once a wakeup before the datagram is taken as nobody's. */
+static void
+udp_ifname(struct frontend *fe, uint32_t ifindex, bool *synced,
+	char name[IF_NAMESIZE])
+{
+	const char *n = ifnames_name(fe->ifs, ifindex);
+
+	if (n == NULL && ifindex != 0 && !*synced) {
+		*synced = true;
+		if (ifnames_sync(fe->ifs))
+			n = ifnames_name(fe->ifs, ifindex);
+	}
+	if (n != NULL)
+		memcpy(name, n, IF_NAMESIZE);
+	else
+		snprintf(name, IF_NAMESIZE, "?");
+}
+
+static void
+udp_query(struct frontend *fe, int fd, struct mmsghdr *mm, bool *synced)
+{
+	struct msghdr *mh = &mm->msg_hdr;
+	struct fe_client *cl;
+
+	if (mh->msg_flags & MSG_TRUNC)
+		return; /* no query is that large */
+	cl = client_get(fe);
+	cl->fe = fe;
+	cl->fd = fd;
+	memcpy(&cl->peer, mh->msg_name, mh->msg_namelen);
+	cl->peerlen = mh->msg_namelen;
+	ipaddr_from_sa((struct sockaddr *)&cl->peer, &cl->src);
+	udp_ifname(fe, pktinfo_ifindex(mh), synced, cl->ifname);
+	fe->cb(cl, mh->msg_iov->iov_base, mm->msg_len, fe->arg);
+}
+
+/* The answers queued while the batch was read, in one sendmmsg. One the
+ * kernel refuses is lost, as a sendto's would be. */
+static void
+udp_flush(struct frontend *fe)
+{
+	struct fe_batch *b = fe->batch;
+	unsigned i = 0;
+
+	while (i < b->ntx) {
+		int r = sendmmsg(b->txfd, b->tx + i, b->ntx - i, 0);
+
+		if (r < 0) {
+			log_debug("udp reply: %s", strerror(errno));
+			r = 1;
+		}
+		i += (unsigned)r;
+	}
+	b->ntx = 0;
+	b->txfd = -1;
+}
 
 static void
 udp_read_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct frontend *fe = arg;
+	struct fe_batch *b = fe->batch;
+	bool synced = false;
 
 	/* A bounded number per wakeup, so TCP and the resolver get turns. */
-	for (int n = 0; n < 64; n++) {
-		uint8_t buf[UDP_BUF];
-		char cbuf[256];
-		struct fe_client *cl;
-		struct sockaddr_storage peer;
-		struct iovec iov = {buf, sizeof(buf)};
-		struct msghdr mh = {
-			.msg_name = &peer,
-			.msg_namelen = sizeof(peer),
-			.msg_iov = &iov,
-			.msg_iovlen = 1,
-			.msg_control = cbuf,
-			.msg_controllen = sizeof(cbuf),
-		};
-		struct cmsghdr *cm;
-		unsigned ifindex = 0;
-		ssize_t r = recvmsg(fd, &mh, MSG_DONTWAIT);
+	for (unsigned done = 0; done < UDP_WAKEUP;) {
+		unsigned want = UDP_WAKEUP - done < UDP_BATCH
+			? UDP_WAKEUP - done
+			: UDP_BATCH;
+		int n;
 
-		if (r < 0)
-			return;
-		if (mh.msg_flags & MSG_TRUNC)
-			continue; /* no query is that large */
-		for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-			if (cm->cmsg_level == IPPROTO_IP &&
-				cm->cmsg_type == IP_PKTINFO)
-				ifindex = (unsigned)((struct in_pktinfo *)
-							     CMSG_DATA(cm))
-						  ->ipi_ifindex;
-			else if (cm->cmsg_level == IPPROTO_IPV6 &&
-				cm->cmsg_type == IPV6_PKTINFO)
-				ifindex = ((struct in6_pktinfo *)CMSG_DATA(cm))
-						  ->ipi6_ifindex;
+		for (unsigned i = 0; i < want; i++) {
+			b->rx[i].msg_hdr.msg_namelen = sizeof(b->peer[i]);
+			b->rx[i].msg_hdr.msg_controllen = sizeof(b->cbuf[i]);
+			b->rx[i].msg_hdr.msg_flags = 0;
 		}
-		cl = xcalloc(1, sizeof(*cl));
-		cl->fe = fe;
-		cl->fd = fd;
-		memcpy(&cl->peer, &peer, sizeof(peer));
-		cl->peerlen = mh.msg_namelen;
-		ipaddr_from_sa((struct sockaddr *)&peer, &cl->src);
-		/* The interface a datagram came in on cannot be forged from
-		 * another link: it is what ties a VM to its vif. */
-		if (ifindex == 0 || if_indextoname(ifindex, cl->ifname) == NULL)
-			snprintf(cl->ifname, sizeof(cl->ifname), "?");
-		fe->cb(cl, buf, (size_t)r, fe->arg);
+		n = recvmmsg(fd, b->rx, want, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		b->txfd = fd;
+		for (int i = 0; i < n; i++)
+			udp_query(fe, fd, &b->rx[i], &synced);
+		udp_flush(fe);
+		if ((unsigned)n < want)
+			return; /* nothing more queued */
+		done += (unsigned)n;
 	}
 }
 
@@ -249,7 +372,7 @@ tcp_read_cb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, 2);
 		msg = xcalloc(1, len ? len : 1);
 		evbuffer_remove(in, msg, len);
-		cl = xcalloc(1, sizeof(*cl));
+		cl = client_get(c->fe);
 		cl->fe = c->fe;
 		cl->tcp = true;
 		cl->conn = c;
@@ -374,14 +497,36 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 
 /* ---- replies ------------------------------------------------------------ */
 
+/* Answers made while a batch is read wait for its end, and leave with
+ * one sendmmsg; any other goes at once. */
+static void
+udp_send(struct frontend *fe, const struct fe_client *cl, const uint8_t *pkt,
+	size_t len)
+{
+	struct fe_batch *b = fe->batch;
+
+	if (cl->fd == b->txfd && b->ntx < UDP_BATCH && len <= UDP_TX_SLOT) {
+		unsigned i = b->ntx++;
+
+		memcpy(b->txbuf[i], pkt, len);
+		memcpy(&b->txpeer[i], &cl->peer, cl->peerlen);
+		b->txiov[i].iov_len = len;
+		b->tx[i].msg_hdr.msg_namelen = cl->peerlen;
+		return;
+	}
+	if (sendto(cl->fd, pkt, len, 0, (const struct sockaddr *)&cl->peer,
+		    cl->peerlen) < 0)
+		log_debug("udp reply: %s", strerror(errno));
+}
+
 void
 frontend_reply(struct fe_client *cl, const uint8_t *pkt, size_t len)
 {
+	struct frontend *fe = cl->fe;
+
 	if (!cl->tcp) {
-		if (pkt != NULL &&
-			sendto(cl->fd, pkt, len, 0,
-				(struct sockaddr *)&cl->peer, cl->peerlen) < 0)
-			log_debug("udp reply: %s", strerror(errno));
+		if (pkt != NULL)
+			udp_send(fe, cl, pkt, len);
 	} else {
 		struct fe_tcp *c = cl->conn;
 
@@ -394,7 +539,7 @@ frontend_reply(struct fe_client *cl, const uint8_t *pkt, size_t len)
 		if (--c->inflight == 0 && c->dead)
 			tcp_free(c);
 	}
-	free(cl);
+	client_put(fe, cl);
 }
 
 /* ---- set-up ---------------------------------------------------------------- */
@@ -413,6 +558,30 @@ frontend_stats(const struct frontend *fe)
 	return &fe->st;
 }
 
+static struct fe_batch *
+batch_new(void)
+{
+	struct fe_batch *b = xcalloc(1, sizeof(*b));
+
+	for (unsigned i = 0; i < UDP_BATCH; i++) {
+		b->rxiov[i] = (struct iovec){b->rxbuf[i], UDP_BUF};
+		b->rx[i].msg_hdr = (struct msghdr){
+			.msg_name = &b->peer[i],
+			.msg_iov = &b->rxiov[i],
+			.msg_iovlen = 1,
+			.msg_control = b->cbuf[i].buf,
+		};
+		b->txiov[i] = (struct iovec){b->txbuf[i], 0};
+		b->tx[i].msg_hdr = (struct msghdr){
+			.msg_name = &b->txpeer[i],
+			.msg_iov = &b->txiov[i],
+			.msg_iovlen = 1,
+		};
+	}
+	b->txfd = -1;
+	return b;
+}
+
 struct frontend *
 frontend_new(struct event_base *base, const struct config *c, fe_query_cb cb,
 	fe_owner_cb owner, void *arg)
@@ -425,6 +594,12 @@ frontend_new(struct event_base *base, const struct config *c, fe_query_cb cb,
 	fe->owner = owner;
 	fe->arg = arg;
 	frontend_set_limits(fe, c);
+	fe->batch = batch_new();
+	fe->ifs = ifnames_new();
+	if (ifnames_follow(fe->ifs, base) < 0) {
+		frontend_free(fe);
+		return NULL;
+	}
 	fe->udp = xcalloc(c->nlisten, sizeof(*fe->udp));
 	fe->tcp = xcalloc(c->nlisten, sizeof(*fe->tcp));
 	for (size_t i = 0; i < c->nlisten; i++) {
@@ -485,6 +660,14 @@ frontend_free(struct frontend *fe)
 		fe->conns = c->next;
 		free(c); /* queries in flight were cancelled by the caller */
 	}
+	while (fe->pool) {
+		struct fe_client *cl = fe->pool;
+
+		fe->pool = cl->pool_next;
+		free(cl);
+	}
+	ifnames_free(fe->ifs);
+	free(fe->batch);
 	free(fe->udp);
 	free(fe->tcp);
 	free(fe);

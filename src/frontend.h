@@ -27,6 +27,7 @@ struct fe_client {
 	socklen_t peerlen;
 	/* TCP */
 	struct fe_tcp *conn;
+	struct fe_client *pool_next; /* the frontend's, while not in use */
 };
 
 typedef void (*fe_query_cb)(struct fe_client *cl, const uint8_t *pkt,

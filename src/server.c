@@ -25,6 +25,9 @@ enum ub_sec {
 };
 
 #define VMC_SLOTS 1024 /* buckets of the per-VM counters */
+#define QUERY_POOL 256 /* queries kept for reuse */
+#define PKT_KEEP 4096  /* the largest answer buffer a kept query keeps */
+#define AA_STACK 16    /* addresses admitted without an allocation */
 
 /* A configuration and the libunbound context built from it. */
 struct gen {
@@ -55,10 +58,12 @@ struct query {
 	int refs;     /* the pipeline's, and callbacks' in progress */
 	uint8_t *pkt; /* the resolver's answer, copied */
 	size_t len;
+	size_t pkt_size; /* pkt's allocation, kept with a pooled query */
 	enum ub_sec sec;
 	uint32_t cap;
-	uint32_t age; /* s: from the answer cache, that old */
-	struct event *timo;
+	uint32_t age;	    /* s: from the answer cache, that old */
+	struct event *timo; /* made once, kept with a pooled query */
+	/* s->queries; next also links the pool */
 	struct query *prev, *next;
 	struct query *parked; /* next query waiting out a reload */
 };
@@ -78,6 +83,8 @@ struct server {
 	struct vmc *vmc[VMC_SLOTS];
 	struct declog *log;
 	struct query *queries;
+	struct query *pool; /* queries done, for the next ones */
+	size_t npool;
 	bool reloading;
 	struct query *parked;	/* answers waiting for the reload's outcome */
 	struct server_stats st; /* st.upstream: queries libunbound has */
@@ -169,6 +176,62 @@ uncount(struct query *q)
 	q->srv->st.upstream--;
 }
 
+static void timo_cb(evutil_socket_t fd, short ev, void *arg);
+
+/* A query's struct, its timer and its answer's buffer serve the next
+ * ones: a cache hit allocates none of them. The pool is bounded, and so
+ * is a buffer kept in it. */
+static struct query *
+query_get(struct server *s)
+{
+	struct query *q = s->pool;
+	struct event *timo;
+	uint8_t *pkt;
+	size_t size;
+
+	if (q == NULL) {
+		q = xcalloc(1, sizeof(*q));
+		if ((q->timo = evtimer_new(s->base, timo_cb, q)) == NULL)
+			fatalx("out of memory for a query's timer");
+		return q;
+	}
+	s->pool = q->next;
+	s->npool--;
+	timo = q->timo;
+	pkt = q->pkt;
+	size = q->pkt_size;
+	memset(q, 0, sizeof(*q));
+	q->timo = timo;
+	q->pkt = pkt;
+	q->pkt_size = size;
+	return q;
+}
+
+static void
+query_destroy(struct query *q)
+{
+	event_free(q->timo);
+	free(q->pkt);
+	free(q);
+}
+
+static void
+query_put(struct server *s, struct query *q)
+{
+	if (s->npool >= QUERY_POOL) {
+		query_destroy(q);
+		return;
+	}
+	if (q->pkt_size > PKT_KEEP) {
+		free(q->pkt);
+		q->pkt = NULL;
+		q->pkt_size = 0;
+	}
+	q->next = s->pool;
+	s->pool = q;
+	s->npool++;
+}
+
 static void
 query_unref(struct query *q)
 {
@@ -186,12 +249,10 @@ query_unref(struct query *q)
 		s->queries = q->next;
 	if (q->next)
 		q->next->prev = q->prev;
-	if (q->timo)
-		event_free(q->timo);
+	evtimer_del(q->timo);
 	verdict_finish(&q->v);
-	free(q->pkt);
 	gen_unref(s, q->gen);
-	free(q);
+	query_put(s, q);
 }
 
 /* Causes that are not SERVFAIL (enum srv_cause). */
@@ -478,6 +539,7 @@ strip_answer(struct query *q, const struct config *c)
 		free(q->pkt);
 		q->pkt = st.pkt;
 		q->len = st.len;
+		q->pkt_size = st.len; /* at least */
 		st.pkt = NULL;
 	}
 	dnswire_strip_finish(&st);
@@ -491,7 +553,7 @@ admit_answer(struct query *q)
 {
 	const struct config *c;
 	struct dns_answer ans;
-	struct admit_addr *aa;
+	struct admit_addr aa_stack[AA_STACK], *aa;
 	char text[128];
 
 	/* Answered already (SERVFAIL on timeout): nothing to admit. */
@@ -545,13 +607,15 @@ admit_answer(struct query *q)
 		(ans.naddrs < DL_ADDRS ? ans.naddrs : DL_ADDRS) *
 			sizeof(*q->dl_addrs));
 	/* Each address with the ports of the rules that let it through. */
-	aa = xcalloc(ans.naddrs, sizeof(*aa));
+	aa = ans.naddrs <= AA_STACK ? aa_stack
+				    : xcalloc(ans.naddrs, sizeof(*aa));
 	for (size_t i = 0; i < ans.naddrs; i++) {
 		aa[i].a = ans.addrs[i].a;
 		aa[i].ports = policy_verdict_ports(&q->v,
 			config_addr_class(c, &aa[i].a));
 		if (aa[i].ports == NULL) { /* the guard let it through */
-			free(aa);
+			if (aa != aa_stack)
+				free(aa);
 			dnswire_answer_finish(&ans);
 			reply_error(q, SF_MALFORMED, DNS_R_SERVFAIL, EDE_OTHER,
 				"internal error: an address the policy does "
@@ -561,7 +625,8 @@ admit_answer(struct query *q)
 	}
 	admit_request(q->srv->admit, c, q->vm, q->q.qname, aa, ans.naddrs,
 		q->timeout_s, admit_done, q);
-	free(aa);
+	if (aa != aa_stack)
+		free(aa);
 	dnswire_answer_finish(&ans);
 	return true;
 }
@@ -595,7 +660,11 @@ resolved(struct query *q, int rcode, const uint8_t *pkt, size_t len, int sec,
 			"resolution failed (a failure the resolver cached)");
 		return false;
 	}
-	q->pkt = xcalloc(1, len);
+	if (len > q->pkt_size) {
+		free(q->pkt);
+		q->pkt = xcalloc(1, len);
+		q->pkt_size = len;
+	}
 	memcpy(q->pkt, pkt, len);
 	q->len = len;
 	/* Anything not known to be secure counts as insecure. */
@@ -818,7 +887,7 @@ static void
 query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 {
 	struct server *s = arg;
-	struct query *q = xcalloc(1, sizeof(*q));
+	struct query *q = query_get(s);
 	const struct config *c = s->gen->conf;
 	struct timeval tv = {.tv_sec = QUERY_TIMEOUT_S};
 	const char *over;
@@ -883,12 +952,11 @@ query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 	q->vc->inflight++;
 	s->st.upstream++;
 	q->counted = true;
-	if ((q->timo = evtimer_new(s->base, timo_cb, q)) == NULL)
-		fatalx("VM %s, %s: out of memory for the query's timer",
-			q->vm->name, q->q.qname);
-	evtimer_add(q->timo, &tv);
 	/* The client's CD bit is not passed on: validation is always on.
-	 * For local data the callback runs inside this call. */
+	 * For a cache hit (as for local data) the callback runs inside this
+	 * call, and the query may be answered and done before it returns:
+	 * held until then. */
+	q->refs++;
 	if ((rc = ub_resolve_event(q->gen->ctx, qname_of(q), q->q.qtype,
 		     q->q.qclass, q, resolve_cb, NULL)) != 0) {
 		/* UB_INITFAIL: libunbound could not set up its worker on our
@@ -908,7 +976,12 @@ query_cb(struct fe_client *cl, const uint8_t *pkt, size_t len, void *arg)
 		reply_error(q, SF_UPSTREAM, DNS_R_SERVFAIL, EDE_OTHER,
 			"resolver error");
 		query_unref(q);
+	} else if (q->cl != NULL) {
+		/* Not answered at once: libunbound or admission still has
+		 * it. (A hit answered inside the call never needs a timer.) */
+		evtimer_add(q->timo, &tv);
 	}
+	query_unref(q);
 }
 
 /* ---- life cycle ----------------------------------------------------------- */
@@ -1105,6 +1178,11 @@ server_free(struct server *s)
 		s->retired = g->next;
 		config_free(g->conf);
 		free(g);
+	}
+	while (s->pool) {
+		q = s->pool;
+		s->pool = q->next;
+		query_destroy(q);
 	}
 	event_free(s->reap_ev);
 	event_free(s->sweep_ev);
