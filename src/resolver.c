@@ -1,5 +1,8 @@
 #include "resolver.h"
 
+#include "anscache.h"
+
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,41 @@ forbidden_option(const char *key)
 		if (strcmp(forbidden[i], key) == 0)
 			return true;
 	return false;
+}
+
+size_t
+resolver_msg_cache_bytes(const struct config *c)
+{
+	for (size_t i = 0; i < c->noptions; i++) {
+		const char *v = c->options[i].value;
+		unsigned long long n, mul = 1;
+		char *end;
+
+		if (strcmp(c->options[i].key, "msg-cache-size") != 0)
+			continue;
+		errno = 0;
+		n = strtoull(v, &end, 10);
+		if (errno != 0 || end == v)
+			break;
+		/* unbound's memory sizes: b, k(b), m(b), g(b), any case */
+		switch (*end | 0x20) {
+		case 'k':
+			mul = 1ull << 10;
+			break;
+		case 'm':
+			mul = 1ull << 20;
+			break;
+		case 'g':
+			mul = 1ull << 30;
+			break;
+		default:
+			break;
+		}
+		if (n == 0 || n > (RESOLVER_CACHE_MAX / mul))
+			return n == 0 ? ANSCACHE_BYTES : RESOLVER_CACHE_MAX;
+		return (size_t)(n * mul);
+	}
+	return ANSCACHE_BYTES;
 }
 
 static void

@@ -22,4 +22,11 @@ struct ub_ctx *resolver_ctx_new(const struct config *c, struct diag *d,
  * "" once chrooted there). root must outlive every context. */
 void resolver_use_copies(const char *root);
 
+/* The answer cache's bound: never more than this. */
+#define RESOLVER_CACHE_MAX (1ull << 30)
+/** The bytes the answer cache in front of libunbound may hold: as many as
+ * libunbound's own message cache (`resolver: options: msg-cache-size`,
+ * unbound's size syntax), 4 MiB by default. */
+size_t resolver_msg_cache_bytes(const struct config *c);
+
 #endif

@@ -14,6 +14,7 @@
 #include "frontend.h"
 #include "learn.h"
 #include "log.h"
+#include "resolver.h"
 
 /* The `sec` of ub_resolve_event's callback (unbound-event.h: "0 if
  * insecure, 1 if bogus, 2 if DNSSEC secure"); libunbound names no
@@ -101,7 +102,8 @@ gen_new(struct config *c, struct ub_ctx *ctx, struct anscache *cache)
 
 	g->conf = c;
 	g->ctx = ctx;
-	if (cache == NULL && (cache = anscache_create(ANSCACHE_BYTES)) == NULL)
+	if (cache == NULL &&
+		(cache = anscache_create(resolver_msg_cache_bytes(c))) == NULL)
 		fatalx("out of memory for the answer cache");
 	g->cache = cache;
 	g->refs = 1;

@@ -7,8 +7,10 @@
 
 #include "anscache.h"
 #include "check.h"
+#include "config.h"
 #include "dnswire.h"
 #include "pk.h"
+#include "resolver.h"
 
 #define SECURE 2
 #define INSECURE 0
@@ -217,11 +219,46 @@ test_bound(void)
 	anscache_destroy(c);
 }
 
+/* As large as libunbound's message cache (unbound's size syntax). */
+static void
+test_size(void)
+{
+	static const struct {
+		const char *v;
+		size_t want;
+	} t[] = {
+		{"64m", 64u << 20},
+		{"512k", 512u << 10},
+		{"2G",
+			2ull << 30 > RESOLVER_CACHE_MAX ? RESOLVER_CACHE_MAX
+							: 0},
+		{"1000", 1000},
+		{"1mb", 1u << 20},
+		{"0", ANSCACHE_BYTES},
+		{"x", ANSCACHE_BYTES},
+	};
+	struct config c;
+	struct kv o = {.key = "msg-cache-size"};
+
+	memset(&c, 0, sizeof(c));
+	CHECK(resolver_msg_cache_bytes(&c) == ANSCACHE_BYTES);
+	c.options = &o;
+	c.noptions = 1;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		o.value = (char *)t[i].v;
+		CHECK(resolver_msg_cache_bytes(&c) == t[i].want);
+	}
+	o.key = "rrset-cache-size";
+	o.value = "64m";
+	CHECK(resolver_msg_cache_bytes(&c) == ANSCACHE_BYTES);
+}
+
 int
 main(void)
 {
 	test_countdown();
 	test_what_is_kept();
 	test_bound();
+	test_size();
 	return check_done("anscache");
 }
