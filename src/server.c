@@ -707,8 +707,9 @@ resolve_cb(void *arg, int rcode, void *pkt, int len, int sec, char *why,
 
 /* An answer libunbound gave before, still within its TTLs: the same way
  * as a fresh one (policy, guard, admission: resolved()), counted down
- * by its age; libunbound is not asked, no timer armed. The query's own
- * reference goes here, as resolve_cb's does. */
+ * by its age; libunbound is not asked, and the timer is armed only if
+ * admission still has it. The query's own reference goes here, as
+ * resolve_cb's does. */
 static bool
 from_cache(struct query *q)
 {
@@ -724,8 +725,15 @@ from_cache(struct query *q)
 	s->st.cache_hits++;
 	q->age = age;
 	q->refs++;
-	if (!resolved(q, 0, s->cached, n, sec, NULL))
+	if (!resolved(q, 0, s->cached, n, sec, NULL)) {
 		query_unref(q);
+	} else if (q->cl != NULL) {
+		/* Admission has it: the query's bound holds for it as for an
+		 * answer from libunbound. */
+		struct timeval tv = {.tv_sec = QUERY_TIMEOUT_S};
+
+		evtimer_add(q->timo, &tv);
+	}
 	query_unref(q);
 	return true;
 }
@@ -1178,8 +1186,7 @@ server_free(struct server *s)
 		struct gen *g = s->retired;
 
 		s->retired = g->next;
-		config_free(g->conf);
-		free(g);
+		gen_free(g); /* its context is gone already */
 	}
 	while (s->pool) {
 		q = s->pool;

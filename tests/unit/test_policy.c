@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "nameidx.h"
 #include "policy.h"
 #include "util.h"
 
@@ -225,13 +226,38 @@ test_ttl_cap(void)
 }
 
 static void
+decide_checks(struct vm *vm)
+{
+	struct verdict v;
+
+	policy_decide(vm, "mail.example.com", 0, &v);
+	CHECK(v.allowed && v.require_dnssec && !v.ports.any && v.ports.n == 2);
+	verdict_finish(&v);
+	policy_decide(vm, "www.example.com", 0, &v);
+	CHECK(v.allowed && !v.require_dnssec && v.ports.n == 1);
+	verdict_finish(&v);
+	policy_decide(vm, "example.com", 0, &v);
+	CHECK(!v.allowed);
+	verdict_finish(&v);
+	policy_decide(vm, "x.ads.example.com", 0, &v);
+	CHECK(!v.allowed); /* deny is checked before allow */
+	verdict_finish(&v);
+	vm->default_allow = true;
+	policy_decide(vm, "elsewhere.example.org", 0, &v);
+	CHECK(v.allowed && v.ports.any);
+	verdict_finish(&v);
+	policy_decide(vm, "x.ads.example.com", 0, &v);
+	CHECK(!v.allowed);
+	verdict_finish(&v);
+}
+
+static void
 test_decide(void)
 {
 	struct rule allow[3] = {0}, deny[1] = {0};
 	struct portspec tcp443 = {IPPROTO_TCP, 443, 443};
 	struct portspec tcp993 = {IPPROTO_TCP, 993, 993};
 	struct vm vm = {.allow = allow, .nallow = 3, .deny = deny, .ndeny = 1};
-	struct verdict v;
 	const char *err;
 
 	policy_parse_name("*.example.com", &allow[0].pat, &err);
@@ -245,25 +271,15 @@ test_decide(void)
 	allow[2].ports.any = true;
 	policy_parse_name("*.ads.example.com", &deny[0].pat, &err);
 
-	policy_decide(&vm, "mail.example.com", 0, &v);
-	CHECK(v.allowed && v.require_dnssec && !v.ports.any && v.ports.n == 2);
-	verdict_finish(&v);
-	policy_decide(&vm, "www.example.com", 0, &v);
-	CHECK(v.allowed && !v.require_dnssec && v.ports.n == 1);
-	verdict_finish(&v);
-	policy_decide(&vm, "example.com", 0, &v);
-	CHECK(!v.allowed);
-	verdict_finish(&v);
-	policy_decide(&vm, "x.ads.example.com", 0, &v);
-	CHECK(!v.allowed); /* deny is checked before allow */
-	verdict_finish(&v);
-	vm.default_allow = true;
-	policy_decide(&vm, "elsewhere.example.org", 0, &v);
-	CHECK(v.allowed && v.ports.any);
-	verdict_finish(&v);
-	policy_decide(&vm, "x.ads.example.com", 0, &v);
-	CHECK(!v.allowed);
-	verdict_finish(&v);
+	/* Rule by rule (a VM put together by hand), then through the index
+	 * the loader builds: the same decisions. */
+	for (int indexed = 0; indexed < 2; indexed++) {
+		vm.default_allow = false;
+		if (indexed)
+			policy_vm_index(&vm);
+		decide_checks(&vm);
+	}
+	nameidx_destroy(vm.idx);
 }
 
 static void
