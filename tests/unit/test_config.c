@@ -563,7 +563,12 @@ test_allow_private(void)
 			config_addr_class(at, &a) == ADDR_INTERNAL);
 		config_free(at);
 	}
+	/* The VMs by name, through the index config_index_internal made. */
+	CHECK(c.vm_order != NULL && config_vm(&c, "v") == &vm[1] &&
+		config_vm(&c, vm[0].name) == &vm[0] &&
+		config_vm(&c, "nosuch") == NULL);
 	free(c.internal);
+	free(c.vm_order);
 	vm[1].addrs = NULL;
 	policy_vm_finish(&vm[0]);
 }
