@@ -905,20 +905,21 @@ set_kept(const struct vm *vm, const struct entry *e)
 }
 
 static bool
-pred_set_gone(struct entry *e, void *arg)
+pred_vm_gone(struct entry *e, void *arg)
 {
 	const struct config *c = arg;
 
-	return e->pending == NULL && !set_kept(config_vm(c, e->vs->name), e);
+	return e->pending == NULL && config_vm(c, e->vs->name) == NULL;
 }
 
 void
 admit_retain(struct admit *a, const struct config *c)
 {
-	/* A VM that went, or a ranges set that did, took its elements.
-	 * Entries waiting on a batch stay until it completes; the sweep
-	 * takes them then (their sets are gone from the kernel). */
-	entries_drop(a, pred_set_gone, (void *)c);
+	/* A VM that went took its elements. (Those of a ranges set that
+	 * went are the reload's plan's, which holds them until it is done:
+	 * plan_gone.) Entries waiting on a batch stay until it completes;
+	 * the sweep takes them then (their sets are gone from the kernel). */
+	entries_drop(a, pred_vm_gone, (void *)c);
 }
 
 /* ---- adoption: the shadow from the kernel ---------------------------------- */
