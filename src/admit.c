@@ -1165,22 +1165,27 @@ prune_one(struct admit *a, struct admit_plan *p, struct elems_msgs *m,
 	key_ipaddr(&e->k, &ad);
 	cl = config_addr_class(p->conf, &ad);
 	nv = names_ports(vm, e, cl, &ps);
-	if (e->pending == NULL && !set_kept(vm, e)) {
+	if (e->forever) {
+		/* Gone with its set, or deleted by itself. */
+		if (set_kept(vm, e))
+			plan_del(p, m, e);
+		else
+			plan_gone(p, e);
+		goto out;
+	}
+	/* (One about to expire is left to the sweep, which may take it
+	 * before this plan is done: it is never in the plan.) */
+	if (e->pending != NULL || e->expiry < now + SOON_MS)
+		goto out;
+	if (!set_kept(vm, e)) {
 		/* A range whose set goes with the VM's last range rule:
 		 * the single ports it still has move to the hash. */
 		plan_gone(p, e);
-		if (nv == NAMES_SOME && !e->forever &&
-			e->expiry >= now + SOON_MS && cl != ADDR_RESERVED &&
+		if (nv == NAMES_SOME && cl != ADDR_RESERVED &&
 			cl != ADDR_INTERNAL)
 			recut(a, p, m, vm, e, &ps, now);
 		goto out;
 	}
-	if (e->forever) {
-		plan_del(p, m, e);
-		goto out;
-	}
-	if (e->pending != NULL || e->expiry < now + SOON_MS)
-		goto out;
 	/* No name admits it any more, whatever admitted it: an address
 	 * that became a VM's, or one reserved all along (added by hand). */
 	if (cl == ADDR_RESERVED || cl == ADDR_INTERNAL) {
